@@ -1,0 +1,77 @@
+package ship_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/ship/shiptest"
+)
+
+func TestFilesystemBucketConformance(t *testing.T) {
+	shiptest.BucketConformance(t, func(t *testing.T) ship.Bucket {
+		bkt, err := ship.NewFilesystemBucket(filepath.Join(t.TempDir(), "bucket"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bkt
+	})
+}
+
+func TestFilesystemBucketStaysInsideRoot(t *testing.T) {
+	ctx := t.Context()
+	parent := t.TempDir()
+	root := filepath.Join(parent, "bucket")
+	bkt, err := ship.NewFilesystemBucket(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(parent, "secret"), []byte("s"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"../secret", "a/../../secret", filepath.Join(parent, "secret")} {
+		if rc, err := bkt.Get(ctx, name); err == nil {
+			rc.Close()
+			t.Errorf("Get(%q) read outside the bucket root", name)
+		}
+		if err := bkt.Upload(ctx, name, strings.NewReader("x"), 1); err == nil {
+			t.Errorf("Upload(%q) wrote outside the bucket root", name)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(parent, "secret")); string(got) != "s" {
+		t.Errorf("file outside the root changed to %q", got)
+	}
+}
+
+// A failed upload must leave neither a partial object nor a stray file.
+func TestFilesystemBucketFailedUploadLeavesNothing(t *testing.T) {
+	root := t.TempDir()
+	bkt, err := ship.NewFilesystemBucket(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := bkt.Upload(ctx, "blk/index", strings.NewReader("short"), 100); err == nil {
+		t.Fatal("Upload with a short reader succeeded")
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := bkt.Upload(canceled, "blk/index", strings.NewReader("x"), 1); err == nil {
+		t.Fatal("Upload with a canceled context succeeded")
+	}
+	if ok, err := bkt.Exists(ctx, "blk/index"); ok || err != nil {
+		t.Errorf("Exists after failed uploads = %v, %v", ok, err)
+	}
+	var names []string
+	err = bkt.Iter(ctx, "", func(n string) error { names = append(names, n); return nil }, true)
+	if err != nil || len(names) != 0 {
+		t.Errorf("Iter after failed uploads = %q, %v; want nothing", names, err)
+	}
+	staged, _ := os.ReadDir(filepath.Join(root, ".atoll-uploads"))
+	if len(staged) != 0 {
+		t.Errorf("%d staged files left behind", len(staged))
+	}
+}

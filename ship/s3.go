@@ -1,0 +1,221 @@
+package ship
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// s3Bucket adapts a minio-go client to Bucket. minio-go types and error
+// responses stay inside this file; callers see ErrObjectNotFound.
+type s3Bucket struct {
+	client    *minio.Client
+	transport *http.Transport
+	bucket    string
+	partSize  uint64
+}
+
+func newS3Bucket(cfg S3Config) (*s3Bucket, error) {
+	lookup, err := bucketLookup(cfg.BucketLookupType)
+	if err != nil {
+		return nil, err
+	}
+	transport, err := minio.DefaultTransport(!cfg.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("S3 bucket %q: %w", cfg.Bucket, err)
+	}
+	partSize := cfg.PartSize
+	if partSize == 0 {
+		partSize = defaultPartSize
+	}
+	client, err := minio.New(cfg.Endpoint, &minio.Options{
+		Creds:        s3Credentials(cfg),
+		Secure:       !cfg.Insecure,
+		Region:       cfg.Region,
+		BucketLookup: lookup,
+		Transport:    transport,
+		MaxRetries:   cfg.MaxRetries,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("S3 bucket %q: %w", cfg.Bucket, err)
+	}
+	return &s3Bucket{client: client, transport: transport, bucket: cfg.Bucket, partSize: partSize}, nil
+}
+
+// s3Credentials prefers keys from the config; without them it follows the
+// usual AWS order so that pods with IAM roles need no secrets in config.
+func s3Credentials(cfg S3Config) *credentials.Credentials {
+	if cfg.AccessKey != "" {
+		return credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
+	}
+	return credentials.NewChainCredentials([]credentials.Provider{
+		&credentials.EnvAWS{},
+		&credentials.EnvMinio{},
+		&credentials.FileAWSCredentials{},
+		&credentials.IAM{Client: &http.Client{Transport: http.DefaultTransport}},
+	})
+}
+
+func bucketLookup(s string) (minio.BucketLookupType, error) {
+	switch strings.ToLower(s) {
+	case "", "auto":
+		return minio.BucketLookupAuto, nil
+	case "path":
+		return minio.BucketLookupPath, nil
+	case "virtual-hosted", "virtual-host":
+		return minio.BucketLookupDNS, nil
+	default:
+		return 0, fmt.Errorf("unknown bucket_lookup_type %q (want auto, path or virtual-hosted)", s)
+	}
+}
+
+// classifyS3 wraps err with ErrObjectNotFound when S3 says the key does not
+// exist, and with the operation and name otherwise.
+func classifyS3(op, name string, err error) error {
+	var resp minio.ErrorResponse
+	if errors.As(err, &resp) && (resp.Code == "NoSuchKey" || (resp.StatusCode == http.StatusNotFound && resp.Code != "NoSuchBucket")) {
+		return fmt.Errorf("%s %q: %w", op, name, ErrObjectNotFound)
+	}
+	return fmt.Errorf("%s %q: %w", op, name, err)
+}
+
+func (b *s3Bucket) Name() string { return b.bucket }
+
+func (b *s3Bucket) Close() error {
+	b.transport.CloseIdleConnections()
+	return nil
+}
+
+func (b *s3Bucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	if err := validateObjectName(name); err != nil {
+		return nil, fmt.Errorf("get: %w", err)
+	}
+	return b.get(ctx, "get", name, minio.GetObjectOptions{})
+}
+
+func (b *s3Bucket) GetRange(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
+	if err := validateObjectName(name); err != nil {
+		return nil, fmt.Errorf("get range: %w", err)
+	}
+	if err := validateRange(off, length); err != nil {
+		return nil, fmt.Errorf("get range %q: %w", name, err)
+	}
+	if length == 0 {
+		// S3 has no empty range; check the object exists so a missing one
+		// still reports not found.
+		if _, err := b.Attributes(ctx, name); err != nil {
+			return nil, err
+		}
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	var opts minio.GetObjectOptions
+	switch {
+	case length > 0:
+		if err := opts.SetRange(off, off+length-1); err != nil {
+			return nil, fmt.Errorf("get range %q: %w", name, err)
+		}
+	case off > 0:
+		if err := opts.SetRange(off, 0); err != nil {
+			return nil, fmt.Errorf("get range %q: %w", name, err)
+		}
+	}
+	rc, err := b.get(ctx, "get range", name, opts)
+	var resp minio.ErrorResponse
+	if errors.As(err, &resp) && (resp.Code == "InvalidRange" || resp.StatusCode == http.StatusRequestedRangeNotSatisfiable) {
+		// The offset is at or past the end: there are no bytes to return,
+		// which matches the filesystem bucket.
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	return rc, err
+}
+
+// get starts the download and waits for the response headers, because
+// minio-go defers the request to the first Read and a missing object would
+// otherwise surface as a read error far from the call.
+func (b *s3Bucket) get(ctx context.Context, op, name string, opts minio.GetObjectOptions) (io.ReadCloser, error) {
+	obj, err := b.client.GetObject(ctx, b.bucket, name, opts)
+	if err != nil {
+		return nil, classifyS3(op, name, err)
+	}
+	if _, err := obj.Stat(); err != nil {
+		_ = obj.Close()
+		return nil, classifyS3(op, name, err)
+	}
+	return obj, nil
+}
+
+func (b *s3Bucket) Upload(ctx context.Context, name string, r io.Reader, size int64) error {
+	if err := validateObjectName(name); err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	_, err := b.client.PutObject(ctx, b.bucket, name, r, size, minio.PutObjectOptions{PartSize: b.partSize})
+	if err != nil {
+		return classifyS3("upload", name, err)
+	}
+	return nil
+}
+
+func (b *s3Bucket) Delete(ctx context.Context, name string) error {
+	if err := validateObjectName(name); err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	err := b.client.RemoveObject(ctx, b.bucket, name, minio.RemoveObjectOptions{})
+	if err == nil {
+		return nil
+	}
+	if err := classifyS3("delete", name, err); !IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+func (b *s3Bucket) Iter(ctx context.Context, dir string, f func(string) error, recursive bool) error {
+	if err := validateDirName(dir); err != nil {
+		return fmt.Errorf("iter: %w", err)
+	}
+	prefix := strings.TrimSuffix(dir, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	// Cancel the listing goroutine inside minio-go when f stops early.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for obj := range b.client.ListObjects(ctx, b.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: recursive}) {
+		if obj.Err != nil {
+			return classifyS3("iter", dir, obj.Err)
+		}
+		if obj.Key == prefix {
+			// A "directory marker" object some tools create; not content.
+			continue
+		}
+		if err := f(obj.Key); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+func (b *s3Bucket) Exists(ctx context.Context, name string) (bool, error) {
+	_, err := b.Attributes(ctx, name)
+	if IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (b *s3Bucket) Attributes(ctx context.Context, name string) (ObjectAttributes, error) {
+	if err := validateObjectName(name); err != nil {
+		return ObjectAttributes{}, fmt.Errorf("attributes: %w", err)
+	}
+	info, err := b.client.StatObject(ctx, b.bucket, name, minio.StatObjectOptions{})
+	if err != nil {
+		return ObjectAttributes{}, classifyS3("attributes", name, err)
+	}
+	return ObjectAttributes{Size: info.Size, LastModified: info.LastModified}, nil
+}
