@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"sync/atomic"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+	"google.golang.org/grpc"
+
+	"github.com/atoll-metrics/atoll/ingest"
+	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/tsdbshard"
+)
+
+// allConfig is `atoll all`: remote write, TSDBs and the query API in one
+// process, with defaults that need no flags.
+type allConfig struct {
+	server     serverConfig
+	tsdb       tsdbConfig
+	ingest     ingestConfig
+	query      queryConfig
+	instanceID string
+}
+
+func registerAll(app *kingpin.Application, setups map[string]setupFunc) {
+	cmd := app.Command("all", "Run everything in one process: remote write in, TSDB, PromQL out. Data under --data-dir.")
+	c := &allConfig{}
+	c.server.register(cmd)
+	c.tsdb.register(cmd)
+	c.ingest.register(cmd)
+	c.query.register(cmd)
+	cmd.Flag("ring.instance-id", "Name of this process: the value of its replica label, so replicas sharing a bucket stay apart.").
+		Default(defaultInstanceID()).StringVar(&c.instanceID)
+	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
+		return setupAll(g, logger, reg, c, flagValues(app, cmd))
+	}
+}
+
+func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *allConfig, flags map[string]string) (func(), error) {
+	ready := &readiness{}
+	apiHandler, writeHandler := &lateHandler{}, &lateHandler{}
+
+	mux := newOpsMux(reg, ready)
+	mux.Handle("/api/v1/", apiHandler)
+	mux.Handle("/", uiHandler())
+	if _, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux); err != nil {
+		return nil, err
+	}
+	writeMux := http.NewServeMux()
+	writeMux.Handle("/api/v1/receive", writeHandler)
+	writeMux.Handle("/api/v1/write", writeHandler)
+	if _, err := addHTTPServer(g, logger, "remote-write", c.ingest.address, writeMux); err != nil {
+		return nil, err
+	}
+	grpcServer := grpc.NewServer(grpcServerOptions()...)
+	// The Store API is served from the start; it answers from whatever
+	// TSDBs are open, none until the WAL replay below finishes.
+	var shardsPtr atomic.Pointer[tsdbshard.MultiTSDB]
+	store := querier.NewLocalStore("local", "all", func() []querier.TSDB {
+		if s := shardsPtr.Load(); s != nil {
+			return tenantsAsTSDBs(s)
+		}
+		return nil
+	})
+	querier.RegisterStoreServer(grpcServer, store)
+	if _, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer); err != nil {
+		return nil, err
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	opened := make(chan struct{})
+	g.Add(func() error {
+		shards, err := tsdbshard.Open(c.tsdb.options(c.ingest.replicaLabel, c.instanceID), logger.With("subsystem", "tsdb"), reg)
+		if err != nil {
+			close(opened)
+			return err
+		}
+		shardsPtr.Store(shards)
+		close(opened)
+		router := ingest.NewRouter(shards, ingest.RouterOptions{ReplicationFactor: 1}, logger, reg)
+		writeHandler.set(ingest.NewHandler(router, ingest.HandlerOptions{
+			DefaultTenant: c.ingest.defaultTenant,
+			Body:          c.ingest.bodyLimits(),
+			Ready:         ready.isReady,
+		}, logger.With("subsystem", "ingest"), reg))
+
+		q := querier.New(func() []querier.Store { return []querier.Store{store} }, c.query.options(), logger.With("subsystem", "querier"), reg)
+		apiOpts := c.query.apiOptions(flags)
+		apiOpts.Ready = ready.isReady
+		apiOpts.BuildInfo = buildInfo()
+		apiHandler.set(querier.NewAPI(q, apiOpts, logger.With("subsystem", "api"), reg, reg))
+		ready.set(true)
+		logger.Info("ready", "tenants", len(shards.Tenants()))
+		return shards.Run(ctx)
+	}, func(error) {
+		ready.set(false)
+		cancel()
+	})
+	return func() {
+		<-opened
+		if shards := shardsPtr.Load(); shards != nil {
+			if err := shards.Close(); err != nil {
+				logger.Error("closing TSDBs", "err", err)
+			}
+		}
+	}, nil
+}
+
+// tenantsAsTSDBs lists the open tenant TSDBs for the read path.
+func tenantsAsTSDBs(m *tsdbshard.MultiTSDB) []querier.TSDB {
+	ts := m.Tenants()
+	out := make([]querier.TSDB, len(ts))
+	for i, t := range ts {
+		out[i] = t
+	}
+	return out
+}
+
+func labelsOf(kv ...string) labels.Labels { return labels.FromStrings(kv...) }
+
+func buildInfo() v1.PrometheusVersion {
+	return v1.PrometheusVersion{
+		Version:   buildVersion,
+		Revision:  buildRevision,
+		Branch:    buildBranch,
+		BuildUser: buildUser,
+		BuildDate: buildDate,
+		GoVersion: runtime.Version(),
+	}
+}
+
+// flagValues lists a command's flags and their values for
+// /api/v1/status/flags.
+func flagValues(app *kingpin.Application, cmd *kingpin.CmdClause) map[string]string {
+	out := map[string]string{}
+	for _, f := range app.Model().Flags {
+		out[f.Name] = f.Value.String()
+	}
+	for _, f := range cmd.Model().Flags {
+		out[f.Name] = f.Value.String()
+	}
+	return out
+}

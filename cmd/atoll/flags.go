@@ -1,0 +1,156 @@
+package main
+
+import (
+	"os"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
+	"github.com/prometheus/common/model"
+
+	"github.com/atoll-metrics/atoll/ingest"
+	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/tsdbshard"
+)
+
+// serverConfig is where a component listens.
+type serverConfig struct {
+	httpAddress string
+	grpcAddress string
+}
+
+func (c *serverConfig) register(cmd *kingpin.CmdClause) {
+	cmd.Flag("http-address", "Listen address for the HTTP API, UI, /metrics, /-/healthy and /-/ready.").
+		Default("0.0.0.0:10902").StringVar(&c.httpAddress)
+	cmd.Flag("grpc-address", "Listen address for gRPC: the Store API and writes forwarded between receivers.").
+		Default("0.0.0.0:10901").StringVar(&c.grpcAddress)
+}
+
+// tsdbConfig configures the local TSDBs of a receiver.
+type tsdbConfig struct {
+	dataDir        string
+	blockDuration  model.Duration
+	retention      model.Duration
+	oooWindow      model.Duration
+	maxExemplars   int64
+	walCompression bool
+}
+
+func (c *tsdbConfig) register(cmd *kingpin.CmdClause) {
+	c.blockDuration = model.Duration(2 * time.Hour)
+	c.retention = model.Duration(15 * 24 * time.Hour)
+	cmd.Flag("data-dir", "Directory holding one TSDB (head, WAL, blocks) per tenant.").
+		Default("./data").StringVar(&c.dataDir)
+	cmd.Flag("tsdb.block-duration", "Time span of the blocks cut from the head. 2h in production; minutes are fine for tests.").
+		Default("2h").SetValue(&c.blockDuration)
+	cmd.Flag("tsdb.retention", "How long local blocks are kept. 0 keeps them forever.").
+		Default("15d").SetValue(&c.retention)
+	cmd.Flag("tsdb.out-of-order.time-window", "Accept samples up to this much older than a series' newest one. 0 refuses out-of-order samples.").
+		Default("0s").SetValue(&c.oooWindow)
+	cmd.Flag("tsdb.max-exemplars", "Exemplars kept per tenant. 0 disables exemplar storage.").
+		Default("100000").Int64Var(&c.maxExemplars)
+	cmd.Flag("tsdb.wal-compression", "Compress the WAL with snappy.").
+		Default("true").BoolVar(&c.walCompression)
+}
+
+func (c *tsdbConfig) options(replicaLabel, instanceID string) tsdbshard.Options {
+	o := tsdbshard.DefaultOptions()
+	o.Dir = c.dataDir
+	o.BlockDuration = time.Duration(c.blockDuration)
+	o.Retention = time.Duration(c.retention)
+	o.OutOfOrderTimeWindow = time.Duration(c.oooWindow)
+	o.MaxExemplars = c.maxExemplars
+	o.WALCompression = c.walCompression
+	if replicaLabel != "" {
+		o.ExternalLabels = labelsOf(replicaLabel, instanceID)
+	}
+	return o
+}
+
+// ingestConfig configures the remote-write endpoint.
+type ingestConfig struct {
+	address       string
+	defaultTenant string
+	maxBody       units.Base2Bytes
+	maxDecoded    units.Base2Bytes
+	replicaLabel  string
+}
+
+func (c *ingestConfig) register(cmd *kingpin.CmdClause) {
+	cmd.Flag("remote-write.address", "Listen address for Prometheus remote write (POST /api/v1/receive or /api/v1/write).").
+		Default("0.0.0.0:19291").StringVar(&c.address)
+	cmd.Flag("receive.default-tenant", "Tenant of writes that carry neither a THANOS-TENANT nor an X-Scope-OrgID header.").
+		Default(tsdbshard.DefaultTenant).StringVar(&c.defaultTenant)
+	cmd.Flag("remote-write.max-request-size", "Largest snappy-compressed request body accepted; bigger ones get 413.").
+		Default("16MiB").BytesVar(&c.maxBody)
+	cmd.Flag("remote-write.max-decoded-size", "Largest request body after snappy decoding; bigger ones get 413.").
+		Default("64MiB").BytesVar(&c.maxDecoded)
+	cmd.Flag("receive.replica-label", "External label whose value, the instance id, tells this receiver's copy of a series from other replicas.").
+		Default("receive_replica").StringVar(&c.replicaLabel)
+}
+
+func (c *ingestConfig) bodyLimits() ingest.BodyLimits {
+	return ingest.BodyLimits{MaxCompressedBytes: int(c.maxBody), MaxDecodedBytes: int(c.maxDecoded)}
+}
+
+// queryConfig configures the PromQL querier and its HTTP API.
+type queryConfig struct {
+	replicaLabels   []string
+	allTenants      bool
+	partialResponse bool
+	defaultTenant   string
+	timeout         model.Duration
+	lookbackDelta   model.Duration
+	maxSamples      int
+	storeTimeout    model.Duration
+}
+
+func (c *queryConfig) register(cmd *kingpin.CmdClause) {
+	c.timeout = model.Duration(2 * time.Minute)
+	c.lookbackDelta = model.Duration(5 * time.Minute)
+	cmd.Flag("query.replica-label", "Label telling replicas of a series apart; deduplication removes it and merges the replicas. Repeatable.").
+		Default("receive_replica").StringsVar(&c.replicaLabels)
+	cmd.Flag("query.all-tenants", "Queries without a tenant header read every tenant; series then carry a tenant_id label.").
+		BoolVar(&c.allTenants)
+	cmd.Flag("query.partial-response", "Answer with a warning when a store fails, instead of failing the query. Requests override it with partial_response=.").
+		Default("true").BoolVar(&c.partialResponse)
+	cmd.Flag("query.default-tenant", "Tenant queried when a request carries no tenant header (unless --query.all-tenants).").
+		Default(tsdbshard.DefaultTenant).StringVar(&c.defaultTenant)
+	cmd.Flag("query.timeout", "Longest a query may run.").
+		Default("2m").SetValue(&c.timeout)
+	cmd.Flag("query.lookback-delta", "How far back an instant vector selector looks for a sample.").
+		Default("5m").SetValue(&c.lookbackDelta)
+	cmd.Flag("query.max-samples", "Most samples one query may hold in memory.").
+		Default("50000000").IntVar(&c.maxSamples)
+	cmd.Flag("query.store-timeout", "Longest one store may take to answer; 0 leaves only the query timeout.").
+		Default("0s").SetValue(&c.storeTimeout)
+}
+
+func (c *queryConfig) options() querier.Options {
+	o := querier.DefaultOptions()
+	o.ReplicaLabels = c.replicaLabels
+	o.AllTenants = c.allTenants
+	o.PartialResponse = c.partialResponse
+	o.DefaultTenant = c.defaultTenant
+	o.StoreTimeout = time.Duration(c.storeTimeout)
+	return o
+}
+
+func (c *queryConfig) apiOptions(flags map[string]string) querier.APIOptions {
+	o := querier.DefaultAPIOptions()
+	o.QueryTimeout = time.Duration(c.timeout)
+	o.LookbackDelta = time.Duration(c.lookbackDelta)
+	o.MaxSamples = c.maxSamples
+	o.Flags = flags
+	o.ValidateTenant = tsdbshard.ValidateTenant
+	return o
+}
+
+// defaultInstanceID names this process in the ring and in its replica label.
+func defaultInstanceID() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "atoll"
+	}
+	return h
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+)
+
+// shutdownGrace bounds how long servers wait for requests in flight.
+const shutdownGrace = 15 * time.Second
+
+// readiness is the process's ready state, served at /-/ready and consulted by
+// handlers that must refuse work while starting or stopping.
+type readiness struct{ ready atomic.Bool }
+
+func (r *readiness) set(v bool)    { r.ready.Store(v) }
+func (r *readiness) isReady() bool { return r.ready.Load() }
+
+// lateHandler serves 503 until its handler is set: the listeners start at
+// once, so probes answer while the TSDBs replay their WALs.
+type lateHandler struct {
+	h atomic.Pointer[http.Handler]
+}
+
+func (l *lateHandler) set(h http.Handler) { l.h.Store(&h) }
+
+func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := l.h.Load()
+	if h == nil {
+		http.Error(w, "atoll is starting, retry later", http.StatusServiceUnavailable)
+		return
+	}
+	(*h).ServeHTTP(w, r)
+}
+
+// newOpsMux serves what every component serves: /metrics, /-/healthy,
+// /-/ready and pprof.
+func newOpsMux(reg *prometheus.Registry, ready *readiness) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		Registry:          reg,
+		EnableOpenMetrics: true,
+	})))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "atoll is healthy.\n")
+	})
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.isReady() {
+			http.Error(w, "atoll is not ready.", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "atoll is ready.\n")
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// addHTTPServer listens at once, so a taken port fails the start rather
+// than a later request, and serves h until interrupted.
+func addHTTPServer(g *run.Group, logger *slog.Logger, name, addr string, h http.Handler) (net.Addr, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for %s on %s: %w", name, addr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("listening", "server", name, "address", l.Addr().String())
+	g.Add(func() error {
+		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("%s server: %w", name, err)
+		}
+		return nil
+	}, func(error) {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return l.Addr(), nil
+}
+
+// addGRPCServer listens at once and serves s until interrupted, letting
+// streams in flight finish within the grace period.
+func addGRPCServer(g *run.Group, logger *slog.Logger, addr string, s *grpc.Server) (net.Addr, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for gRPC on %s: %w", addr, err)
+	}
+	logger.Info("listening", "server", "grpc", "address", l.Addr().String())
+	g.Add(func() error {
+		return s.Serve(l)
+	}, func(error) {
+		done := make(chan struct{})
+		go func() {
+			s.GracefulStop()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(shutdownGrace):
+			s.Stop()
+		}
+	})
+	return l.Addr(), nil
+}
+
+// grpcServerOptions size messages for batches of series and chunks.
+func grpcServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(64 << 20),
+		grpc.MaxSendMsgSize(64 << 20),
+	}
+}

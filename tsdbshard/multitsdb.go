@@ -1,0 +1,373 @@
+package tsdbshard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
+)
+
+var (
+	// ErrClosed is returned once the MultiTSDB is closing: the caller should
+	// answer "unavailable" so the client retries elsewhere or later.
+	ErrClosed = errors.New("tsdb is closed")
+	// ErrInvalidTenant is returned for tenant ids that cannot name a directory.
+	ErrInvalidTenant = errors.New("invalid tenant")
+)
+
+// DefaultTenant receives writes that carry no tenant header.
+const DefaultTenant = "default-tenant"
+
+// MaxTenantLength bounds tenant ids; they become directory names and label values.
+const MaxTenantLength = 128
+
+// Options configure every tenant's TSDB. The zero value is not usable; start
+// from DefaultOptions.
+type Options struct {
+	// Dir holds one sub-directory per tenant.
+	Dir string
+	// BlockDuration is how much time a block covers. Blocks are cut from the
+	// head and never compacted locally: the bucket's compactor does that.
+	BlockDuration time.Duration
+	// Retention is how long local blocks are kept. Zero keeps them forever.
+	Retention time.Duration
+	// OutOfOrderTimeWindow accepts samples that much older than a series'
+	// newest one. Zero refuses them.
+	OutOfOrderTimeWindow time.Duration
+	// MaxExemplars is the per-tenant exemplar ring buffer size; 0 disables
+	// exemplar storage.
+	MaxExemplars int64
+	// WALCompression compresses WAL records with snappy.
+	WALCompression bool
+	// ExternalLabels are added to every tenant's external labels, for example
+	// the replica label that tells receivers apart.
+	ExternalLabels labels.Labels
+	// TenantLabel is the external label naming the tenant.
+	TenantLabel string
+	// KeepBlock, when set, is asked before a block past retention is deleted;
+	// returning true keeps it (for example because it is not shipped yet).
+	KeepBlock func(tenant string, id ulid.ULID) bool
+}
+
+// DefaultOptions are what `atoll all` runs with unless told otherwise.
+func DefaultOptions() Options {
+	return Options{
+		Dir:            "data",
+		BlockDuration:  2 * time.Hour,
+		Retention:      15 * 24 * time.Hour,
+		MaxExemplars:   100_000,
+		WALCompression: true,
+		TenantLabel:    "tenant_id",
+	}
+}
+
+// MultiTSDB holds one TSDB per tenant, opened on first use.
+type MultiTSDB struct {
+	opts   Options
+	logger *slog.Logger
+	reg    prometheus.Registerer
+
+	mtx     sync.RWMutex
+	tenants map[string]*Tenant
+	opening map[string]*sync.WaitGroup
+	closed  bool
+
+	tenantsOpened prometheus.Counter
+}
+
+// Open opens every tenant TSDB already present under opts.Dir, replaying
+// their WALs so that data written before a restart is queryable at once.
+func Open(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*MultiTSDB, error) {
+	if opts.BlockDuration <= 0 {
+		return nil, fmt.Errorf("block duration must be positive, got %s", opts.BlockDuration)
+	}
+	if opts.TenantLabel == "" {
+		opts.TenantLabel = "tenant_id"
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &MultiTSDB{
+		opts:    opts,
+		logger:  logger,
+		reg:     reg,
+		tenants: map[string]*Tenant{},
+		opening: map[string]*sync.WaitGroup{},
+		tenantsOpened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "atoll_tsdb_tenants_opened_total",
+			Help: "Tenant TSDBs opened since start, on first write or found on disk.",
+		}),
+	}
+	reg.MustRegister(m.tenantsOpened, &headCollector{m: m})
+
+	entries, err := os.ReadDir(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("read data dir: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() || ValidateTenant(e.Name()) != nil {
+			continue
+		}
+		if _, err := m.Tenant(e.Name()); err != nil {
+			_ = m.Close()
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// ValidateTenant reports whether id is safe as a directory name and label value.
+func ValidateTenant(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty tenant id", ErrInvalidTenant)
+	case len(id) > MaxTenantLength:
+		return fmt.Errorf("%w: tenant id is %d bytes, more than %d", ErrInvalidTenant, len(id), MaxTenantLength)
+	case id == "." || id == "..":
+		return fmt.Errorf("%w: tenant id %q is a relative path", ErrInvalidTenant, id)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: tenant id is not valid UTF-8", ErrInvalidTenant)
+	}
+	for _, r := range id {
+		if r == '/' || r == '\\' || r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%w: tenant id %q contains a path separator or control character", ErrInvalidTenant, id)
+		}
+	}
+	return nil
+}
+
+// Tenant returns the tenant's TSDB, opening (and creating) it on first use.
+// Concurrent first writes for one tenant open it once.
+func (m *MultiTSDB) Tenant(id string) (*Tenant, error) {
+	m.mtx.RLock()
+	t, ok := m.tenants[id]
+	closed := m.closed
+	m.mtx.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if ok {
+		return t, nil
+	}
+	if err := ValidateTenant(id); err != nil {
+		return nil, err
+	}
+
+	m.mtx.Lock()
+	if m.closed {
+		m.mtx.Unlock()
+		return nil, ErrClosed
+	}
+	if t, ok := m.tenants[id]; ok {
+		m.mtx.Unlock()
+		return t, nil
+	}
+	if wg, ok := m.opening[id]; ok {
+		m.mtx.Unlock()
+		wg.Wait()
+		return m.Tenant(id)
+	}
+	wg := &sync.WaitGroup{}
+	wg.Add(1)
+	m.opening[id] = wg
+	m.mtx.Unlock()
+
+	t, err := m.openTenant(id)
+
+	m.mtx.Lock()
+	delete(m.opening, id)
+	if err == nil {
+		if m.closed {
+			_ = t.close()
+			err = ErrClosed
+		} else {
+			m.tenants[id] = t
+		}
+	}
+	m.mtx.Unlock()
+	wg.Done()
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (m *MultiTSDB) openTenant(id string) (*Tenant, error) {
+	start := time.Now()
+	dir := filepath.Join(m.opts.Dir, id)
+	logger := m.logger.With("tenant", id)
+
+	b := labels.NewBuilder(m.opts.ExternalLabels)
+	b.Set(m.opts.TenantLabel, id)
+	t := &Tenant{
+		id:        id,
+		dir:       dir,
+		extLabels: b.Labels(),
+		refs:      newSeriesCache(),
+		metadata:  newMetadataStore(),
+	}
+
+	opts := tsdb.DefaultOptions()
+	blockMs := m.opts.BlockDuration.Milliseconds()
+	// Equal min and max block durations: the head is cut into blocks of one
+	// size and nothing is compacted locally, so every block is shipped as cut
+	// and the bucket compactor owns merging, as Thanos Receive does.
+	opts.MinBlockDuration = blockMs
+	opts.MaxBlockDuration = blockMs
+	opts.RetentionDuration = m.opts.Retention.Milliseconds()
+	opts.OutOfOrderTimeWindow = m.opts.OutOfOrderTimeWindow.Milliseconds()
+	opts.EnableExemplarStorage = m.opts.MaxExemplars > 0
+	opts.MaxExemplars = m.opts.MaxExemplars
+	opts.NoLockfile = false
+	if m.opts.WALCompression {
+		opts.WALCompression = compression.Snappy
+	} else {
+		opts.WALCompression = compression.None
+	}
+	var db *tsdb.DB
+	if keep := m.opts.KeepBlock; keep != nil {
+		opts.BlocksToDelete = func(blocks []*tsdb.Block) map[ulid.ULID]struct{} {
+			deletable := tsdb.DefaultBlocksToDelete(db)(blocks)
+			for id := range deletable {
+				if keep(t.id, id) {
+					delete(deletable, id)
+				}
+			}
+			return deletable
+		}
+	}
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, m.reg)
+	var err error
+	db, err = tsdb.Open(dir, logger, reg, opts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open tsdb of tenant %q: %w", id, err)
+	}
+	t.db = db
+	m.tenantsOpened.Inc()
+	logger.Info("tenant tsdb opened", "dir", dir, "series", db.Head().NumSeries(), "duration", time.Since(start).Round(time.Millisecond))
+	return t, nil
+}
+
+// Tenants returns the open tenants sorted by id.
+func (m *MultiTSDB) Tenants() []*Tenant {
+	m.mtx.RLock()
+	defer m.mtx.RUnlock()
+	out := make([]*Tenant, 0, len(m.tenants))
+	for _, t := range m.tenants {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// Options returns the options the MultiTSDB was opened with.
+func (m *MultiTSDB) Options() Options { return m.opts }
+
+// RotateSeriesCaches drops series-ref cache entries not used since the
+// previous rotation, so series that stopped receiving samples do not pin
+// memory. Run it about once per block duration.
+func (m *MultiTSDB) RotateSeriesCaches() {
+	for _, t := range m.Tenants() {
+		t.refs.rotate()
+	}
+}
+
+// Run rotates the series caches once per block duration until ctx ends.
+func (m *MultiTSDB) Run(ctx context.Context) error {
+	tick := time.NewTicker(m.opts.BlockDuration)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			m.RotateSeriesCaches()
+		}
+	}
+}
+
+// Close closes every tenant TSDB; appends after Close fail with ErrClosed.
+// A second call is harmless.
+func (m *MultiTSDB) Close() error {
+	m.mtx.Lock()
+	if m.closed {
+		m.mtx.Unlock()
+		return nil
+	}
+	m.closed = true
+	opening := make([]*sync.WaitGroup, 0, len(m.opening))
+	for _, wg := range m.opening {
+		opening = append(opening, wg)
+	}
+	m.mtx.Unlock()
+	for _, wg := range opening {
+		wg.Wait()
+	}
+
+	m.mtx.Lock()
+	defer m.mtx.Unlock()
+	var errs []error
+	for id, t := range m.tenants {
+		if err := t.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close tenant %q: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// headCollector reports per-tenant head figures at scrape time, so no
+// goroutine has to keep gauges current.
+type headCollector struct{ m *MultiTSDB }
+
+var (
+	headSeriesDesc = prometheus.NewDesc("atoll_tsdb_head_series",
+		"Series in the tenant's TSDB head.", []string{"tenant"}, nil)
+	headMinTimeDesc = prometheus.NewDesc("atoll_tsdb_head_min_time_seconds",
+		"Oldest sample time in the tenant's head.", []string{"tenant"}, nil)
+	headMaxTimeDesc = prometheus.NewDesc("atoll_tsdb_head_max_time_seconds",
+		"Newest sample time in the tenant's head.", []string{"tenant"}, nil)
+	tenantsDesc = prometheus.NewDesc("atoll_tsdb_tenants",
+		"Tenant TSDBs open on this process.", nil, nil)
+	seriesCacheDesc = prometheus.NewDesc("atoll_tsdb_series_ref_cache_entries",
+		"Label sets whose TSDB series ref the write path remembers.", []string{"tenant"}, nil)
+)
+
+func (c *headCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- headSeriesDesc
+	ch <- headMinTimeDesc
+	ch <- headMaxTimeDesc
+	ch <- tenantsDesc
+	ch <- seriesCacheDesc
+}
+
+func (c *headCollector) Collect(ch chan<- prometheus.Metric) {
+	tenants := c.m.Tenants()
+	ch <- prometheus.MustNewConstMetric(tenantsDesc, prometheus.GaugeValue, float64(len(tenants)))
+	for _, t := range tenants {
+		h := t.db.Head()
+		ch <- prometheus.MustNewConstMetric(headSeriesDesc, prometheus.GaugeValue, float64(h.NumSeries()), t.id)
+		if h.NumSeries() > 0 {
+			ch <- prometheus.MustNewConstMetric(headMinTimeDesc, prometheus.GaugeValue, float64(h.MinTime())/1000, t.id)
+			ch <- prometheus.MustNewConstMetric(headMaxTimeDesc, prometheus.GaugeValue, float64(h.MaxTime())/1000, t.id)
+		}
+		ch <- prometheus.MustNewConstMetric(seriesCacheDesc, prometheus.GaugeValue, float64(t.refs.len()), t.id)
+	}
+}
