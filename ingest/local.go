@@ -1,0 +1,230 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/atoll-metrics/atoll/tsdbshard"
+)
+
+// seriesResult is what happened to the series of one write: the worst
+// outcome and, per refused series, its index into the request and one line
+// on the first refusal.
+type seriesResult struct {
+	outcome   outcome
+	conflicts []uint32
+	invalid   []uint32
+	message   string
+	// stored counts float and histogram samples appended.
+	stored int
+	// refused counts samples not appended, by conflict or invalid input.
+	refused int
+}
+
+func (r *seriesResult) refuse(o outcome, idx uint32, samples int, msg string) {
+	switch o {
+	case outcomeConflict:
+		r.conflicts = append(r.conflicts, idx)
+	case outcomeInvalid:
+		r.invalid = append(r.invalid, idx)
+	}
+	r.refused += samples
+	if o > r.outcome {
+		r.outcome = o
+		r.message = msg
+	} else if r.message == "" {
+		r.message = msg
+	}
+}
+
+// localWriter appends series to this process's tenant TSDBs.
+type localWriter struct {
+	shards *tsdbshard.MultiTSDB
+	pool   sync.Pool // of *appendScratch
+}
+
+// appendScratch is per-request reusable state.
+type appendScratch struct {
+	builder   labels.ScratchBuilder
+	exemplars []exemplar.Exemplar
+}
+
+func newLocalWriter(shards *tsdbshard.MultiTSDB) *localWriter {
+	return &localWriter{shards: shards}
+}
+
+// write appends the series of wr listed in only (all of them when only is
+// nil). A returned error means nothing was stored (the commit failed or the
+// TSDB is closed); otherwise the result tells series by series.
+func (w *localWriter) write(ctx context.Context, tenant string, wr *WriteRequest, only []uint32) (seriesResult, error) {
+	var res seriesResult
+	t, err := w.shards.Tenant(tenant)
+	if err != nil {
+		if errors.Is(err, tsdbshard.ErrInvalidTenant) {
+			return res, err
+		}
+		return res, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	scratch, _ := w.pool.Get().(*appendScratch)
+	if scratch == nil {
+		scratch = &appendScratch{}
+	}
+	defer w.pool.Put(scratch)
+
+	app := t.AppenderV2(ctx)
+	refs := t.SeriesRefs()
+	if only == nil {
+		for i := range wr.Timeseries {
+			w.appendSeries(app, refs, scratch, &wr.Timeseries[i], uint32(i), &res)
+		}
+	} else {
+		for _, i := range only {
+			w.appendSeries(app, refs, scratch, &wr.Timeseries[i], i, &res)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		return seriesResult{}, fmt.Errorf("%w: commit to tenant %q: %w", ErrUnavailable, tenant, err)
+	}
+	for _, m := range wr.Metadata {
+		if len(m.FamilyName) == 0 {
+			continue
+		}
+		t.SetMetadata(string(m.FamilyName), metadata.Metadata{
+			Type: metricTypeOf(m.Type),
+			Unit: string(m.Unit),
+			Help: string(m.Help),
+		})
+	}
+	return res, nil
+}
+
+// appendSeries is the hot path. A series seen before is found in the ref
+// cache by the hash the decoder computed, checked against the stored labels,
+// and appended by ref: no label building, validation or hashing. A new
+// series is validated and its labels copied once, for the head to keep.
+func (w *localWriter) appendSeries(app storage.AppenderV2, refs *tsdbshard.SeriesCache, scratch *appendScratch, ts *TimeSeries, idx uint32, res *seriesResult) {
+	ref, lset, cached := refs.Get(ts.LabelsHash)
+	if cached && !sameLabels(lset, ts.Labels) {
+		cached = false
+	}
+	if !cached || len(ts.Exemplars) > 0 {
+		if err := ValidateSeries(ts); err != nil {
+			res.refuse(outcomeInvalid, idx, len(ts.Samples)+len(ts.Histograms), err.Error())
+			return
+		}
+	}
+	if !cached {
+		lset = ts.BuildLabels(&scratch.builder)
+		ref = 0
+	}
+
+	worst, firstErr, failed := outcomeStored, error(nil), 0
+	note := func(err error) {
+		o := classifyAppendError(err)
+		failed++
+		if o > worst || firstErr == nil {
+			worst = max(worst, o)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	for _, s := range ts.Samples {
+		r, err := app.Append(ref, lset, 0, s.T, s.V, nil, nil, storage.AOptions{})
+		if err != nil {
+			note(err)
+			continue
+		}
+		ref = r
+	}
+	for _, hs := range ts.Histograms {
+		h, fh, err := hs.Decode()
+		if err != nil {
+			note(fmt.Errorf("%w: %w", ErrMalformedRequest, err))
+			worst = max(worst, outcomeInvalid)
+			continue
+		}
+		r, err := app.Append(ref, lset, 0, hs.T, 0, h, fh, storage.AOptions{})
+		if err != nil {
+			note(err)
+			continue
+		}
+		ref = r
+	}
+	if ref != 0 && len(ts.Exemplars) > 0 {
+		w.appendExemplars(app, ref, lset, scratch, ts)
+	}
+	if ref != 0 && !cached {
+		refs.Put(ts.LabelsHash, ref, lset)
+	}
+	res.stored += len(ts.Samples) + len(ts.Histograms) - failed
+	if failed > 0 {
+		if worst == outcomeStored {
+			worst = outcomeInternal
+		}
+		res.refuse(worst, idx, failed, fmt.Sprintf("series %s: %v", LabelsString(ts.Labels), firstErr))
+	}
+}
+
+// appendExemplars stores exemplars best-effort, as Prometheus does: a
+// duplicate or out-of-order exemplar never fails the write of its samples.
+func (w *localWriter) appendExemplars(app storage.AppenderV2, ref storage.SeriesRef, lset labels.Labels, scratch *appendScratch, ts *TimeSeries) {
+	ea, ok := app.(storage.ExemplarAppenderV2)
+	if !ok {
+		return
+	}
+	scratch.exemplars = scratch.exemplars[:0]
+	var b labels.ScratchBuilder
+	for _, e := range ts.Exemplars {
+		scratch.exemplars = append(scratch.exemplars, exemplar.Exemplar{
+			Labels: BuildLabels(&b, e.Labels),
+			Value:  e.V,
+			Ts:     e.T,
+			HasTs:  true,
+		})
+	}
+	// The exemplar storage wants them in time order.
+	sortExemplars(scratch.exemplars)
+	_, _ = ea.AppendExemplars(ref, lset, scratch.exemplars)
+}
+
+func sortExemplars(es []exemplar.Exemplar) {
+	for i := 1; i < len(es); i++ {
+		for j := i; j > 0 && es[j].Ts < es[j-1].Ts; j-- {
+			es[j], es[j-1] = es[j-1], es[j]
+		}
+	}
+}
+
+// sameLabels reports whether the labels the head stored equal the wire
+// labels of a series, guarding the ref cache against hash collisions.
+func sameLabels(lset labels.Labels, wire []Label) bool {
+	if lset.Len() != len(wire) {
+		return false
+	}
+	i, same := 0, true
+	lset.Range(func(l labels.Label) {
+		if same {
+			w := wire[i]
+			same = l.Name == wireUnsafeString(w.Name) && l.Value == wireUnsafeString(w.Value)
+			i++
+		}
+	})
+	return same
+}
+
+// metricTypeOf maps the wire enum to Prometheus's metric type, whose string
+// values are the enum names in lower case.
+func metricTypeOf(t prompb.MetricMetadata_MetricType) model.MetricType {
+	return model.MetricType(strings.ToLower(t.String()))
+}

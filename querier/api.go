@@ -1,0 +1,407 @@
+package querier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"reflect"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/scrape"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/prometheus/prometheus/util/notifications"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+)
+
+// TenantHeaders are read, in order, for the tenant of a request; the first
+// is what Thanos users send, the second what Mimir and Cortex users send.
+var TenantHeaders = []string{"THANOS-TENANT", "X-Scope-OrgID"}
+
+// APIOptions configure the HTTP API.
+type APIOptions struct {
+	// BuildInfo is served at /api/v1/status/buildinfo.
+	BuildInfo v1.PrometheusVersion
+	// Flags are served at /api/v1/status/flags.
+	Flags map[string]string
+	// QueryTimeout bounds one query's evaluation.
+	QueryTimeout time.Duration
+	// LookbackDelta is how far back an instant vector selector looks.
+	LookbackDelta time.Duration
+	// MaxSamples bounds the samples one query may hold in memory.
+	MaxSamples int
+	// ValidateTenant rejects tenant ids that are not allowed.
+	ValidateTenant func(string) error
+	// Ready gates the query endpoints: they answer 503 until it is true.
+	Ready func() bool
+}
+
+// DefaultAPIOptions match Prometheus's own defaults, so answers match.
+func DefaultAPIOptions() APIOptions {
+	return APIOptions{
+		QueryTimeout:  2 * time.Minute,
+		LookbackDelta: 5 * time.Minute,
+		MaxSamples:    50_000_000,
+	}
+}
+
+// API serves the Prometheus HTTP API v1 over a Querier, using Prometheus's
+// own API implementation so answers, JSON shapes and error types are the
+// ones Grafana and Prometheus clients expect.
+type API struct {
+	q       *Querier
+	opts    APIOptions
+	logger  *slog.Logger
+	router  *route.Router
+	started time.Time
+}
+
+// NewAPI builds the API. Mount its handler at /api/v1/.
+func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) *API {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Ready == nil {
+		opts.Ready = func() bool { return true }
+	}
+	engine := promql.NewEngine(promql.EngineOpts{
+		Logger:               logger.With("component", "promql"),
+		Reg:                  reg,
+		MaxSamples:           opts.MaxSamples,
+		Timeout:              opts.QueryTimeout,
+		LookbackDelta:        opts.LookbackDelta,
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+		NoStepSubqueryIntervalFn: func(int64) int64 {
+			return time.Minute.Milliseconds()
+		},
+	})
+	a := &API{q: q, opts: opts, logger: logger, router: route.New(), started: time.Now()}
+	cfg := config.DefaultConfig
+	buildInfo := opts.BuildInfo
+	api := v1.NewAPI(
+		engine,
+		queryableWithoutChunks{q},
+		nil, // no appender: writes arrive on the remote-write listener
+		q,
+		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
+		func(context.Context) v1.TargetRetriever { return noTargets{} },
+		func(context.Context) v1.AlertmanagerRetriever { return noTargets{} },
+		func() config.Config { return cfg },
+		opts.Flags,
+		v1.GlobalURLOptions{},
+		a.readyGate,
+		nil, // TSDB admin and status endpoints are answered by atoll itself
+		"",
+		false,
+		false,
+		0,
+		logger,
+		func(context.Context) v1.RulesRetriever { return noTargets{} },
+		0, 0, 0,
+		false,
+		nil,
+		a.runtimeInfo,
+		&buildInfo,
+		func() []notifications.Notification { return nil },
+		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
+		gatherer,
+		reg,
+		nil,
+		false,
+		nil,
+		false, false, false,
+		opts.LookbackDelta,
+		false,
+		false,
+		overrideStoreUnavailable(),
+		nil,
+		v1.OpenAPIOptions{},
+		nil,
+		false,
+		opts.QueryTimeout,
+	)
+	api.Register(a.router.WithPrefix("/api/v1"))
+	return a
+}
+
+// ServeHTTP serves /api/v1/...
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	o, err := a.requestOptions(r)
+	if err != nil {
+		writeAPIError(w, http.StatusBadRequest, "bad_data", err)
+		return
+	}
+	r = r.WithContext(withQueryOptions(r.Context(), o))
+	switch strings.TrimSuffix(r.URL.Path, "/") {
+	case "/api/v1/metadata":
+		a.metadata(w, r)
+		return
+	case "/api/v1/status/tsdb", "/api/v1/status/tsdb/blocks", "/api/v1/status/walreplay",
+		"/api/v1/admin/tsdb/delete_series", "/api/v1/admin/tsdb/clean_tombstones", "/api/v1/admin/tsdb/snapshot",
+		"/api/v1/read", "/api/v1/write", "/api/v1/otlp/v1/metrics":
+		writeAPIError(w, http.StatusNotFound, "not_found", fmt.Errorf("%s is not served by the atoll query API", r.URL.Path))
+		return
+	}
+	a.router.ServeHTTP(w, r)
+}
+
+// requestOptions reads the tenant header and the Thanos-style query
+// parameters that PromQL itself does not know.
+func (a *API) requestOptions(r *http.Request) (queryOptions, error) {
+	o := queryOptions{dedup: true, partialResponse: a.q.opts.PartialResponse}
+	tenant := ""
+	for _, h := range TenantHeaders {
+		if v := r.Header.Get(h); v != "" {
+			tenant = v
+			break
+		}
+	}
+	switch {
+	case tenant != "":
+		if a.opts.ValidateTenant != nil {
+			if err := a.opts.ValidateTenant(tenant); err != nil {
+				return o, err
+			}
+		}
+		o.tenant = tenant
+	case a.q.opts.AllTenants:
+		o.tenant = ""
+	default:
+		o.tenant = a.q.opts.DefaultTenant
+	}
+	if err := r.ParseForm(); err != nil {
+		return o, fmt.Errorf("parse form: %w", err)
+	}
+	if v := r.Form.Get("dedup"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, fmt.Errorf("invalid dedup parameter %q: %w", v, err)
+		}
+		o.dedup = b
+	}
+	if v := r.Form.Get("partial_response"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, fmt.Errorf("invalid partial_response parameter %q: %w", v, err)
+		}
+		o.partialResponse = b
+	}
+	if v := r.Form.Get("max_source_resolution"); v != "" {
+		if v == "auto" {
+			o.autoResolution = true
+		} else {
+			d, err := model.ParseDuration(v)
+			if err != nil {
+				return o, fmt.Errorf("invalid max_source_resolution parameter %q: want 0s, 5m, 1h or auto", v)
+			}
+			o.maxResolution = time.Duration(d).Milliseconds()
+		}
+	}
+	return o, nil
+}
+
+func (a *API) readyGate(f http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !a.opts.Ready() {
+			writeAPIError(w, http.StatusServiceUnavailable, "unavailable", errors.New("atoll is starting or stopping"))
+			return
+		}
+		f(w, r)
+	}
+}
+
+// overrideStoreUnavailable answers 503 when stores were unreachable and
+// partial responses were not allowed, so clients retry rather than give up.
+// The API's hook takes an unexported parameter type, so the function is
+// built by reflection rather than declared.
+func overrideStoreUnavailable() v1.OverrideErrorCode {
+	t := reflect.TypeOf(v1.OverrideErrorCode(nil))
+	fn := reflect.MakeFunc(t, func(args []reflect.Value) []reflect.Value {
+		err, _ := args[1].Interface().(error)
+		if errors.Is(err, ErrStoreUnavailable) {
+			return []reflect.Value{reflect.ValueOf(http.StatusServiceUnavailable), reflect.ValueOf(true)}
+		}
+		return []reflect.Value{reflect.ValueOf(0), reflect.ValueOf(false)}
+	})
+	return fn.Interface().(v1.OverrideErrorCode)
+}
+
+func (a *API) runtimeInfo() (v1.RuntimeInfo, error) {
+	cwd, _ := os.Getwd()
+	return v1.RuntimeInfo{
+		StartTime:      a.started,
+		CWD:            cwd,
+		GoroutineCount: runtime.NumGoroutine(),
+		GOMAXPROCS:     runtime.GOMAXPROCS(0),
+		GOGC:           os.Getenv("GOGC"),
+		GODEBUG:        os.Getenv("GODEBUG"),
+	}, nil
+}
+
+// metadata serves /api/v1/metadata from the metadata remote-write clients
+// sent, in Prometheus's response shape.
+func (a *API) metadata(w http.ResponseWriter, r *http.Request) {
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		writeAPIError(w, http.StatusBadRequest, "bad_data", err)
+		return
+	}
+	perMetric, err := intParam(r, "limit_per_metric")
+	if err != nil {
+		writeAPIError(w, http.StatusBadRequest, "bad_data", err)
+		return
+	}
+	res, warns, err := a.q.Metadata(r.Context(), r.Form.Get("metric"), limit)
+	if err != nil {
+		code, typ := http.StatusUnprocessableEntity, "execution"
+		if errors.Is(err, ErrStoreUnavailable) {
+			code, typ = http.StatusServiceUnavailable, "unavailable"
+		}
+		writeAPIError(w, code, typ, err)
+		return
+	}
+	if perMetric > 0 {
+		for k, v := range res {
+			if len(v) > perMetric {
+				res[k] = v[:perMetric]
+			}
+		}
+	}
+	writeAPIData(w, res, warns)
+}
+
+func intParam(r *http.Request, name string) (int, error) {
+	v := r.FormValue(name)
+	if v == "" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("invalid %s parameter %q: %w", name, v, err)
+	}
+	return n, nil
+}
+
+// Metadata gathers metric metadata from every store for the request's
+// tenant.
+func (q *Querier) Metadata(ctx context.Context, metric string, limit int) (map[string][]metadata.Metadata, []string, error) {
+	o := q.optionsFrom(ctx)
+	ms := q.scope(o, nil)
+	req := &MetadataRequest{Metric: metric, Limit: limit, Matchers: ms}
+	var (
+		mtx     sync.Mutex
+		results []map[string][]metadata.Metadata
+	)
+	warns, err := q.fanOut(ctx, "metadata", o, math.MinInt64, math.MaxInt64, ms, func(ctx context.Context, s Store) (annotations.Annotations, error) {
+		m, err := s.Metadata(ctx, req)
+		if err == nil {
+			mtx.Lock()
+			results = append(results, m)
+			mtx.Unlock()
+		}
+		return nil, err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	out := map[string][]metadata.Metadata{}
+	for _, m := range results {
+		for name, list := range m {
+			for _, md := range list {
+				if !containsMetadata(out[name], md) {
+					out[name] = append(out[name], md)
+				}
+			}
+		}
+	}
+	if limit > 0 && len(out) > limit {
+		// Keep a stable choice of metrics when cutting.
+		names := make([]string, 0, len(out))
+		for n := range out {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names[limit:] {
+			delete(out, n)
+		}
+	}
+	return out, warningStrings(warns), nil
+}
+
+func containsMetadata(list []metadata.Metadata, m metadata.Metadata) bool {
+	for _, x := range list {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// writeAPIData writes a success response in the Prometheus API envelope.
+func writeAPIData(w http.ResponseWriter, data any, warnings []string) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(struct {
+		Status   string   `json:"status"`
+		Data     any      `json:"data"`
+		Warnings []string `json:"warnings,omitempty"`
+	}{"success", data, warnings})
+}
+
+// writeAPIError writes an error in the Prometheus API envelope.
+func writeAPIError(w http.ResponseWriter, code int, typ string, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(struct {
+		Status    string `json:"status"`
+		ErrorType string `json:"errorType"`
+		Error     string `json:"error"`
+	}{"error", typ, err.Error()})
+}
+
+// queryableWithoutChunks gives the API the storage.SampleAndChunkQueryable
+// it asks for; chunks are only used by remote read, which atoll does not
+// serve on the query API.
+type queryableWithoutChunks struct{ q *Querier }
+
+func (w queryableWithoutChunks) Querier(mint, maxt int64) (storage.Querier, error) {
+	return w.q.Querier(mint, maxt)
+}
+
+func (queryableWithoutChunks) ChunkQuerier(int64, int64) (storage.ChunkQuerier, error) {
+	return nil, errors.New("remote read is not served by atoll")
+}
+
+// noTargets answers the API's questions about scraping, alerting and rules:
+// atoll does none of them, so every list is empty.
+type noTargets struct{}
+
+func (noTargets) ScrapePools() []string                       { return nil }
+func (noTargets) TargetsActive() map[string][]*scrape.Target  { return nil }
+func (noTargets) TargetsDropped() map[string][]*scrape.Target { return nil }
+func (noTargets) TargetsDroppedCounts() map[string]int        { return nil }
+func (noTargets) Alertmanagers() []*url.URL                   { return nil }
+func (noTargets) DroppedAlertmanagers() []*url.URL            { return nil }
+func (noTargets) RuleGroups() []*rules.Group                  { return nil }
+func (noTargets) AlertingRules() []*rules.AlertingRule        { return nil }
+func (noTargets) ScrapePoolConfig(string) (*config.ScrapeConfig, error) {
+	return nil, errors.New("atoll does not scrape")
+}

@@ -1,0 +1,63 @@
+package querier
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/prometheus/storage"
+)
+
+// queryOptions are the per-request choices a query carries from the HTTP
+// layer down to Select, where the PromQL engine gives no other channel.
+type queryOptions struct {
+	// tenant scopes the query to one tenant; empty means every tenant,
+	// with series keeping their tenant label.
+	tenant string
+	// dedup merges replicas; off, every replica's series is returned.
+	dedup bool
+	// partialResponse turns store failures into warnings.
+	partialResponse bool
+	// maxResolution is the coarsest downsampled resolution accepted, in
+	// milliseconds; autoResolution picks one from the query step.
+	maxResolution  int64
+	autoResolution bool
+}
+
+type queryOptionsKey struct{}
+
+func withQueryOptions(ctx context.Context, o queryOptions) context.Context {
+	return context.WithValue(ctx, queryOptionsKey{}, o)
+}
+
+// optionsFrom returns the request's options, or the querier's defaults for
+// calls that did not come through the HTTP API (rule evaluation, tests).
+func (q *Querier) optionsFrom(ctx context.Context) queryOptions {
+	if o, ok := ctx.Value(queryOptionsKey{}).(queryOptions); ok {
+		return o
+	}
+	return queryOptions{
+		tenant:          q.opts.DefaultTenant,
+		dedup:           true,
+		partialResponse: q.opts.PartialResponse,
+	}
+}
+
+// resolutionFor is the coarsest downsampling resolution a Select may read.
+// With auto, it is the coarsest whose windows still fit the query step
+// several times over, so every step sees whole aggregates.
+func (o queryOptions) resolutionFor(hints *storage.SelectHints) int64 {
+	if !o.autoResolution {
+		return o.maxResolution
+	}
+	if hints == nil || hints.Step <= 0 {
+		return 0
+	}
+	const fitsSteps = 5
+	switch step := hints.Step; {
+	case step >= fitsSteps*time.Hour.Milliseconds():
+		return time.Hour.Milliseconds()
+	case step >= fitsSteps*(5*time.Minute).Milliseconds():
+		return (5 * time.Minute).Milliseconds()
+	}
+	return 0
+}
