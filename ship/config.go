@@ -204,8 +204,9 @@ func (c S3Config) validate() error {
 
 // NewBucket builds the configured bucket and records
 // atoll_bucket_operations_total, atoll_bucket_operation_failures_total and
-// atoll_bucket_operation_duration_seconds on reg (which may be nil). To keep
-// two buckets apart on one registry, wrap reg with a constant label.
+// atoll_bucket_operation_duration_seconds on reg (which may be nil).
+// Buckets sharing a registry each need reg wrapped with a distinct constant
+// label (prometheus.WrapRegistererWith); a second plain registration fails.
 func NewBucket(cfg BucketConfig, logger *slog.Logger, reg prometheus.Registerer) (Bucket, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // stagingDir holds uploads in flight inside a filesystem bucket. It lives in
@@ -39,7 +40,28 @@ func NewFilesystemBucket(dir string) (Bucket, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("filesystem bucket: %w", err)
 	}
+	removeStaleUploads(filepath.Join(abs, stagingDir), time.Now().Add(-staleUploadAge))
 	return &filesystemBucket{root: abs}, nil
+}
+
+// staleUploadAge is how old a staged file must be before it is taken for
+// the leftover of an upload interrupted by a crash. It is generous because
+// another process may share the bucket directory and be mid-upload.
+const staleUploadAge = 24 * time.Hour
+
+// removeStaleUploads deletes staged files last written before cutoff, so
+// crashes do not leak disk space. Errors are ignored: the files only cost
+// space and the next start tries again.
+func removeStaleUploads(dir string, cutoff time.Time) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 func (b *filesystemBucket) Name() string { return b.root }

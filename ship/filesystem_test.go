@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/atoll-metrics/atoll/ship"
 	"github.com/atoll-metrics/atoll/ship/shiptest"
@@ -73,5 +74,34 @@ func TestFilesystemBucketFailedUploadLeavesNothing(t *testing.T) {
 	staged, _ := os.ReadDir(filepath.Join(root, ".atoll-uploads"))
 	if len(staged) != 0 {
 		t.Errorf("%d staged files left behind", len(staged))
+	}
+}
+
+// Crashes leave staged uploads behind; reopening the bucket clears old ones
+// and keeps recent ones, which may belong to another live process.
+func TestFilesystemBucketRemovesStaleUploads(t *testing.T) {
+	root := t.TempDir()
+	staging := filepath.Join(root, ".atoll-uploads")
+	if err := os.MkdirAll(staging, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old, recent := filepath.Join(staging, "upload-old"), filepath.Join(staging, "upload-recent")
+	for _, p := range []string{old, recent} {
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	longAgo := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(old, longAgo, longAgo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ship.NewFilesystemBucket(root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("stale staged upload survived: %v", err)
+	}
+	if _, err := os.Stat(recent); err != nil {
+		t.Errorf("recent staged upload removed: %v", err)
 	}
 }

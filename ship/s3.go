@@ -183,10 +183,11 @@ func (b *s3Bucket) Iter(ctx context.Context, dir string, f func(string) error, r
 	if prefix != "" {
 		prefix += "/"
 	}
-	// Cancel the listing goroutine inside minio-go when f stops early.
+	// minio-go asks for the context to be canceled when iteration stops
+	// early, so the listing releases its response.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for obj := range b.client.ListObjects(ctx, b.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: recursive}) {
+	for obj := range b.client.ListObjectsIter(ctx, b.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: recursive}) {
 		if obj.Err != nil {
 			return classifyS3("iter", dir, obj.Err)
 		}

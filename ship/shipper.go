@@ -68,9 +68,11 @@ func WithUploadConcurrency(n int) ShipperOption {
 // is lost, a block whose meta.json is already in the bucket counts as shipped
 // and is not uploaded again.
 //
-// Only blocks as cut from the head (compaction level 1) are shipped: the
-// owner of the TSDB is expected to disable local compaction, which the
-// compactor does on the bucket instead.
+// Only blocks as cut from the head (compaction level 1) with samples are
+// shipped: the owner of the TSDB is expected to disable local compaction
+// (MinBlockDuration == MaxBlockDuration), which the compactor does on the
+// bucket instead. Blocks without samples never appear in Shipped and hold no
+// data to lose.
 type Shipper struct {
 	bkt    Bucket
 	dir    string
@@ -90,8 +92,10 @@ type Shipper struct {
 // NewShipper returns a Shipper for the TSDB directory dir. It registers
 // atoll_shipper_uploads_total, atoll_shipper_upload_failures_total and
 // atoll_shipper_last_successful_upload_time_seconds on reg (which may be
-// nil); one registry serves several shippers when each gets reg wrapped with
-// its own label (e.g. tenant).
+// nil); shippers sharing a registry each need reg wrapped with a distinct
+// constant label, e.g. tenant (prometheus.WrapRegistererWith).
+//
+// The state file is read here; Shipped is meaningful before the first Sync.
 func NewShipper(bkt Bucket, dir string, logger *slog.Logger, reg prometheus.Registerer, opts ...ShipperOption) (*Shipper, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
