@@ -1,0 +1,613 @@
+// Command ingestbench compares the remote-write ingest cost of Atoll,
+// Prometheus and VictoriaMetrics on this machine.
+//
+// For each receiver, one at a time and each alone, it starts a fresh
+// instance on free loopback ports with an empty data directory, runs the
+// loadgen command against it (warm-up rounds that create the series, then
+// steady rounds), checks that every series arrived, and stops it. A second
+// fresh instance gets a larger number of series and reports its resident
+// memory once the load stops. With -profile-out, a last Atoll instance is
+// profiled under the steady load. The headline is samples per CPU-second of
+// the receiver in the steady rounds, which does not depend on how much of
+// the shared CPUs the load generator took.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/atoll-metrics/atoll/bench/procstat"
+)
+
+type config struct {
+	atoll, prometheus, victoriaMetrics string
+	loadgen                            string
+	targets                            string
+	series, warmupRounds, rounds       int
+	batch, concurrency                 int
+	rssSeries, rssRounds               int
+	settle                             time.Duration
+	profileOut                         string
+	profileSeconds                     int
+	profileRounds                      int
+	jsonOut                            string
+	keep                               bool
+	timeout                            time.Duration
+	waitIdle                           time.Duration
+	idleBusy                           float64
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.atoll, "atoll", "bin/atoll", "Atoll binary.")
+	flag.StringVar(&c.prometheus, "prometheus", "prometheus", "Prometheus binary.")
+	flag.StringVar(&c.victoriaMetrics, "victoria-metrics", "victoria-metrics", "VictoriaMetrics single-node binary.")
+	flag.StringVar(&c.loadgen, "loadgen", "bin/loadgen", "loadgen binary.")
+	flag.StringVar(&c.targets, "targets", "prometheus,atoll,victoriametrics", "Receivers to measure, in order.")
+	flag.IntVar(&c.series, "series", 100_000, "Series in the throughput run.")
+	flag.IntVar(&c.warmupRounds, "warmup-rounds", 1, "Rounds that create the series in the throughput run.")
+	flag.IntVar(&c.rounds, "rounds", 30, "Steady rounds in the throughput run.")
+	flag.IntVar(&c.batch, "batch", 2000, "Samples per request.")
+	flag.IntVar(&c.concurrency, "concurrency", 4, "Requests in flight at once.")
+	flag.IntVar(&c.rssSeries, "rss-series", 1_000_000, "Series in the memory run; 0 skips it.")
+	flag.IntVar(&c.rssRounds, "rss-rounds", 3, "Rounds in the memory run, the first creating the series.")
+	flag.DurationVar(&c.settle, "settle", 10*time.Second, "Wait after the memory run's load before reading resident memory.")
+	flag.StringVar(&c.profileOut, "profile-out", "", "Write a CPU profile of Atoll under the steady load here; empty skips the profiling run.")
+	flag.IntVar(&c.profileSeconds, "profile-seconds", 20, "Length of the CPU profile.")
+	flag.IntVar(&c.profileRounds, "profile-rounds", 60, "Steady rounds in the profiling run; enough to outlast -profile-seconds.")
+	flag.StringVar(&c.jsonOut, "json-out", "", "Also write every measurement as JSON here.")
+	flag.BoolVar(&c.keep, "keep", false, "Keep data directories and logs.")
+	flag.DurationVar(&c.timeout, "timeout", 30*time.Minute, "Give up after this long.")
+	flag.DurationVar(&c.waitIdle, "wait-idle", time.Minute, "Before each instance, wait up to this long for other work on the machine to calm down.")
+	flag.Float64Var(&c.idleBusy, "idle-busy", 0.15, "The machine counts as calm when less than this fraction of its CPU is busy.")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	if err := run(ctx, c); err != nil {
+		fmt.Fprintln(os.Stderr, "ingestbench:", err)
+		os.Exit(1)
+	}
+}
+
+// loadResult mirrors the JSON loadgen prints.
+type loadResult struct {
+	Series          int     `json:"series"`
+	Metrics         int     `json:"metric_names"`
+	AvgLabelBytes   float64 `json:"avg_label_bytes"`
+	CompressedBytes int64   `json:"compressed_bytes"`
+	LastTimestamp   int64   `json:"last_timestamp_ms"`
+	Phases          []phase `json:"phases"`
+	RSSBytes        int64   `json:"rss_bytes"`
+	PeakRSSBytes    int64   `json:"peak_rss_bytes"`
+}
+
+type phase struct {
+	Name            string         `json:"name"`
+	Rounds          int            `json:"rounds"`
+	Requests        int            `json:"requests"`
+	SamplesSent     int            `json:"samples_sent"`
+	SamplesAccepted int            `json:"samples_accepted"`
+	Status          map[string]int `json:"status"`
+	FirstError      string         `json:"first_error"`
+	Wall            float64        `json:"wall_seconds"`
+	TargetCPU       float64        `json:"target_cpu_seconds"`
+	LoadgenCPU      float64        `json:"loadgen_cpu_seconds"`
+	OtherCPU        float64        `json:"other_cpu_seconds"`
+	SamplesPerSec   float64        `json:"samples_per_second"`
+	SamplesPerCPU   float64        `json:"samples_per_cpu_second"`
+}
+
+func (p phase) errors() int {
+	n := 0
+	for k, v := range p.Status {
+		if len(k) != 3 || k[0] != '2' {
+			n += v
+		}
+	}
+	return n
+}
+
+// instanceResult is one instance's measurements.
+type instanceResult struct {
+	Load        loadResult `json:"load"`
+	SeriesFound int        `json:"series_found"` // -1 when the check failed
+	LoadAvg     string     `json:"loadavg_before"`
+}
+
+// targetResult is everything measured for one receiver.
+type targetResult struct {
+	Target     string          `json:"target"`
+	Throughput *instanceResult `json:"throughput,omitempty"`
+	Memory     *instanceResult `json:"memory,omitempty"`
+}
+
+func run(ctx context.Context, c config) error {
+	all := map[string]target{
+		"atoll":           atollTarget(c.atoll),
+		"prometheus":      prometheusTarget(c.prometheus),
+		"victoriametrics": victoriaMetricsTarget(c.victoriaMetrics),
+	}
+	var order []target
+	for _, name := range strings.Split(c.targets, ",") {
+		t, ok := all[strings.TrimSpace(name)]
+		if !ok {
+			return fmt.Errorf("unknown target %q", name)
+		}
+		path, err := exec.LookPath(t.bin)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		t.bin = path
+		order = append(order, t)
+	}
+	if _, err := exec.LookPath(c.loadgen); err != nil {
+		return fmt.Errorf("loadgen: %w", err)
+	}
+	work, err := os.MkdirTemp("", "atoll-ingestbench-")
+	if err != nil {
+		return err
+	}
+	failed := true
+	defer func() {
+		if c.keep || failed {
+			logf("data and logs kept in %s", work)
+			return
+		}
+		os.RemoveAll(work)
+	}()
+	b := &bench{c: c, work: work}
+
+	var results []targetResult
+	for _, t := range order {
+		tr := targetResult{Target: t.name}
+		logf("=== %s: throughput, %d series, %d warm-up + %d steady rounds", t.name, c.series, c.warmupRounds, c.rounds)
+		r, err := b.instance(ctx, t, true, func(endpoints) []string {
+			return []string{
+				"-series=" + strconv.Itoa(c.series),
+				"-warmup-rounds=" + strconv.Itoa(c.warmupRounds),
+				"-rounds=" + strconv.Itoa(c.rounds),
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("%s throughput: %w", t.name, err)
+		}
+		tr.Throughput = r
+		if c.rssSeries > 0 {
+			logf("=== %s: memory, %d series, %d rounds", t.name, c.rssSeries, c.rssRounds)
+			r, err := b.instance(ctx, t, false, func(endpoints) []string {
+				return []string{
+					"-series=" + strconv.Itoa(c.rssSeries),
+					"-warmup-rounds=1",
+					"-rounds=" + strconv.Itoa(c.rssRounds-1),
+					"-settle=" + c.settle.String(),
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("%s memory: %w", t.name, err)
+			}
+			tr.Memory = r
+		}
+		results = append(results, tr)
+	}
+
+	printReport(os.Stdout, c, results)
+
+	if c.jsonOut != "" {
+		out, err := json.MarshalIndent(results, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(c.jsonOut, out, 0o644); err != nil {
+			return err
+		}
+	}
+
+	if c.profileOut != "" {
+		if err := b.profileAtoll(ctx, all["atoll"]); err != nil {
+			return fmt.Errorf("profiling atoll: %w", err)
+		}
+	}
+	failed = false
+	return nil
+}
+
+type bench struct {
+	c    config
+	work string
+	n    int
+}
+
+// instance runs one fresh instance of t under the load that loadArgs
+// describes, and stops it.
+func (b *bench) instance(ctx context.Context, t target, check bool, loadArgs func(endpoints) []string) (*instanceResult, error) {
+	b.waitIdle(ctx)
+	b.n++
+	dir := filepath.Join(b.work, fmt.Sprintf("%02d-%s", b.n, t.name))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	args, ep, err := t.start(dir)
+	if err != nil {
+		return nil, err
+	}
+	logPath := dir + ".log"
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+
+	cmd := exec.Command(t.bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+
+	if err := waitReady(ctx, ep.ready, exited); err != nil {
+		return nil, fmt.Errorf("%w (log: %s)", err, logPath)
+	}
+	res := &instanceResult{LoadAvg: loadAvg(), SeriesFound: -1}
+
+	largs := append([]string{
+		"-url=" + ep.write,
+		"-pid=" + strconv.Itoa(cmd.Process.Pid),
+		"-batch=" + strconv.Itoa(b.c.batch),
+		"-concurrency=" + strconv.Itoa(b.c.concurrency),
+		"-json",
+	}, loadArgs(ep)...)
+	lg := exec.CommandContext(ctx, b.c.loadgen, largs...)
+	lg.Stderr = os.Stderr
+	out, err := lg.Output()
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: %w (target log: %s)", err, logPath)
+	}
+	if err := json.Unmarshal(out, &res.Load); err != nil {
+		return nil, fmt.Errorf("reading loadgen output: %w", err)
+	}
+	select {
+	case err := <-exited:
+		stopped = true
+		return nil, fmt.Errorf("%s exited during the load: %v (log: %s)", t.name, err, logPath)
+	default:
+	}
+
+	if check {
+		n, err := countSeries(ctx, ep, res.Load.LastTimestamp)
+		if err != nil {
+			logf("%s: counting series: %v", t.name, err)
+		} else {
+			res.SeriesFound = n
+			logf("%s: %d of %d series queryable", t.name, n, res.Load.Series)
+		}
+	}
+
+	t0 := time.Now()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(2 * time.Minute):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	stopped = true
+	logf("%s stopped in %.1fs", t.name, time.Since(t0).Seconds())
+	if !b.c.keep {
+		os.RemoveAll(dir)
+	}
+	return res, nil
+}
+
+// waitIdle waits, up to -wait-idle, until other processes leave the CPUs
+// mostly idle, so they do not skew the next measurement.
+func (b *bench) waitIdle(ctx context.Context) {
+	deadline := time.Now().Add(b.c.waitIdle)
+	for {
+		busy, err := procstat.MachineBusy(time.Second)
+		if err != nil || busy < b.c.idleBusy {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			logf("machine still %.0f%% busy with other work after %v; measuring anyway (see others' CPU s)", busy*100, b.c.waitIdle)
+			return
+		}
+	}
+}
+
+// profileAtoll profiles a fresh Atoll instance through the steady rounds.
+func (b *bench) profileAtoll(ctx context.Context, t target) error {
+	path, err := exec.LookPath(t.bin)
+	if err != nil {
+		return err
+	}
+	t.bin = path
+	out, err := filepath.Abs(b.c.profileOut)
+	if err != nil {
+		return err
+	}
+	logf("=== atoll: CPU profile of %ds over %d steady rounds of %d series", b.c.profileSeconds, b.c.profileRounds, b.c.series)
+	if _, err := b.instance(ctx, t, false, func(ep endpoints) []string {
+		return []string{
+			"-series=" + strconv.Itoa(b.c.series),
+			"-warmup-rounds=" + strconv.Itoa(b.c.warmupRounds),
+			"-rounds=" + strconv.Itoa(b.c.profileRounds),
+			"-profile-url=" + ep.profile + "?seconds=" + strconv.Itoa(b.c.profileSeconds),
+			"-profile-out=" + out,
+		}
+	}); err != nil {
+		return err
+	}
+	for _, mode := range []string{"-top", "-top -cum"} {
+		args := append([]string{"tool", "pprof"}, strings.Fields(mode)...)
+		args = append(args, "-nodecount=20", t.bin, out)
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		fmt.Printf("\n== atoll CPU profile (go tool pprof %s) ==\n", mode)
+		if err := cmd.Run(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitReady polls url until it answers 200, the process exits or two
+// minutes pass.
+func waitReady(ctx context.Context, url string, exited <-chan error) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("exited before ready: %v", err)
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %w", url, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// countSeries asks the target how many series have a sample at ts (Unix
+// milliseconds), to catch a receiver that answers 2xx but drops data.
+func countSeries(ctx context.Context, ep endpoints, ts int64) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if ep.flush != "" {
+		if err := get(ctx, ep.flush, nil); err != nil {
+			return 0, err
+		}
+	}
+	q := url.Values{
+		"query": {`count({__name__=~".+"})`},
+		"time":  {strconv.FormatFloat(float64(ts)/1000, 'f', 3, 64)},
+	}
+	var body struct {
+		Status string `json:"status"`
+		Data   struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := get(ctx, ep.query+"/query?"+q.Encode(), &body); err != nil {
+		return 0, err
+	}
+	if body.Status != "success" || len(body.Data.Result) != 1 {
+		return 0, fmt.Errorf("unexpected answer: %+v", body)
+	}
+	s, ok := body.Data.Result[0].Value[1].(string)
+	if !ok {
+		return 0, fmt.Errorf("unexpected value %v", body.Data.Result[0].Value[1])
+	}
+	return strconv.Atoi(s)
+}
+
+func get(ctx context.Context, u string, into any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("GET %s: %s: %.200s", u, resp.Status, b)
+	}
+	if into == nil {
+		return nil
+	}
+	return json.Unmarshal(b, into)
+}
+
+// loadAvg is the machine's load average, recorded because other work on
+// the machine skews wall-clock numbers (CPU-second numbers much less).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func printReport(w io.Writer, c config, results []targetResult) {
+	var base *targetResult
+	for i := range results {
+		if results[i].Target == "prometheus" {
+			base = &results[i]
+		}
+	}
+	steady := func(r *instanceResult) (phase, bool) {
+		if r == nil {
+			return phase{}, false
+		}
+		for _, p := range r.Load.Phases {
+			if p.Name == "steady" {
+				return p, true
+			}
+		}
+		return phase{}, false
+	}
+	warmup := func(r *instanceResult) phase {
+		if r != nil {
+			for _, p := range r.Load.Phases {
+				if p.Name == "warmup" {
+					return p
+				}
+			}
+		}
+		return phase{}
+	}
+	ratio := func(v, ref float64) string {
+		if ref <= 0 || v <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2fx", v/ref)
+	}
+	mib := func(b int64) string {
+		if b <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
+	}
+
+	var lb float64
+	var metrics int
+	if len(results) > 0 && results[0].Throughput != nil {
+		lb, metrics = results[0].Throughput.Load.AvgLabelBytes, results[0].Throughput.Load.Metrics
+	}
+	fmt.Fprintf(w, "\nSteady state: %d existing series x %d rounds = %d samples per target (%d metric names, %.0f label bytes per series), %d samples per request, %d senders.\n",
+		c.series, c.rounds, c.series*c.rounds, metrics, lb, c.batch, c.concurrency)
+	if c.rssSeries > 0 {
+		fmt.Fprintf(w, "Memory: fresh instance, %d series x %d rounds, resident memory %v after the load stops.\n", c.rssSeries, c.rssRounds, c.settle)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "target\tsamples/s\ttarget CPU s\tsamples per CPU-second\tratio vs Prometheus\tRSS at %s series\tRSS ratio vs Prometheus\tnon-2xx\tothers' CPU s\t\n", count(c.rssSeries))
+	baseSteady, _ := steady(base.throughput())
+	var baseRSS int64
+	if base != nil && base.Memory != nil {
+		baseRSS = base.Memory.Load.RSSBytes
+	}
+	for _, r := range results {
+		p, ok := steady(r.Throughput)
+		if !ok {
+			continue
+		}
+		var rss int64
+		nonOK := p.errors()
+		if r.Memory != nil {
+			rss = r.Memory.Load.RSSBytes
+			for _, mp := range r.Memory.Load.Phases {
+				nonOK += mp.errors()
+			}
+		}
+		nonOK += warmup(r.Throughput).errors()
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.0f\t%s\t%s\t%s\t%d\t%.2f\t\n",
+			r.Target, p.SamplesPerSec, p.TargetCPU, p.SamplesPerCPU, ratio(p.SamplesPerCPU, baseSteady.SamplesPerCPU),
+			mib(rss), ratio(float64(rss), float64(baseRSS)), nonOK, p.OtherCPU)
+	}
+	tw.Flush()
+
+	fmt.Fprintf(w, "\nSeries creation (warm-up round: %d new series, then the memory run's first round: %d new series):\n\n", c.series, c.rssSeries)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "target\tnew series/s\ttarget CPU s\tseries per CPU-second\tat %s: new series/s\ttarget CPU s\tseries per CPU-second\tpeak RSS\tseries queryable\tloadavg before\t\n", count(c.rssSeries))
+	for _, r := range results {
+		wp := warmup(r.Throughput)
+		var mp phase
+		var peak int64
+		if r.Memory != nil {
+			mp = warmup(r.Memory)
+			peak = r.Memory.Load.PeakRSSBytes
+		}
+		found, avg := "-", "-"
+		if r.Throughput != nil {
+			if r.Throughput.SeriesFound >= 0 {
+				found = fmt.Sprintf("%d/%d", r.Throughput.SeriesFound, r.Throughput.Load.Series)
+			}
+			avg = r.Throughput.LoadAvg
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.0f\t%.0f\t%.2f\t%.0f\t%s\t%s\t%s\t\n",
+			r.Target, wp.SamplesPerSec, wp.TargetCPU, wp.SamplesPerCPU, mp.SamplesPerSec, mp.TargetCPU, mp.SamplesPerCPU, mib(peak), found, avg)
+	}
+	tw.Flush()
+
+	for _, r := range results {
+		for _, inst := range []*instanceResult{r.Throughput, r.Memory} {
+			if inst == nil {
+				continue
+			}
+			for _, p := range inst.Load.Phases {
+				if p.errors() > 0 {
+					fmt.Fprintf(w, "%s %s: status %v, first error: %s\n", r.Target, p.Name, p.Status, p.FirstError)
+				}
+			}
+		}
+	}
+}
+
+// count writes n the short way: 1M, 100k.
+func count(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return strconv.Itoa(n/1_000_000) + "M"
+	case n >= 1000 && n%1000 == 0:
+		return strconv.Itoa(n/1000) + "k"
+	}
+	return strconv.Itoa(n)
+}
+
+func (r *targetResult) throughput() *instanceResult {
+	if r == nil {
+		return nil
+	}
+	return r.Throughput
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}

@@ -1,0 +1,273 @@
+// Command loadgen replays pre-encoded Prometheus remote-write 1.0 traffic
+// against one receiver as fast as it takes it, and reports samples per second
+// and samples per CPU-second of the receiver's process.
+//
+// It builds every request before sending any, so its own cost while
+// measuring is an HTTP round trip per request, not label formatting,
+// protobuf or snappy. The load is a number of rounds; in each, every series
+// gets one sample, and a round is fully answered before the next starts, so
+// receivers that refuse out-of-order samples accept all of them. The first
+// rounds (warm-up) create the series and are reported apart from the steady
+// rounds that follow. With -settle, it then waits and reports the
+// receiver's resident memory.
+//
+// Example, against a receiver already running as process 1234:
+//
+//	loadgen -url=http://127.0.0.1:19291/api/v1/receive -pid=1234 -series=100000 -rounds=20
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/atoll-metrics/atoll/bench/procstat"
+)
+
+type config struct {
+	url          string
+	tenantHeader string
+	tenant       string
+	pid          int
+	series       int
+	warmupRounds int
+	rounds       int
+	batch        int
+	concurrency  int
+	interval     time.Duration
+	start        int64
+	seed         uint64
+	timeout      time.Duration
+	readyURL     string
+	readyTimeout time.Duration
+	settle       time.Duration
+	profileURL   string
+	profileOut   string
+	jsonOut      bool
+}
+
+// Result is what a run reports with -json.
+type Result struct {
+	Series           int           `json:"series"`
+	Metrics          int           `json:"metric_names"`
+	SeriesPerTarget  int           `json:"series_per_target"`
+	AvgLabelBytes    float64       `json:"avg_label_bytes"`
+	RequestsPerRound int           `json:"requests_per_round"`
+	RawBytes         int64         `json:"raw_bytes"`
+	CompressedBytes  int64         `json:"compressed_bytes"`
+	EncodeSeconds    float64       `json:"encode_seconds"`
+	FirstTimestamp   int64         `json:"first_timestamp_ms"`
+	LastTimestamp    int64         `json:"last_timestamp_ms"`
+	Phases           []PhaseResult `json:"phases"`
+	RSSBytes         int64         `json:"rss_bytes,omitempty"`
+	PeakRSSBytes     int64         `json:"peak_rss_bytes,omitempty"`
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.url, "url", "", "Remote-write URL to post to (required).")
+	flag.StringVar(&c.tenantHeader, "tenant-header", "THANOS-TENANT", "Header carrying the tenant, sent when -tenant is set.")
+	flag.StringVar(&c.tenant, "tenant", "", "Tenant to write as; empty sends no tenant header.")
+	flag.IntVar(&c.pid, "pid", 0, "Process id of the receiver, to measure its CPU time and memory. 0 measures only throughput.")
+	flag.IntVar(&c.series, "series", 100_000, "Number of series.")
+	flag.IntVar(&c.warmupRounds, "warmup-rounds", 1, "Rounds that create the series, reported apart.")
+	flag.IntVar(&c.rounds, "rounds", 20, "Steady rounds after the warm-up: every series exists already.")
+	flag.IntVar(&c.batch, "batch", 2000, "Samples per request (Prometheus's max_samples_per_send).")
+	flag.IntVar(&c.concurrency, "concurrency", 4, "Requests in flight at once.")
+	flag.DurationVar(&c.interval, "interval", 15*time.Second, "Timestamp step between rounds.")
+	flag.Int64Var(&c.start, "start", 0, "Timestamp of the first round in Unix milliseconds; 0 picks one so the last round is now.")
+	flag.Uint64Var(&c.seed, "seed", 1, "Seed of the order series are sent in.")
+	flag.DurationVar(&c.timeout, "timeout", time.Minute, "Longest one request may take.")
+	flag.StringVar(&c.readyURL, "ready-url", "", "URL to poll until it answers 200 before sending.")
+	flag.DurationVar(&c.readyTimeout, "ready-timeout", 2*time.Minute, "How long to wait for -ready-url.")
+	flag.DurationVar(&c.settle, "settle", 0, "After the load, wait this long and report the receiver's resident memory (needs -pid). 0 skips.")
+	flag.StringVar(&c.profileURL, "profile-url", "", "URL of a CPU profile to fetch while the steady rounds run, e.g. http://host/debug/pprof/profile?seconds=30.")
+	flag.StringVar(&c.profileOut, "profile-out", "cpu.pprof", "Where to write the profile fetched from -profile-url.")
+	flag.BoolVar(&c.jsonOut, "json", false, "Print the result as JSON on standard output.")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, c); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, c config) error {
+	switch {
+	case c.url == "":
+		return errors.New("-url is required")
+	case c.series <= 0 || c.batch <= 0 || c.concurrency <= 0:
+		return errors.New("-series, -batch and -concurrency must be positive")
+	case c.warmupRounds < 0 || c.rounds < 0 || c.warmupRounds+c.rounds == 0:
+		return errors.New("need at least one round")
+	case c.settle > 0 && c.pid == 0:
+		return errors.New("-settle needs -pid")
+	}
+
+	cat := NewCatalog()
+	total := c.warmupRounds + c.rounds
+	start := c.start
+	if start == 0 {
+		start = time.Now().Add(-time.Duration(total-1) * c.interval).UnixMilli()
+	}
+	timestamps := make([]int64, total)
+	for r := range timestamps {
+		timestamps[r] = start + int64(r)*c.interval.Milliseconds()
+	}
+
+	t0 := time.Now()
+	rounds, st := EncodeRounds(cat, sendOrder(c.series, c.seed), c.batch, timestamps, 0)
+	res := Result{
+		Series:           c.series,
+		Metrics:          cat.Metrics(),
+		SeriesPerTarget:  cat.SeriesPerTarget(),
+		AvgLabelBytes:    float64(st.LabelBytes) / float64(st.Series),
+		RequestsPerRound: len(rounds[0].Requests),
+		RawBytes:         st.RawBytes,
+		CompressedBytes:  st.CompressedBytes,
+		EncodeSeconds:    time.Since(t0).Seconds(),
+		FirstTimestamp:   timestamps[0],
+		LastTimestamp:    timestamps[total-1],
+	}
+	logf("encoded %d series x %d rounds: %d requests, %.1f MiB (%.1f MiB before snappy), %.0f label bytes per series, %d metric names, in %.1fs",
+		c.series, total, st.Requests, mib(st.CompressedBytes), mib(st.RawBytes), res.AvgLabelBytes, res.Metrics, res.EncodeSeconds)
+
+	if c.readyURL != "" {
+		if err := waitReady(ctx, c.readyURL, c.readyTimeout); err != nil {
+			return err
+		}
+	}
+
+	header := http.Header{}
+	if c.tenant != "" {
+		header.Set(c.tenantHeader, c.tenant)
+	}
+	sender := NewSender(c.url, header, c.concurrency, c.timeout)
+	defer sender.Close()
+
+	phases := []struct {
+		name   string
+		rounds []Round
+	}{
+		{"warmup", rounds[:c.warmupRounds]},
+		{"steady", rounds[c.warmupRounds:]},
+	}
+	profileDone := make(chan error, 1)
+	profiling := false
+	for _, ph := range phases {
+		if len(ph.rounds) == 0 {
+			continue
+		}
+		if ph.name == "steady" && c.profileURL != "" {
+			profiling = true
+			go func() { profileDone <- fetchProfile(ctx, c.profileURL, c.profileOut) }()
+		}
+		pr, err := sender.Replay(ctx, ph.name, ph.rounds, c.pid)
+		if err != nil {
+			return fmt.Errorf("%s: %w", ph.name, err)
+		}
+		res.Phases = append(res.Phases, pr)
+		logf("%-6s %3d rounds %6d requests %9d samples in %6.2fs: %10.0f samples/s, target CPU %6.2fs -> %9.0f samples/CPU-s, loadgen CPU %5.2fs, others' CPU %5.2fs, status %v%s",
+			pr.Name, pr.Rounds, pr.Requests, pr.SamplesAccepted, pr.Wall, pr.SamplesPerSec, pr.TargetCPU, pr.SamplesPerCPU, pr.LoadgenCPU, pr.OtherCPU, pr.Status, firstError(pr))
+	}
+	if profiling {
+		if err := <-profileDone; err != nil {
+			return fmt.Errorf("CPU profile: %w", err)
+		}
+		logf("CPU profile written to %s", c.profileOut)
+	}
+
+	if c.settle > 0 {
+		sender.Close()
+		select {
+		case <-time.After(c.settle):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		rss, peak, err := procstat.ProcessMemory(c.pid)
+		if err != nil {
+			return fmt.Errorf("reading target memory: %w", err)
+		}
+		res.RSSBytes, res.PeakRSSBytes = rss, peak
+		logf("target resident memory after %v: %.0f MiB (peak %.0f MiB) with %d series", c.settle, mib(rss), mib(peak), c.series)
+	}
+
+	if c.jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	return nil
+}
+
+func firstError(p PhaseResult) string {
+	if p.FirstError == "" {
+		return ""
+	}
+	return ", first error " + p.FirstError
+}
+
+// waitReady polls url until it answers 200.
+func waitReady(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %w", url, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// fetchProfile downloads a pprof profile to path.
+func fetchProfile(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
