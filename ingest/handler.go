@@ -123,6 +123,9 @@ func (h *Handler) serve(r *http.Request) (int, string) {
 		return http.StatusBadRequest, err.Error()
 	}
 
+	if r.ContentLength == 0 {
+		return http.StatusBadRequest, "empty remote-write request body"
+	}
 	body, err := h.body.Read(r.Body, r.ContentLength)
 	switch {
 	case errors.Is(err, ErrRequestTooLarge):

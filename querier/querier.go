@@ -21,7 +21,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"golang.org/x/sync/errgroup"
 
-	dedup "github.com/atoll-metrics/atoll/querier/dedupshim"
+	"github.com/atoll-metrics/atoll/querier/dedup"
 )
 
 // Options configure a Querier.
@@ -222,8 +222,20 @@ type collectedSeries struct {
 
 func (s *collectedSeries) Labels() labels.Labels { return s.lset }
 
-func (s *collectedSeries) Iterator(it chunks.Iterator) chunks.Iterator {
-	return storage.NewListChunkSeriesIterator(s.chks...)
+// Iterator implements storage.Series. A chain merge reads chunks that
+// follow each other in order and merges any that overlap.
+func (s *collectedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	switch len(s.chks) {
+	case 0:
+		return chunkenc.NewNopIterator()
+	case 1:
+		return s.chks[0].Chunk.Iterator(it)
+	}
+	iterables := make([]chunkenc.Iterable, len(s.chks))
+	for i, c := range s.chks {
+		iterables[i] = c.Chunk
+	}
+	return storage.ChainSampleIteratorFromIterables(it, iterables)
 }
 
 // Select implements storage.Querier.
@@ -291,21 +303,21 @@ func (q *Querier) seriesSet(o queryOptions, series []*collectedSeries, warns ann
 		}
 	}
 	sort.SliceStable(series, func(i, j int) bool { return labels.Compare(series[i].lset, series[j].lset) < 0 })
-	set := storage.NewSeriesSetFromChunkSeriesSet(&chunkSeriesList{series: series, warns: warns})
+	set := &seriesList{series: series, warns: warns}
 	if o.dedup && len(q.opts.ReplicaLabels) > 0 {
 		return dedup.NewSeriesSet([]storage.SeriesSet{set}, q.opts.ReplicaLabels)
 	}
 	return dedup.NewSeriesSet([]storage.SeriesSet{set}, nil)
 }
 
-// chunkSeriesList is a sorted ChunkSeriesSet held in memory.
-type chunkSeriesList struct {
+// seriesList is a sorted SeriesSet held in memory.
+type seriesList struct {
 	series []*collectedSeries
 	warns  annotations.Annotations
 	i      int
 }
 
-func (l *chunkSeriesList) Next() bool {
+func (l *seriesList) Next() bool {
 	if l.i >= len(l.series) {
 		return false
 	}
@@ -313,9 +325,9 @@ func (l *chunkSeriesList) Next() bool {
 	return true
 }
 
-func (l *chunkSeriesList) At() storage.ChunkSeries           { return l.series[l.i-1] }
-func (l *chunkSeriesList) Err() error                        { return nil }
-func (l *chunkSeriesList) Warnings() annotations.Annotations { return l.warns }
+func (l *seriesList) At() storage.Series                { return l.series[l.i-1] }
+func (l *seriesList) Err() error                        { return nil }
+func (l *seriesList) Warnings() annotations.Annotations { return l.warns }
 
 func copyChunk(c chunks.Meta) (chunks.Meta, error) {
 	if c.Chunk == nil {
