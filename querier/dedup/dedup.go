@@ -6,9 +6,9 @@ import (
 	"github.com/prometheus/prometheus/storage"
 )
 
-// initialPenalty is the penalty while no replica has shown its scrape
-// interval yet (each has at most one sample). Scrape intervals are seconds
-// long; timestamps are in milliseconds.
+// initialPenalty (milliseconds) is the penalty while no replica has shown its
+// scrape interval, because none has two samples. Scrape intervals are
+// seconds long.
 const initialPenalty = 5000
 
 // Option configures deduplication.

@@ -56,8 +56,24 @@
 // yet: its own previous sample is higher and lies after the last emitted reset.
 // Then the reset is real and is kept. Any reset, on the followed replica or at a
 // switch, drops the offset to zero so the value after the reset is what PromQL
-// adds. Native histograms get no offset; the counter reset hint says the same
-// thing: at a switch it becomes UnknownCounterReset so PromQL compares the
-// histograms itself, or NotCounterReset for an apparent drop without evidence
-// of a real reset.
+// adds. Native histograms get no offset; their counter reset hint carries the
+// decision instead. At a switch it becomes NotCounterReset for a drop without
+// evidence of a real reset (the histogram's own hint says CounterReset after
+// the last reset shown), and UnknownCounterReset otherwise, so PromQL compares
+// the histograms itself. Without the correction every switch yields
+// UnknownCounterReset, because the replica's hint relates to a sample the
+// output may not contain.
+//
+// # Seeking
+//
+// Once iteration has begun, Seek steps with Next, so the samples after a Seek
+// are those Next alone would have produced. Only a Seek before the first Next
+// moves the replicas directly, and may therefore start on another replica.
+//
+// # Inputs of MergeFunc
+//
+// MergeFunc treats every input as a replica of its own. Inputs from the same
+// replica that overlap in time with different timestamps (out-of-order data)
+// lose the interleaved samples; chain them with storage.ChainedSeriesMerge
+// first, as NewSeriesSet does for series with equal replica labels.
 package dedup
