@@ -1,0 +1,89 @@
+package ingest
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// FuzzDecode checks Decode against prompb.WriteRequest.Unmarshal: both accept
+// the same inputs, and on accepted ones they agree on every field Decode
+// exposes. It also checks ValidateSeries against referenceValidate on every
+// decoded series, and that nothing panics. Run it with
+//
+//	go test -run '^$' -fuzz FuzzDecode ./ingest
+func FuzzDecode(f *testing.F) {
+	ih, fh := testIntHistogram(), testFloatHistogram()
+	seeds := []*prompb.WriteRequest{
+		{},
+		benchRequest(3),
+		{Timeseries: []prompb.TimeSeries{{
+			Labels:     testLabels("__name__", "h", "le", "ü"),
+			Histograms: []prompb.Histogram{prompb.FromIntHistogram(1, ih), prompb.FromFloatHistogram(2, fh)},
+			Exemplars:  []prompb.Exemplar{{Labels: testLabels("trace_id", "abc"), Value: 1, Timestamp: 2}},
+		}}},
+		{
+			Timeseries: []prompb.TimeSeries{{Labels: testLabels("job", "x", "__name__", "")}, {}},
+			Metadata:   []prompb.MetricMetadata{{Type: prompb.MetricMetadata_SUMMARY, MetricFamilyName: "s", Help: "h", Unit: "u"}},
+		},
+	}
+	for _, s := range seeds {
+		f.Add(mustMarshal(f, s))
+	}
+	f.Add(cat(unknownFields(), msg(nil, 1, cat(unknownFields(), msg(nil, 1, labelBytes("__name__", "x"))))))
+	f.Add(msg(nil, 1, msg(nil, 4, []byte{0x62, 0x01, 0x80, 0x01})))             // packed deltas crossing their end
+	f.Add(msg(nil, 1, msg(nil, 4, []byte{0x6a, 0x01, 1, 2, 3, 4, 5, 6, 7, 8}))) // packed doubles likewise
+	f.Add(cat(protowire.AppendVarint(nil, (1<<32|1)<<3|2), []byte{0}))
+	f.Add([]byte{0x0a, 0x05, 0x00})
+
+	warm := mustMarshal(f, benchRequest(5))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r WriteRequest
+		// Decode into a used WriteRequest, so the reset is fuzzed too.
+		if err := r.Decode(warm); err != nil {
+			t.Fatal(err)
+		}
+		err := r.Decode(data)
+		var ref prompb.WriteRequest
+		refErr := ref.Unmarshal(data)
+		switch {
+		case err != nil && refErr == nil:
+			t.Fatalf("Decode rejects what prompb accepts: %v", err)
+		case err == nil && refErr != nil:
+			t.Fatalf("Decode accepts what prompb rejects: %v", refErr)
+		case err != nil:
+			if !errors.Is(err, ErrMalformedRequest) {
+				t.Fatalf("error %v does not match ErrMalformedRequest", err)
+			}
+			return
+		}
+		if err := diffWithPrompb(&r, &ref); err != nil {
+			t.Fatal(err)
+		}
+
+		sb := labels.NewScratchBuilder(0)
+		for i := range r.Timeseries {
+			ts := &r.Timeseries[i]
+			err := ValidateSeries(ts)
+			want := referenceValidate(ts)
+			var ise *InvalidSeriesError
+			switch {
+			case want == "" && err != nil:
+				t.Fatalf("series %d: ValidateSeries = %v, want nil", i, err)
+			case want != "" && (!errors.As(err, &ise) || ise.Reason != want || !errors.Is(err, ErrInvalidSeries)):
+				t.Fatalf("series %d: ValidateSeries = %v, want reason %s", i, err, want)
+			case err != nil && strings.Contains(err.Error(), "\n"):
+				t.Fatalf("series %d: message spans lines: %q", i, err)
+			case err == nil:
+				ls := ts.BuildLabels(&sb)
+				if ls.Len() != len(ts.Labels) || ls.Get("__name__") == "" {
+					t.Fatalf("series %d: BuildLabels = %v from %s", i, ls, LabelsString(ts.Labels))
+				}
+			}
+		}
+	})
+}
