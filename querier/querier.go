@@ -287,13 +287,17 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	return q.seriesSet(o, series, warns)
+	fn := ""
+	if hints != nil {
+		fn = hints.Func
+	}
+	return q.seriesSet(o, series, warns, fn)
 }
 
 // seriesSet sorts what the stores returned, hides labels and merges or
 // deduplicates series that became equal. Stores add external labels to
 // series they keep sorted without them, so order is only known here.
-func (q *Querier) seriesSet(o queryOptions, series []*collectedSeries, warns annotations.Annotations) storage.SeriesSet {
+func (q *Querier) seriesSet(o queryOptions, series []*collectedSeries, warns annotations.Annotations, fn string) storage.SeriesSet {
 	if o.tenant != "" {
 		b := labels.NewBuilder(labels.EmptyLabels())
 		for _, s := range series {
@@ -305,7 +309,7 @@ func (q *Querier) seriesSet(o queryOptions, series []*collectedSeries, warns ann
 	sort.SliceStable(series, func(i, j int) bool { return labels.Compare(series[i].lset, series[j].lset) < 0 })
 	set := &seriesList{series: series, warns: warns}
 	if o.dedup && len(q.opts.ReplicaLabels) > 0 {
-		return dedup.NewSeriesSet([]storage.SeriesSet{set}, q.opts.ReplicaLabels)
+		return dedup.NewSeriesSet([]storage.SeriesSet{set}, q.opts.ReplicaLabels, dedup.WithFunc(fn))
 	}
 	return dedup.NewSeriesSet([]storage.SeriesSet{set}, nil)
 }

@@ -84,7 +84,7 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		}
 		shardsPtr.Store(shards)
 		close(opened)
-		router := ingest.NewRouter(shards, ingest.RouterOptions{ReplicationFactor: 1}, logger, reg)
+		router := ingest.NewRouter(shards, nil, ingest.RouterOptions{ReplicationFactor: 1}, logger, reg)
 		writeHandler.set(ingest.NewHandler(router, ingest.HandlerOptions{
 			DefaultTenant: c.ingest.defaultTenant,
 			Body:          c.ingest.bodyLimits(),
