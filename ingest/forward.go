@@ -79,14 +79,15 @@ func (p *peerPool) close() {
 // writeServer receives the writes peers forward.
 type writeServer struct {
 	writepb.UnimplementedWriterServer
-	router *Router
+	router func() *Router
 	ready  func() bool
 	pool   sync.Pool // of *WriteRequest
 }
 
 // RegisterWriteServer serves the forwarding API on s, storing what arrives
-// through router's local writer. ready gates it like the HTTP handler.
-func RegisterWriteServer(s *grpc.Server, router *Router, ready func() bool) {
+// through the local writer of the router that router returns; it answers
+// Unavailable while that is nil or ready is false, as during WAL replay.
+func RegisterWriteServer(s *grpc.Server, router func() *Router, ready func() bool) {
 	if ready == nil {
 		ready = func() bool { return true }
 	}
@@ -94,7 +95,8 @@ func RegisterWriteServer(s *grpc.Server, router *Router, ready func() bool) {
 }
 
 func (w *writeServer) Write(ctx context.Context, req *writepb.WriteRequest) (*writepb.WriteResponse, error) {
-	if !w.ready() {
+	router := w.router()
+	if router == nil || !w.ready() {
 		return nil, status.Error(codes.Unavailable, "receiver is starting or stopping")
 	}
 	if err := tsdbshard.ValidateTenant(req.Tenant); err != nil {
@@ -108,7 +110,7 @@ func (w *writeServer) Write(ctx context.Context, req *writepb.WriteRequest) (*wr
 	if err := wr.Decode(req.WriteRequest); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	res, err := w.router.writeLocal(ctx, req.Tenant, wr)
+	res, err := router.writeLocal(ctx, req.Tenant, wr)
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}

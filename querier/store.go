@@ -39,6 +39,13 @@ type Store interface {
 	Metadata(ctx context.Context, req *MetadataRequest) (map[string][]metadata.Metadata, error)
 }
 
+// Components a store reports in StoreInfo.
+const (
+	ComponentReceive = "receive"
+	ComponentStore   = "store"
+	ComponentAll     = "all"
+)
+
 // SeriesFunc receives one series from a store.
 type SeriesFunc func(lset labels.Labels, chks []chunks.Meta) error
 

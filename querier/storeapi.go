@@ -310,9 +310,11 @@ func (s *RemoteStore) Info(context.Context) (StoreInfo, error) {
 		return StoreInfo{MinTime: math.MinInt64, MaxTime: math.MaxInt64}, nil
 	}
 	info := s.info
-	// Receivers keep appending: their newest data is always newer than the
-	// last Info said.
-	info.MaxTime = math.MaxInt64
+	if info.Component != ComponentStore {
+		// Receivers keep appending: their newest data is always newer than
+		// the last Info said.
+		info.MaxTime = math.MaxInt64
+	}
 	return info, nil
 }
 

@@ -40,6 +40,8 @@ func runMain(args []string) int {
 
 	setups := map[string]setupFunc{}
 	registerAll(app, setups)
+	registerReceive(app, setups)
+	registerQuery(app, setups)
 
 	cmd, err := app.Parse(args)
 	if err != nil {

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+
+	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/ring"
+)
+
+// queryCmdConfig is `atoll query`: PromQL over every receiver the ring
+// knows and every store gateway given or discovered.
+type queryCmdConfig struct {
+	server        serverConfig
+	query         queryConfig
+	ring          ring.Config
+	noRing        bool
+	stores        []string
+	checkInterval model.Duration
+}
+
+func registerQuery(app *kingpin.Application, setups map[string]setupFunc) {
+	cmd := app.Command("query", "Run a querier: the Prometheus HTTP API over every receiver and store gateway, with replicas deduplicated.")
+	c := &queryCmdConfig{ring: ring.DefaultConfig()}
+	c.server.register(cmd)
+	c.query.register(cmd)
+	c.ring.RegisterFlags(cmd)
+	c.checkInterval = model.Duration(5 * time.Second)
+	cmd.Flag("store", "Store API address (host:port) to query besides the ring's members, e.g. a store gateway. Repeatable.").
+		PlaceHolder("<host:port>").StringsVar(&c.stores)
+	cmd.Flag("store.check-interval", "How often every store is asked what it holds; stores that fail the check are left out of queries until they answer again.").
+		Default("5s").SetValue(&c.checkInterval)
+	cmd.Flag("ring.disable", "Do not join the gossip ring; query only the --store addresses.").
+		BoolVar(&c.noRing)
+	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
+		return setupQuery(g, logger, reg, c, flagValues(app, cmd))
+	}
+}
+
+func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *queryCmdConfig, flags map[string]string) (func(), error) {
+	ready := &readiness{}
+	endpoints := querier.NewEndpoints(logger.With("subsystem", "endpoints"), reg)
+	q := querier.New(endpoints.Stores, c.query.options(), logger.With("subsystem", "querier"), reg)
+	apiOpts := c.query.apiOptions(flags)
+	apiOpts.Ready = ready.isReady
+	apiOpts.BuildInfo = buildInfo()
+	mux := newOpsMux(reg, ready)
+	mux.Handle("/api/v1/", querier.NewAPI(q, apiOpts, logger.With("subsystem", "api"), reg, reg))
+	mux.Handle("/", uiHandler())
+	ringPage := &lateHandler{}
+	mux.Handle("/ring", ringPage)
+	httpAddr, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux)
+	if err != nil {
+		return nil, err
+	}
+
+	var rg *ring.Ring
+	if !c.noRing {
+		rc := c.ring
+		rc.Role = ring.RoleQuerier
+		rc.HTTPAddress = httpAddr.String()
+		rg, err = ring.New(rc, logger.With("subsystem", "ring"), reg)
+		if err != nil {
+			return nil, err
+		}
+		ringPage.set(rg)
+		ringCtx, stopRing := context.WithCancel(context.Background())
+		g.Add(func() error { return rg.Run(ringCtx) }, func(error) { stopRing() })
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	g.Add(func() error {
+		endpoints.Set(ctx, c.stores, true)
+		if rg != nil {
+			endpoints.Set(ctx, storeAddresses(rg.Snapshot()), false)
+			rg.SetState(ring.StateActive)
+		}
+		ready.set(true)
+		go func() {
+			if rg == nil {
+				return
+			}
+			// Follow the ring: receivers joining or leaving change the
+			// stores at once, without waiting for the next check.
+			for {
+				s := rg.Snapshot()
+				select {
+				case <-s.Changed():
+					endpoints.Set(ctx, storeAddresses(rg.Snapshot()), false)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		return endpoints.Run(ctx, time.Duration(c.checkInterval))
+	}, func(error) {
+		ready.set(false)
+		cancel()
+	})
+	return nil, nil
+}
+
+// storeAddresses lists the Store API addresses of the ring's receivers and
+// store gateways.
+func storeAddresses(s *ring.Snapshot) []string {
+	var out []string
+	for i, m := range s.Members() {
+		if i == s.Self() || m.GRPCAddr == "" {
+			continue
+		}
+		if m.Role == ring.RoleReceiver || m.Role == ring.RoleStoreGateway {
+			out = append(out, m.GRPCAddr)
+		}
+	}
+	return out
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	sockaddr "github.com/hashicorp/go-sockaddr"
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"google.golang.org/grpc"
+
+	"github.com/atoll-metrics/atoll/ingest"
+	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/ring"
+	"github.com/atoll-metrics/atoll/tsdbshard"
+)
+
+// receiveConfig is `atoll receive`: a ring member that takes remote write,
+// stores its share of every series and serves the Store API over its heads.
+type receiveConfig struct {
+	server         serverConfig
+	tsdb           tsdbConfig
+	ingest         ingestConfig
+	ring           ring.Config
+	rf             int
+	forwardTimeout model.Duration
+	grpcAdvertise  string
+}
+
+func registerReceive(app *kingpin.Application, setups map[string]setupFunc) {
+	cmd := app.Command("receive", "Run a receiver: remote write in, replicated over the ring, TSDB per tenant, Store API out.")
+	c := &receiveConfig{ring: ring.DefaultConfig()}
+	c.server.register(cmd)
+	c.tsdb.register(cmd)
+	c.ingest.register(cmd)
+	c.ring.RegisterFlags(cmd)
+	c.forwardTimeout = model.Duration(5 * time.Second)
+	cmd.Flag("receive.replication-factor", "How many receivers store each series. A write succeeds when floor(RF/2)+1 of them stored every series.").
+		Default("3").IntVar(&c.rf)
+	cmd.Flag("receive.forward-timeout", "Longest wait for a peer receiver to store a forwarded write.").
+		Default("5s").SetValue(&c.forwardTimeout)
+	cmd.Flag("grpc-advertise-address", "Address (host:port) other members use for this member's gRPC. Derived from --grpc-address and the gossip address if empty.").
+		StringVar(&c.grpcAdvertise)
+	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
+		return setupReceive(g, logger, reg, c, flagValues(app, cmd))
+	}
+}
+
+func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *receiveConfig, _ map[string]string) (func(), error) {
+	ready := &readiness{}
+	writeHandler := &lateHandler{}
+	mux := newOpsMux(reg, ready)
+	ringPage := &lateHandler{}
+	mux.Handle("/ring", ringPage)
+	httpAddr, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux)
+	if err != nil {
+		return nil, err
+	}
+	writeMux := http.NewServeMux()
+	writeMux.Handle("/api/v1/receive", writeHandler)
+	writeMux.Handle("/api/v1/write", writeHandler)
+	if _, err := addHTTPServer(g, logger, "remote-write", c.ingest.address, writeMux); err != nil {
+		return nil, err
+	}
+
+	var shardsPtr atomic.Pointer[tsdbshard.MultiTSDB]
+	store := querier.NewLocalStore("local", querier.ComponentReceive, func() []querier.TSDB {
+		if s := shardsPtr.Load(); s != nil {
+			return tenantsAsTSDBs(s)
+		}
+		return nil
+	})
+	grpcServer := grpc.NewServer(grpcServerOptions()...)
+	querier.RegisterStoreServer(grpcServer, store)
+	// The forwarding service is registered before serving starts and
+	// answers Unavailable until the TSDBs are open.
+	var routerPtr atomic.Pointer[ingest.Router]
+	ingest.RegisterWriteServer(grpcServer, routerPtr.Load, ready.isReady)
+	grpcAddr, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer)
+	if err != nil {
+		return nil, err
+	}
+
+	rc := c.ring
+	rc.Role = ring.RoleReceiver
+	rc.ReplicationFactor = c.rf
+	rc.HTTPAddress = httpAddr.String()
+	rc.GRPCAddress = c.grpcAdvertise
+	if rc.GRPCAddress == "" {
+		rc.GRPCAddress = advertiseAddress(grpcAddr, rc.AdvertiseAddress, rc.ListenAddress)
+	}
+	rg, err := ring.New(rc, logger.With("subsystem", "ring"), reg)
+	if err != nil {
+		return nil, err
+	}
+	ringPage.set(rg)
+	ringCtx, stopRing := context.WithCancel(context.Background())
+	g.Add(func() error { return rg.Run(ringCtx) }, func(error) {
+		ready.set(false)
+		stopRing()
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	opened := make(chan struct{})
+	g.Add(func() error {
+		shards, err := tsdbshard.Open(c.tsdb.options(c.ingest.replicaLabel, rc.InstanceID), logger.With("subsystem", "tsdb"), reg)
+		if err != nil {
+			close(opened)
+			return err
+		}
+		shardsPtr.Store(shards)
+		close(opened)
+		router := ingest.NewRouter(shards, rg, ingest.RouterOptions{
+			ReplicationFactor: c.rf,
+			ForwardTimeout:    time.Duration(c.forwardTimeout),
+		}, logger.With("subsystem", "router"), reg)
+		routerPtr.Store(router)
+		writeHandler.set(ingest.NewHandler(router, ingest.HandlerOptions{
+			DefaultTenant: c.ingest.defaultTenant,
+			Body:          c.ingest.bodyLimits(),
+			Ready:         ready.isReady,
+		}, logger.With("subsystem", "ingest"), reg))
+		ready.set(true)
+		rg.SetState(ring.StateActive)
+		logger.Info("ready", "tenants", len(shards.Tenants()), "instance", rc.InstanceID, "grpc", rc.GRPCAddress)
+		return shards.Run(ctx)
+	}, func(error) {
+		ready.set(false)
+		cancel()
+	})
+	return func() {
+		<-opened
+		if r := routerPtr.Load(); r != nil {
+			_ = r.Close()
+		}
+		if shards := shardsPtr.Load(); shards != nil {
+			if err := shards.Close(); err != nil {
+				logger.Error("closing TSDBs", "err", err)
+			}
+		}
+	}, nil
+}
+
+// advertiseAddress is the address others reach a listener at: its own
+// address when it listens on one host, else the host gossip advertises, else
+// the first private IP, as gossip itself does.
+func advertiseAddress(listen net.Addr, gossipAdvertise, gossipListen string) string {
+	host, port, err := net.SplitHostPort(listen.String())
+	if err != nil {
+		return listen.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		return listen.String()
+	}
+	for _, a := range []string{gossipAdvertise, gossipListen} {
+		h := a
+		if hh, _, err := net.SplitHostPort(a); err == nil {
+			h = hh
+		}
+		if ip := net.ParseIP(h); h != "" && (ip == nil || !ip.IsUnspecified()) {
+			return net.JoinHostPort(h, port)
+		}
+	}
+	if ip, err := sockaddr.GetPrivateIP(); err == nil && ip != "" {
+		return net.JoinHostPort(ip, port)
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}
