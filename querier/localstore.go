@@ -134,7 +134,7 @@ func seriesFromTSDB(ctx context.Context, db TSDB, req *SeriesRequest, ms []*labe
 				return set.Warnings(), fmt.Errorf("iterate chunks of %s: %w", series.Labels(), err)
 			}
 		}
-		if err := f(b.Labels(), chks); err != nil {
+		if err := f(StoreSeries{Labels: b.Labels(), Chunks: chks}); err != nil {
 			return set.Warnings(), err
 		}
 	}

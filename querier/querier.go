@@ -216,8 +216,9 @@ func (q *Querier) storeFailed(o queryOptions, request string, err error) error {
 
 // collectedSeries is a series copied out of a store's answer.
 type collectedSeries struct {
-	lset labels.Labels
-	chks []chunks.Meta
+	lset       labels.Labels
+	chks       []chunks.Meta
+	resolution int64
 }
 
 func (s *collectedSeries) Labels() labels.Labels { return s.lset }
@@ -262,8 +263,9 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	)
 	warns, err := q.fanOut(ctx, "series", o, mint, maxt, ms, func(ctx context.Context, s Store) (annotations.Annotations, error) {
 		var mine []*collectedSeries
-		w, err := s.Series(ctx, req, func(lset labels.Labels, chks []chunks.Meta) error {
-			cs := &collectedSeries{lset: lset.Copy()}
+		w, err := s.Series(ctx, req, func(ss StoreSeries) error {
+			chks := ss.Chunks
+			cs := &collectedSeries{lset: ss.Labels.Copy(), resolution: ss.Resolution}
 			if len(chks) > 0 {
 				cs.chks = make([]chunks.Meta, 0, len(chks))
 				for _, c := range chks {

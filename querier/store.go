@@ -46,8 +46,18 @@ const (
 	ComponentAll     = "all"
 )
 
-// SeriesFunc receives one series from a store.
-type SeriesFunc func(lset labels.Labels, chks []chunks.Meta) error
+// SeriesFunc receives one series from a store. The labels and chunk bytes
+// are valid only during the call.
+type SeriesFunc func(s StoreSeries) error
+
+// StoreSeries is one series a store returns.
+type StoreSeries struct {
+	Labels labels.Labels
+	Chunks []chunks.Meta
+	// Resolution is the downsampling resolution of the chunks in
+	// milliseconds; 0 for raw samples.
+	Resolution int64
+}
 
 // StoreInfo describes a store.
 type StoreInfo struct {
@@ -69,6 +79,9 @@ type SeriesRequest struct {
 	// MaxResolution is the coarsest downsampling resolution accepted, in
 	// milliseconds; 0 asks for raw data.
 	MaxResolution int64
+	// Aggregate is the aggregate of downsampled series wanted (ship.Aggr*);
+	// empty means the average. Raw series are returned as they are.
+	Aggregate string
 }
 
 // LabelsRequest asks a store for label names or values.

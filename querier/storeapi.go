@@ -63,6 +63,7 @@ func (s *storeServer) Series(req *storepb.SeriesRequest, srv storepb.Store_Serie
 		Matchers:      ms,
 		SkipChunks:    req.SkipChunks,
 		MaxResolution: req.MaxResolutionWindow,
+		Aggregate:     req.Aggregate,
 	}
 	if h := req.Hints; h != nil {
 		r.Hints = &storage.SelectHints{Start: h.Start, End: h.End, Step: h.Step, Func: h.Func, By: h.By, Grouping: h.Grouping, Range: h.Range, Limit: int(h.Limit)}
@@ -76,8 +77,9 @@ func (s *storeServer) Series(req *storepb.SeriesRequest, srv storepb.Store_Serie
 		batch.Series = batch.Series[:0]
 		return err
 	}
-	warns, err := s.store.Series(srv.Context(), r, func(lset labels.Labels, chks []chunks.Meta) error {
-		ps := &storepb.Series{Labels: labelsToPB(lset)}
+	warns, err := s.store.Series(srv.Context(), r, func(ss StoreSeries) error {
+		chks := ss.Chunks
+		ps := &storepb.Series{Labels: labelsToPB(ss.Labels), Resolution: ss.Resolution}
 		if len(chks) > 0 {
 			ps.Chunks = make([]*storepb.Chunk, 0, len(chks))
 			for _, c := range chks {
@@ -326,6 +328,7 @@ func (s *RemoteStore) Series(ctx context.Context, req *SeriesRequest, f SeriesFu
 		Matchers:            matchersToPB(req.Matchers),
 		SkipChunks:          req.SkipChunks,
 		MaxResolutionWindow: req.MaxResolution,
+		Aggregate:           req.Aggregate,
 	}
 	if h := req.Hints; h != nil {
 		pr.Hints = &storepb.Hints{Start: h.Start, End: h.End, Step: h.Step, Func: h.Func, By: h.By, Grouping: h.Grouping, Range: h.Range, Limit: int64(h.Limit)}
@@ -361,7 +364,7 @@ func (s *RemoteStore) Series(ctx context.Context, req *SeriesRequest, f SeriesFu
 				}
 				chks = append(chks, chunks.Meta{Chunk: chk, MinTime: c.MinTime, MaxTime: c.MaxTime})
 			}
-			if err := f(labelsFromPB(&b, ps.Labels), chks); err != nil {
+			if err := f(StoreSeries{Labels: labelsFromPB(&b, ps.Labels), Chunks: chks, Resolution: ps.Resolution}); err != nil {
 				return warns, err
 			}
 		}

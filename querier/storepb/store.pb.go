@@ -348,9 +348,11 @@ func (x *Chunk) GetData() []byte {
 }
 
 type Series struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Labels        []*Label               `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
-	Chunks        []*Chunk               `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Labels []*Label               `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	Chunks []*Chunk               `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	// Downsampling resolution of the chunks in milliseconds; 0 for raw data.
+	Resolution    int64 `protobuf:"varint,3,opt,name=resolution,proto3" json:"resolution,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -397,6 +399,13 @@ func (x *Series) GetChunks() []*Chunk {
 		return x.Chunks
 	}
 	return nil
+}
+
+func (x *Series) GetResolution() int64 {
+	if x != nil {
+		return x.Resolution
+	}
+	return 0
 }
 
 // Hints mirror Prometheus storage.SelectHints so a store can choose, for
@@ -511,8 +520,12 @@ type SeriesRequest struct {
 	Hints      *Hints `protobuf:"bytes,5,opt,name=hints,proto3" json:"hints,omitempty"`
 	// The coarsest downsampling resolution, in milliseconds, the querier accepts.
 	MaxResolutionWindow int64 `protobuf:"varint,6,opt,name=max_resolution_window,json=maxResolutionWindow,proto3" json:"max_resolution_window,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Which aggregate of downsampled series to return (ship.Aggr*: count, sum,
+	// min, max, counter, avg). Empty means avg. Raw series are returned as
+	// they are.
+	Aggregate     string `protobuf:"bytes,7,opt,name=aggregate,proto3" json:"aggregate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SeriesRequest) Reset() {
@@ -585,6 +598,13 @@ func (x *SeriesRequest) GetMaxResolutionWindow() int64 {
 		return x.MaxResolutionWindow
 	}
 	return 0
+}
+
+func (x *SeriesRequest) GetAggregate() string {
+	if x != nil {
+		return x.Aggregate
+	}
+	return ""
 }
 
 type SeriesResponse struct {
@@ -1410,10 +1430,13 @@ const file_store_proto_rawDesc = "" +
 	"\bmin_time\x18\x01 \x01(\x03R\aminTime\x12\x19\n" +
 	"\bmax_time\x18\x02 \x01(\x03R\amaxTime\x12\x1a\n" +
 	"\bencoding\x18\x03 \x01(\rR\bencoding\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data\"f\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"\x86\x01\n" +
 	"\x06Series\x12-\n" +
 	"\x06labels\x18\x01 \x03(\v2\x15.atoll.store.v1.LabelR\x06labels\x12-\n" +
-	"\x06chunks\x18\x02 \x03(\v2\x15.atoll.store.v1.ChunkR\x06chunks\"\xaf\x01\n" +
+	"\x06chunks\x18\x02 \x03(\v2\x15.atoll.store.v1.ChunkR\x06chunks\x12\x1e\n" +
+	"\n" +
+	"resolution\x18\x03 \x01(\x03R\n" +
+	"resolution\"\xaf\x01\n" +
 	"\x05Hints\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x03R\x05start\x12\x10\n" +
 	"\x03end\x18\x02 \x01(\x03R\x03end\x12\x12\n" +
@@ -1422,7 +1445,7 @@ const file_store_proto_rawDesc = "" +
 	"\x02by\x18\x05 \x01(\bR\x02by\x12\x1a\n" +
 	"\bgrouping\x18\x06 \x03(\tR\bgrouping\x12\x14\n" +
 	"\x05range\x18\a \x01(\x03R\x05range\x12\x14\n" +
-	"\x05limit\x18\b \x01(\x03R\x05limit\"\xfc\x01\n" +
+	"\x05limit\x18\b \x01(\x03R\x05limit\"\x9a\x02\n" +
 	"\rSeriesRequest\x12\x19\n" +
 	"\bmin_time\x18\x01 \x01(\x03R\aminTime\x12\x19\n" +
 	"\bmax_time\x18\x02 \x01(\x03R\amaxTime\x123\n" +
@@ -1430,7 +1453,8 @@ const file_store_proto_rawDesc = "" +
 	"\vskip_chunks\x18\x04 \x01(\bR\n" +
 	"skipChunks\x12+\n" +
 	"\x05hints\x18\x05 \x01(\v2\x15.atoll.store.v1.HintsR\x05hints\x122\n" +
-	"\x15max_resolution_window\x18\x06 \x01(\x03R\x13maxResolutionWindow\"\\\n" +
+	"\x15max_resolution_window\x18\x06 \x01(\x03R\x13maxResolutionWindow\x12\x1c\n" +
+	"\taggregate\x18\a \x01(\tR\taggregate\"\\\n" +
 	"\x0eSeriesResponse\x12.\n" +
 	"\x06series\x18\x01 \x03(\v2\x16.atoll.store.v1.SeriesR\x06series\x12\x1a\n" +
 	"\bwarnings\x18\x02 \x03(\tR\bwarnings\"\x94\x01\n" +
