@@ -92,8 +92,9 @@ type PooledBody struct {
 // refused before anything is read or allocated.
 //
 // It reads at most MaxCompressedBytes+1 bytes, checks the length that the
-// snappy header announces against MaxDecodedBytes before allocating for it,
-// and decodes into a reused buffer. Errors match ErrRequestTooLarge,
+// snappy header announces against MaxDecodedBytes, and against what the
+// compressed bytes could possibly expand to, before allocating for it, and
+// decodes into a reused buffer. Errors match ErrRequestTooLarge,
 // ErrMalformedRequest (corrupt snappy data), or wrap r's read error.
 func (br *BodyReader) Read(r io.Reader, contentLength int64) (*PooledBody, error) {
 	if contentLength > int64(br.limits.MaxCompressedBytes) {

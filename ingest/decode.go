@@ -793,6 +793,7 @@ func (h Histogram) Decode() (*histogram.Histogram, *histogram.FloatHistogram, er
 // BuildLabels returns ts.Labels as labels.Labels, sorted, with the strings
 // copied out of the request buffer so the result may be retained (the
 // new-series path of an appender). b is reset first; reuse one per request.
+// Labels with empty values are kept, as Prometheus's receiver keeps them.
 func (ts *TimeSeries) BuildLabels(b *labels.ScratchBuilder) labels.Labels {
 	return BuildLabels(b, ts.Labels)
 }

@@ -87,3 +87,57 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValidate builds well-formed requests from fuzzed label names and values,
+// which random bytes rarely reach, and checks ValidateSeries on the decoded
+// series against referenceValidate, and LabelsHash and BuildLabels on the way.
+func FuzzValidate(f *testing.F) {
+	f.Add("__name__", "up", "job", "node", "", uint8(0))
+	f.Add("__name__", "", "a", "\xff", "x", uint8(1))
+	f.Add("job", "ü", "instance", strings.Repeat("v", 130), "trace_id", uint8(2))
+	f.Add("__name__", "up", "__name__", "up", "\xc3", uint8(7))
+	f.Fuzz(func(t *testing.T, n1, v1, n2, v2, ev string, shape uint8) {
+		ls := testLabels(n1, v1, n2, v2)
+		if shape&1 != 0 {
+			ls = append(testLabels("__name__", "m"), ls...)
+		}
+		if shape&2 != 0 {
+			ls[0], ls[len(ls)-1] = ls[len(ls)-1], ls[0]
+		}
+		ts := prompb.TimeSeries{Labels: ls, Samples: []prompb.Sample{{Value: 1, Timestamp: 2}}}
+		if shape&4 != 0 {
+			ts.Exemplars = []prompb.Exemplar{{Labels: testLabels("trace_id", ev)}}
+		}
+		body := mustMarshal(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}})
+		var r WriteRequest
+		if err := r.Decode(body); err != nil {
+			t.Fatal(err)
+		}
+		got := &r.Timeseries[0]
+		if h := referenceHash(ls); got.LabelsHash != h {
+			t.Fatalf("LabelsHash %x, want %x", got.LabelsHash, h)
+		}
+		err := ValidateSeries(got)
+		want := referenceValidate(got)
+		var ise *InvalidSeriesError
+		switch {
+		case want == "" && err != nil:
+			t.Fatalf("ValidateSeries = %v, want nil", err)
+		case want != "" && (!errors.As(err, &ise) || ise.Reason != want):
+			t.Fatalf("ValidateSeries = %v, want reason %s", err, want)
+		case err != nil && strings.Contains(err.Error(), "\n"):
+			t.Fatalf("message spans lines: %q", err)
+		case err == nil:
+			sb := labels.NewScratchBuilder(0)
+			built := got.BuildLabels(&sb)
+			// Empty values stay, as in Prometheus's own receiver.
+			var want []labels.Label
+			for _, l := range ls {
+				want = append(want, labels.Label{Name: l.Name, Value: l.Value})
+			}
+			if !labels.Equal(built, labels.New(want...)) {
+				t.Fatalf("BuildLabels = %v, want %v", built, want)
+			}
+		}
+	})
+}
