@@ -24,7 +24,9 @@
 // span several zones, the owners go to distinct zones (all distinct once
 // there are at least ReplicationFactor zones). It is a binary search and a
 // copy: the owners of every ring position are computed when a snapshot is
-// built.
+// built. With exactly ReplicationFactor zones every zone holds a replica of
+// every key, so keep zones equally sized: a smaller zone's receivers carry
+// more load each.
 //
 // Components that keep connections to members (ingest's forwarding
 // clients, the querier's store list) watch Snapshot.Changed, which is

@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"context"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -391,3 +392,39 @@ func TestKeyFor(t *testing.T) {
 		t.Fatal("quorum")
 	}
 }
+
+func TestMemberlistLogLevels(t *testing.T) {
+	cases := []struct {
+		line  string
+		level slog.Level
+		msg   string
+	}{
+		{"[DEBUG] memberlist: Stream connection from=127.0.0.1:1234\n", slog.LevelDebug, "Stream connection from=127.0.0.1:1234"},
+		{"[INFO] memberlist: Updating address\n", slog.LevelInfo, "Updating address"},
+		{"[WARN] memberlist: Refuting a dead message\n", slog.LevelWarn, "Refuting a dead message"},
+		{"[ERR] memberlist: Push/Pull failed\n", slog.LevelError, "Push/Pull failed"},
+		{"no prefix at all\n", slog.LevelInfo, "no prefix at all"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.msg, func(t *testing.T) {
+			var got []slog.Record
+			h := recordingHandler{records: &got}
+			if _, err := (memberlistLog{slog.New(h)}).Write([]byte(tc.line)); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].Level != tc.level || got[0].Message != tc.msg {
+				t.Fatalf("got %+v", got)
+			}
+		})
+	}
+}
+
+type recordingHandler struct{ records *[]slog.Record }
+
+func (h recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	*h.records = append(*h.records, r)
+	return nil
+}
+func (h recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h recordingHandler) WithGroup(string) slog.Handler      { return h }
