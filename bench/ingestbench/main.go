@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -24,6 +25,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,6 +50,7 @@ type config struct {
 	keep                               bool
 	timeout                            time.Duration
 	waitIdle                           time.Duration
+	repeat                             int
 	idleBusy                           float64
 }
 
@@ -63,6 +66,7 @@ func main() {
 	flag.IntVar(&c.rounds, "rounds", 30, "Steady rounds in the throughput run.")
 	flag.IntVar(&c.batch, "batch", 2000, "Samples per request.")
 	flag.IntVar(&c.concurrency, "concurrency", 4, "Requests in flight at once.")
+	flag.IntVar(&c.repeat, "repeat", 3, "Throughput runs per receiver; the table shows the median.")
 	flag.IntVar(&c.rssSeries, "rss-series", 1_000_000, "Series in the memory run; 0 skips it.")
 	flag.IntVar(&c.rssRounds, "rss-rounds", 3, "Rounds in the memory run, the first creating the series.")
 	flag.DurationVar(&c.settle, "settle", 10*time.Second, "Wait after the memory run's load before reading resident memory.")
@@ -133,10 +137,39 @@ type instanceResult struct {
 
 // targetResult is everything measured for one receiver.
 type targetResult struct {
-	Target     string          `json:"target"`
-	Throughput *instanceResult `json:"throughput,omitempty"`
-	Memory     *instanceResult `json:"memory,omitempty"`
+	Target string `json:"target"`
+	// Throughput holds one result per repetition.
+	Throughput []*instanceResult `json:"throughput,omitempty"`
+	Memory     *instanceResult   `json:"memory,omitempty"`
 }
+
+// median is the throughput run with the median steady samples per
+// CPU-second (the lower one of the middle two for an even count), and the
+// lowest and highest of that figure over the runs.
+func (r *targetResult) median() (med *instanceResult, lo, hi float64) {
+	if r == nil || len(r.Throughput) == 0 {
+		return nil, 0, 0
+	}
+	runs := slices.Clone(r.Throughput)
+	slices.SortFunc(runs, func(a, b *instanceResult) int {
+		return cmp.Compare(a.steady().SamplesPerCPU, b.steady().SamplesPerCPU)
+	})
+	return runs[(len(runs)-1)/2], runs[0].steady().SamplesPerCPU, runs[len(runs)-1].steady().SamplesPerCPU
+}
+
+func (r *instanceResult) phase(name string) phase {
+	if r != nil {
+		for _, p := range r.Load.Phases {
+			if p.Name == name {
+				return p
+			}
+		}
+	}
+	return phase{}
+}
+
+func (r *instanceResult) steady() phase { return r.phase("steady") }
+func (r *instanceResult) warmup() phase { return r.phase("warmup") }
 
 func run(ctx context.Context, c config) error {
 	all := map[string]target{
@@ -174,37 +207,43 @@ func run(ctx context.Context, c config) error {
 	}()
 	b := &bench{c: c, work: work}
 
-	var results []targetResult
-	for _, t := range order {
-		tr := targetResult{Target: t.name}
-		logf("=== %s: throughput, %d series, %d warm-up + %d steady rounds", t.name, c.series, c.warmupRounds, c.rounds)
-		r, err := b.instance(ctx, t, true, func(endpoints) []string {
-			return []string{
-				"-series=" + strconv.Itoa(c.series),
-				"-warmup-rounds=" + strconv.Itoa(c.warmupRounds),
-				"-rounds=" + strconv.Itoa(c.rounds),
-			}
-		})
-		if err != nil {
-			return fmt.Errorf("%s throughput: %w", t.name, err)
-		}
-		tr.Throughput = r
-		if c.rssSeries > 0 {
-			logf("=== %s: memory, %d series, %d rounds", t.name, c.rssSeries, c.rssRounds)
-			r, err := b.instance(ctx, t, false, func(endpoints) []string {
+	results := make([]targetResult, len(order))
+	// Repetitions take turns between receivers, so a burst of outside work
+	// on the machine spoils one run of one receiver, not all of its runs.
+	for rep := range c.repeat {
+		for i, t := range order {
+			results[i].Target = t.name
+			logf("=== %s: throughput %d/%d, %d series, %d warm-up + %d steady rounds", t.name, rep+1, c.repeat, c.series, c.warmupRounds, c.rounds)
+			r, err := b.instance(ctx, t, true, func(endpoints) []string {
 				return []string{
-					"-series=" + strconv.Itoa(c.rssSeries),
-					"-warmup-rounds=1",
-					"-rounds=" + strconv.Itoa(c.rssRounds-1),
-					"-settle=" + c.settle.String(),
+					"-series=" + strconv.Itoa(c.series),
+					"-warmup-rounds=" + strconv.Itoa(c.warmupRounds),
+					"-rounds=" + strconv.Itoa(c.rounds),
 				}
 			})
 			if err != nil {
-				return fmt.Errorf("%s memory: %w", t.name, err)
+				return fmt.Errorf("%s throughput: %w", t.name, err)
 			}
-			tr.Memory = r
+			results[i].Throughput = append(results[i].Throughput, r)
 		}
-		results = append(results, tr)
+	}
+	for i, t := range order {
+		if c.rssSeries <= 0 {
+			break
+		}
+		logf("=== %s: memory, %d series, %d rounds", t.name, c.rssSeries, c.rssRounds)
+		r, err := b.instance(ctx, t, false, func(endpoints) []string {
+			return []string{
+				"-series=" + strconv.Itoa(c.rssSeries),
+				"-warmup-rounds=1",
+				"-rounds=" + strconv.Itoa(c.rssRounds-1),
+				"-settle=" + c.settle.String(),
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("%s memory: %w", t.name, err)
+		}
+		results[i].Memory = r
 	}
 
 	printReport(os.Stdout, c, results)
@@ -481,27 +520,6 @@ func printReport(w io.Writer, c config, results []targetResult) {
 			base = &results[i]
 		}
 	}
-	steady := func(r *instanceResult) (phase, bool) {
-		if r == nil {
-			return phase{}, false
-		}
-		for _, p := range r.Load.Phases {
-			if p.Name == "steady" {
-				return p, true
-			}
-		}
-		return phase{}, false
-	}
-	warmup := func(r *instanceResult) phase {
-		if r != nil {
-			for _, p := range r.Load.Phases {
-				if p.Name == "warmup" {
-					return p
-				}
-			}
-		}
-		return phase{}
-	}
 	ratio := func(v, ref float64) string {
 		if ref <= 0 || v <= 0 {
 			return "-"
@@ -517,69 +535,76 @@ func printReport(w io.Writer, c config, results []targetResult) {
 
 	var lb float64
 	var metrics int
-	if len(results) > 0 && results[0].Throughput != nil {
-		lb, metrics = results[0].Throughput.Load.AvgLabelBytes, results[0].Throughput.Load.Metrics
+	if len(results) > 0 && len(results[0].Throughput) > 0 {
+		lb, metrics = results[0].Throughput[0].Load.AvgLabelBytes, results[0].Throughput[0].Load.Metrics
 	}
-	fmt.Fprintf(w, "\nSteady state: %d existing series x %d rounds = %d samples per target (%d metric names, %.0f label bytes per series), %d samples per request, %d senders.\n",
-		c.series, c.rounds, c.series*c.rounds, metrics, lb, c.batch, c.concurrency)
+	fmt.Fprintf(w, "\nSteady state: %d existing series x %d rounds = %d samples per run (%d metric names, %.0f label bytes per series), %d samples per request, %d senders; median of %d runs per receiver.\n",
+		c.series, c.rounds, c.series*c.rounds, metrics, lb, c.batch, c.concurrency, c.repeat)
 	if c.rssSeries > 0 {
 		fmt.Fprintf(w, "Memory: fresh instance, %d series x %d rounds, resident memory %v after the load stops.\n", c.rssSeries, c.rssRounds, c.settle)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "target\tsamples/s\ttarget CPU s\tsamples per CPU-second\tratio vs Prometheus\tRSS at %s series\tRSS ratio vs Prometheus\tnon-2xx\tothers' CPU s\t\n", count(c.rssSeries))
-	baseSteady, _ := steady(base.throughput())
+	fmt.Fprintf(tw, "target\tsamples/s\ttarget CPU s\tsamples per CPU-second\t(min-max)\tratio vs Prometheus\tRSS at %s series\tRSS ratio vs Prometheus\tnon-2xx\tothers' CPU s\t\n", count(c.rssSeries))
+	baseMed, _, _ := base.median()
+	baseCPU := baseMed.steady().SamplesPerCPU
 	var baseRSS int64
 	if base != nil && base.Memory != nil {
 		baseRSS = base.Memory.Load.RSSBytes
 	}
 	for _, r := range results {
-		p, ok := steady(r.Throughput)
-		if !ok {
+		med, lo, hi := r.median()
+		if med == nil {
 			continue
 		}
-		var rss int64
-		nonOK := p.errors()
-		if r.Memory != nil {
-			rss = r.Memory.Load.RSSBytes
-			for _, mp := range r.Memory.Load.Phases {
-				nonOK += mp.errors()
+		p := med.steady()
+		nonOK := 0
+		for _, run := range r.Throughput {
+			for _, ph := range run.Load.Phases {
+				nonOK += ph.errors()
 			}
 		}
-		nonOK += warmup(r.Throughput).errors()
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.0f\t%s\t%s\t%s\t%d\t%.2f\t\n",
-			r.Target, p.SamplesPerSec, p.TargetCPU, p.SamplesPerCPU, ratio(p.SamplesPerCPU, baseSteady.SamplesPerCPU),
+		var rss int64
+		if r.Memory != nil {
+			rss = r.Memory.Load.RSSBytes
+			for _, ph := range r.Memory.Load.Phases {
+				nonOK += ph.errors()
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.0f\t(%.0f-%.0f)\t%s\t%s\t%s\t%d\t%.2f\t\n",
+			r.Target, p.SamplesPerSec, p.TargetCPU, p.SamplesPerCPU, lo, hi, ratio(p.SamplesPerCPU, baseCPU),
 			mib(rss), ratio(float64(rss), float64(baseRSS)), nonOK, p.OtherCPU)
 	}
 	tw.Flush()
 
-	fmt.Fprintf(w, "\nSeries creation (warm-up round: %d new series, then the memory run's first round: %d new series):\n\n", c.series, c.rssSeries)
+	fmt.Fprintf(w, "\nSeries creation: the warm-up round of the median run (%d new series) and of the memory run (%d new series); CPU includes a short pause after it.\n\n", c.series, c.rssSeries)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "target\tnew series/s\ttarget CPU s\tseries per CPU-second\tat %s: new series/s\ttarget CPU s\tseries per CPU-second\tpeak RSS\tseries queryable\tloadavg before\t\n", count(c.rssSeries))
+	fmt.Fprintf(tw, "target\tnew series/s\ttarget CPU s\tseries per CPU-second\tat %s: new series/s\ttarget CPU s\tseries per CPU-second\tpeak RSS\tseries queryable\t\n", count(c.rssSeries))
 	for _, r := range results {
-		wp := warmup(r.Throughput)
+		med, _, _ := r.median()
+		wp := med.warmup()
 		var mp phase
 		var peak int64
 		if r.Memory != nil {
-			mp = warmup(r.Memory)
+			mp = r.Memory.warmup()
 			peak = r.Memory.Load.PeakRSSBytes
 		}
-		found, avg := "-", "-"
-		if r.Throughput != nil {
-			if r.Throughput.SeriesFound >= 0 {
-				found = fmt.Sprintf("%d/%d", r.Throughput.SeriesFound, r.Throughput.Load.Series)
-			}
-			avg = r.Throughput.LoadAvg
+		found := "-"
+		if med != nil && med.SeriesFound >= 0 {
+			found = fmt.Sprintf("%d/%d", med.SeriesFound, med.Load.Series)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.0f\t%.0f\t%.2f\t%.0f\t%s\t%s\t%s\t\n",
-			r.Target, wp.SamplesPerSec, wp.TargetCPU, wp.SamplesPerCPU, mp.SamplesPerSec, mp.TargetCPU, mp.SamplesPerCPU, mib(peak), found, avg)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.0f\t%.0f\t%.2f\t%.0f\t%s\t%s\t\n",
+			r.Target, wp.SamplesPerSec, wp.TargetCPU, wp.SamplesPerCPU, mp.SamplesPerSec, mp.TargetCPU, mp.SamplesPerCPU, mib(peak), found)
 	}
 	tw.Flush()
 
 	for _, r := range results {
-		for _, inst := range []*instanceResult{r.Throughput, r.Memory} {
+		for _, inst := range append(slices.Clone(r.Throughput), r.Memory) {
 			if inst == nil {
 				continue
+			}
+			if inst.SeriesFound >= 0 && inst.SeriesFound != inst.Load.Series {
+				fmt.Fprintf(w, "%s: only %d of %d series queryable after the load\n", r.Target, inst.SeriesFound, inst.Load.Series)
 			}
 			for _, p := range inst.Load.Phases {
 				if p.errors() > 0 {
@@ -599,13 +624,6 @@ func count(n int) string {
 		return strconv.Itoa(n/1000) + "k"
 	}
 	return strconv.Itoa(n)
-}
-
-func (r *targetResult) throughput() *instanceResult {
-	if r == nil {
-		return nil
-	}
-	return r.Throughput
 }
 
 func logf(format string, args ...any) {

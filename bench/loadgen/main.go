@@ -39,6 +39,7 @@ type config struct {
 	pid          int
 	series       int
 	warmupRounds int
+	warmupLinger time.Duration
 	rounds       int
 	batch        int
 	concurrency  int
@@ -79,6 +80,7 @@ func main() {
 	flag.IntVar(&c.pid, "pid", 0, "Process id of the receiver, to measure its CPU time and memory. 0 measures only throughput.")
 	flag.IntVar(&c.series, "series", 100_000, "Number of series.")
 	flag.IntVar(&c.warmupRounds, "warmup-rounds", 1, "Rounds that create the series, reported apart.")
+	flag.DurationVar(&c.warmupLinger, "warmup-linger", 3*time.Second, "Pause between warm-up and steady rounds, so work the receiver defers after creating series is charged to the warm-up, not to the steady rounds.")
 	flag.IntVar(&c.rounds, "rounds", 20, "Steady rounds after the warm-up: every series exists already.")
 	flag.IntVar(&c.batch, "batch", 2000, "Samples per request (Prometheus's max_samples_per_send).")
 	flag.IntVar(&c.concurrency, "concurrency", 4, "Requests in flight at once.")
@@ -172,7 +174,11 @@ func run(ctx context.Context, c config) error {
 			profiling = true
 			go func() { profileDone <- fetchProfile(ctx, c.profileURL, c.profileOut) }()
 		}
-		pr, err := sender.Replay(ctx, ph.name, ph.rounds, c.pid)
+		var linger time.Duration
+		if ph.name == "warmup" && c.rounds > 0 {
+			linger = c.warmupLinger
+		}
+		pr, err := sender.Replay(ctx, ph.name, ph.rounds, c.pid, linger)
 		if err != nil {
 			return fmt.Errorf("%s: %w", ph.name, err)
 		}

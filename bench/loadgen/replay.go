@@ -60,6 +60,7 @@ type PhaseResult struct {
 	Status          map[string]int `json:"status"` // by HTTP status code, or "transport" for failed round trips
 	FirstError      string         `json:"first_error,omitempty"`
 	Wall            float64        `json:"wall_seconds"`
+	Linger          float64        `json:"linger_seconds"` // after Wall, counted in the CPU times
 	TargetCPU       float64        `json:"target_cpu_seconds"`
 	LoadgenCPU      float64        `json:"loadgen_cpu_seconds"`
 	// OtherCPU is what every other process on the machine used meanwhile:
@@ -83,8 +84,10 @@ func (p *PhaseResult) Errors() int {
 // Replay sends the rounds in order, each round's requests spread over the
 // connections and all of them answered before the next round starts, so
 // every series receives its samples in timestamp order. It measures the
-// target process pid's CPU time over the phase (pid 0 skips that).
-func (s *Sender) Replay(ctx context.Context, name string, rounds []Round, pid int) (PhaseResult, error) {
+// target process pid's CPU time over the phase (pid 0 skips that) and for
+// linger after it: work a receiver defers, such as indexing new series, is
+// then charged to the phase that caused it, though not to its wall time.
+func (s *Sender) Replay(ctx context.Context, name string, rounds []Round, pid int, linger time.Duration) (PhaseResult, error) {
 	res := PhaseResult{Name: name, Rounds: len(rounds), Status: map[string]int{}}
 	var cpu0 time.Duration
 	if pid > 0 {
@@ -143,7 +146,15 @@ func (s *Sender) Replay(ctx context.Context, name string, rounds []Round, pid in
 
 	wall := time.Since(start)
 	res.Wall = wall.Seconds()
+	if linger > 0 {
+		select {
+		case <-time.After(linger):
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
+	}
 	res.LoadgenCPU = (procstat.SelfCPU() - self0).Seconds()
+	res.Linger = linger.Seconds()
 	if pid > 0 {
 		cpu1, err := procstat.ProcessCPU(pid)
 		if err != nil {

@@ -94,7 +94,7 @@ func TestReplay(t *testing.T) {
 			rounds, _ := EncodeRounds(NewCatalog(), sendOrder(series, 3), batch, ts, 0)
 			s := NewSender(srv.URL, http.Header{"X-Scope-OrgID": {"team-a"}}, 4, 10*time.Second)
 			defer s.Close()
-			res, err := s.Replay(ctx, "steady", rounds, os.Getpid())
+			res, err := s.Replay(ctx, "steady", rounds, os.Getpid(), 0)
 			if err != nil {
 				t.Fatal(err)
 			}
