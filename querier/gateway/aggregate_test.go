@@ -1,0 +1,281 @@
+package gateway
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"testing"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/ship"
+)
+
+// downsample aggregates raw series into windows of res, in the format of
+// ship/aggregate.go: one series per aggregate, each sample stamped with
+// the time of the window's last raw sample.
+func downsample(raw []testSeries, res int64) []testSeries {
+	var out []testSeries
+	for _, s := range raw {
+		agg := map[string][]sample{}
+		var (
+			window                   = int64(math.MinInt64)
+			count, sum, lo, hi, last float64
+			lastT                    int64
+			counter, prev, offset    float64
+			seen                     bool
+		)
+		flush := func() {
+			if count == 0 {
+				return
+			}
+			agg[ship.AggrCount] = append(agg[ship.AggrCount], sample{t: lastT, f: count})
+			agg[ship.AggrSum] = append(agg[ship.AggrSum], sample{t: lastT, f: sum})
+			agg[ship.AggrMin] = append(agg[ship.AggrMin], sample{t: lastT, f: lo})
+			agg[ship.AggrMax] = append(agg[ship.AggrMax], sample{t: lastT, f: hi})
+			agg[ship.AggrCounter] = append(agg[ship.AggrCounter], sample{t: lastT, f: counter})
+		}
+		for _, smp := range s.samples {
+			if math.IsNaN(smp.f) {
+				continue
+			}
+			if w := smp.t / res * res; w != window {
+				flush()
+				window, count, sum, lo, hi = w, 0, 0, math.Inf(1), math.Inf(-1)
+			}
+			count++
+			sum += smp.f
+			lo, hi, last, lastT = min(lo, smp.f), max(hi, smp.f), smp.f, smp.t
+			if seen && last < prev {
+				offset += prev
+			}
+			prev, seen = last, true
+			counter = last + offset
+		}
+		flush()
+		for _, a := range ship.Aggregates {
+			b := labels.NewBuilder(s.lset)
+			b.Set(ship.AggregateLabel, a)
+			out = append(out, testSeries{lset: b.Labels(), samples: agg[a]})
+		}
+	}
+	return out
+}
+
+// expectAggregate is what the gateway must return for aggr of the
+// downsampled series: the stored aggregate, or sum/count for the average.
+func expectAggregate(ds []testSeries, ext map[string]string, aggr string, mint, maxt int64) seriesResult {
+	byKey := map[string]map[string][]sample{}
+	for _, s := range ds {
+		b := labels.NewBuilder(s.lset)
+		a := s.lset.Get(ship.AggregateLabel)
+		b.Del(ship.AggregateLabel)
+		for n, v := range ext {
+			b.Set(n, v)
+		}
+		k := b.Labels().String()
+		if byKey[k] == nil {
+			byKey[k] = map[string][]sample{}
+		}
+		byKey[k][a] = s.samples
+	}
+	out := seriesResult{}
+	for k, aggs := range byKey {
+		var smp []sample
+		if aggr == ship.AggrAvg {
+			for i, c := range aggs[ship.AggrCount] {
+				smp = append(smp, sample{t: c.t, f: aggs[ship.AggrSum][i].f / c.f})
+			}
+		} else {
+			smp = aggs[aggr]
+		}
+		var in []sample
+		for _, x := range smp {
+			if x.t >= mint && x.t <= maxt {
+				in = append(in, x)
+			}
+		}
+		if len(in) > 0 {
+			out[k] = in
+		}
+	}
+	return out
+}
+
+func TestDownsampledBlocks(t *testing.T) {
+	ext := map[string]string{"tenant_id": "a"}
+	rawA := genSeries("http_requests_total", 12, 0, 2*hour, 15_000)
+	// A label name sorting before the aggregate label puts partners at
+	// different positions of their postings lists.
+	for i := range rawA[:4] {
+		b := labels.NewBuilder(rawA[i].lset)
+		b.Set("Zone", []string{"eu", "us"}[i%2])
+		rawA[i].lset = b.Labels()
+	}
+	rawB := genSeries("http_requests_total", 12, 2*hour, 4*hour, 15_000)
+	ds5m := downsample(rawA, ship.Resolution5m)
+	ds1h := downsample(rawA[:6], ship.Resolution1h)
+
+	bkt := newBucket(t)
+	rawADir := writeBlock(t, blockSpec{series: rawA, ext: ext})
+	rawBDir := writeBlock(t, blockSpec{series: rawB, ext: ext})
+	uploadBlock(t, bkt, rawADir)
+	uploadBlock(t, bkt, rawBDir)
+	uploadBlock(t, bkt, writeBlock(t, blockSpec{series: ds5m, ext: ext, resolution: ship.Resolution5m, mint: 0, maxt: 2 * hour}))
+	uploadBlock(t, bkt, writeBlock(t, blockSpec{series: ds1h, ext: ext, resolution: ship.Resolution1h, mint: 0, maxt: 2 * hour}))
+	localA, localB := openLocal(t, rawADir), openLocal(t, rawBDir)
+	gw, _ := newGateway(t, bkt, func(o *Options) { o.SeriesBatchSize = 6 })
+
+	all := ms("__name__", "=", "http_requests_total")
+	merge := func(parts ...seriesResult) seriesResult {
+		out := seriesResult{}
+		for _, p := range parts {
+			for k, v := range p {
+				out[k] = append(out[k], v...)
+			}
+		}
+		for k, v := range out {
+			sort.SliceStable(v, func(i, j int) bool { return v[i].t < v[j].t })
+			out[k] = slices.CompactFunc(v, func(a, b sample) bool { return a.t == b.t })
+		}
+		return out
+	}
+	rawAll := func(mint, maxt int64) seriesResult {
+		return expectSeries(t, []*localBlock{localA, localB}, mint, maxt, all)
+	}
+	rawOfB := func(mint, maxt int64) seriesResult {
+		return expectSeries(t, []*localBlock{localB}, mint, maxt, all)
+	}
+	for _, tc := range []struct {
+		name       string
+		maxRes     int64
+		aggr       string
+		mint, maxt int64
+		want       seriesResult
+		// resolutions returned, by whether the series' samples lie in
+		// the first block's range.
+		wantRes []int64
+	}{
+		{"raw only", 0, "", 0, 4*hour - 1, rawAll(0, 4*hour-1), []int64{0}},
+		{"5m average then raw", ship.Resolution5m, "", 0, 4*hour - 1,
+			merge(expectAggregate(ds5m, ext, ship.AggrAvg, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, ship.Resolution5m}},
+		{"5m max", ship.Resolution5m, ship.AggrMax, 0, 4*hour - 1,
+			merge(expectAggregate(ds5m, ext, ship.AggrMax, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, ship.Resolution5m}},
+		{"5m counter", ship.Resolution5m, ship.AggrCounter, 30 * minute, 3 * hour,
+			merge(expectAggregate(ds5m, ext, ship.AggrCounter, 30*minute, 3*hour), rawOfB(30*minute, 3*hour)), []int64{0, ship.Resolution5m}},
+		{"5m count", ship.Resolution5m, ship.AggrCount, 0, hour,
+			expectAggregate(ds5m, ext, ship.AggrCount, 0, hour), []int64{ship.Resolution5m}},
+		{"1h where it exists", ship.Resolution1h, ship.AggrSum, 0, 2*hour - 1,
+			expectAggregate(ds1h, ext, ship.AggrSum, 0, 2*hour-1), []int64{ship.Resolution1h}},
+		{"above every resolution", 24 * ship.Resolution1h, ship.AggrMin, 0, 4*hour - 1,
+			merge(expectAggregate(ds1h, ext, ship.AggrMin, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, ship.Resolution1h}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, res := collectSeries(t, gw, &querier.SeriesRequest{MinTime: tc.mint, MaxTime: tc.maxt, Matchers: all, MaxResolution: tc.maxRes, Aggregate: tc.aggr})
+			compareSeries(t, got, tc.want)
+			var seen []int64
+			for _, r := range res {
+				if !slices.Contains(seen, r) {
+					seen = append(seen, r)
+				}
+			}
+			slices.Sort(seen)
+			if !slices.Equal(seen, tc.wantRes) {
+				t.Errorf("resolutions %v, want %v", seen, tc.wantRes)
+			}
+		})
+	}
+
+	t.Run("series names without the aggregate label", func(t *testing.T) {
+		var names []string
+		_, err := gw.Series(testContext(t), &querier.SeriesRequest{MinTime: 0, MaxTime: hour, Matchers: all, MaxResolution: ship.Resolution5m, SkipChunks: true},
+			func(s querier.StoreSeries) error {
+				if s.Labels.Has(ship.AggregateLabel) {
+					t.Errorf("%s carries the aggregate label", s.Labels)
+				}
+				names = append(names, s.Labels.String())
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(names) != len(rawA) {
+			t.Errorf("%d series, want %d", len(names), len(rawA))
+		}
+	})
+	t.Run("labels", func(t *testing.T) {
+		names, _, err := gw.LabelNames(testContext(t), &querier.LabelsRequest{MinTime: 0, MaxTime: hour, Matchers: ms("job", "=", "job-1")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(names, ship.AggregateLabel) {
+			t.Errorf("label names %q include the aggregate label", names)
+		}
+		values, _, err := gw.LabelValues(testContext(t), ship.AggregateLabel, &querier.LabelsRequest{MinTime: 0, MaxTime: hour})
+		if err != nil || len(values) != 0 {
+			t.Errorf("aggregate label values = %q, %v", values, err)
+		}
+	})
+	t.Run("unknown aggregate", func(t *testing.T) {
+		_, err := gw.Series(testContext(t), &querier.SeriesRequest{MinTime: 0, MaxTime: hour, Matchers: all, MaxResolution: ship.Resolution5m, Aggregate: "median"},
+			func(querier.StoreSeries) error { return nil })
+		if err == nil {
+			t.Error("unknown aggregate accepted")
+		}
+	})
+}
+
+func TestPlanSeries(t *testing.T) {
+	block := func(ext string, res, mint, maxt int64) *bucketBlock {
+		ls := labels.FromStrings("tenant_id", ext)
+		return &bucketBlock{
+			meta: &ship.Meta{
+				BlockMeta: tsdb.BlockMeta{ULID: ulid.Make(), MinTime: mint, MaxTime: maxt},
+				Thanos:    ship.ThanosMeta{Labels: ls.Map(), Downsample: ship.Downsample{Resolution: res}},
+			},
+			ext:    ls,
+			extKey: ls.String(),
+		}
+	}
+	const r5, r1h = ship.Resolution5m, ship.Resolution1h
+	raw1, raw2, raw3 := block("a", 0, 0, 100), block("a", 0, 100, 200), block("a", 0, 200, 300)
+	m1, m3 := block("a", r5, 0, 100), block("a", r5, 200, 300)
+	h12 := block("a", r1h, 50, 150)
+	other := block("b", 0, 0, 300)
+	blocks := []*bucketBlock{raw1, raw2, raw3, m1, m3, h12, other}
+	name := map[*bucketBlock]string{raw1: "raw1", raw2: "raw2", raw3: "raw3", m1: "m1", m3: "m3", h12: "h12", other: "other"}
+
+	for _, tc := range []struct {
+		name       string
+		mint, maxt int64
+		maxRes     int64
+		ms         []*labels.Matcher
+		want       []string
+	}{
+		{"raw", 0, 299, 0, nil, []string{"raw1 [0,99]", "raw2 [100,199]", "raw3 [200,299]", "other [0,299]"}},
+		{"5m fills from raw", 0, 299, r5, ms("tenant_id", "=", "a"), []string{"m1 [0,99]", "raw2 [100,199]", "m3 [200,299]"}},
+		{"1h then 5m then raw", 0, 299, r1h, ms("tenant_id", "=", "a"), []string{"m1 [0,49]", "h12 [50,149]", "raw2 [150,199]", "m3 [200,299]"}},
+		{"partial range", 120, 220, r1h, ms("tenant_id", "=", "a"), []string{"h12 [120,149]", "raw2 [150,199]", "m3 [200,220]"}},
+		{"external label filters", 0, 299, r1h, ms("tenant_id", "=", "b"), []string{"other [0,299]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, q := range planSeries(blocks, &querier.SeriesRequest{MinTime: tc.mint, MaxTime: tc.maxt, MaxResolution: tc.maxRes, Matchers: tc.ms}) {
+				got = append(got, fmt.Sprintf("%s [%d,%d]", name[q.b], q.mint, q.maxt))
+				if len(q.ms) != 0 {
+					t.Errorf("%s keeps matchers %v meant for external labels", name[q.b], q.ms)
+				}
+			}
+			slices.Sort(got)
+			want := slices.Sorted(slices.Values(tc.want))
+			if !slices.Equal(got, want) {
+				t.Errorf("plan %q, want %q", got, want)
+			}
+		})
+	}
+}
+

@@ -1,0 +1,345 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/atoll-metrics/atoll/ship"
+)
+
+// deletionMarkFilename is the marker the compactor uploads into a block it
+// is about to delete, in the format Thanos uses.
+const deletionMarkFilename = "deletion-mark.json"
+
+// deletionMark is the part of a deletion mark the gateway reads.
+type deletionMark struct {
+	// DeletionTime is when the block was marked, in Unix seconds.
+	DeletionTime int64 `json:"deletion_time"`
+}
+
+// blockState is what one sync learned about one block directory.
+type blockState struct {
+	meta    *ship.Meta
+	partial bool
+	metaErr error
+	marked  bool
+	markAt  time.Time
+}
+
+// Sync makes the served blocks match the bucket: it loads the blocks that
+// are new and in the time window, and drops those deleted, marked for
+// deletion longer than DeletionMarkDelay, or out of the window. Blocks
+// without meta.json (uploads in progress) are not seen; blocks that fail to
+// load are skipped, counted, and tried again at the next sync.
+func (g *Gateway) Sync(ctx context.Context) error {
+	g.syncMtx.Lock()
+	defer g.syncMtx.Unlock()
+	start := time.Now()
+	defer func() { g.m.syncDuration.Observe(time.Since(start).Seconds()) }()
+	g.m.syncs.Inc()
+
+	ids, err := g.listBlocks(ctx)
+	if err != nil {
+		g.m.syncFailures.Inc()
+		return fmt.Errorf("list blocks: %w", err)
+	}
+	states, err := g.readStates(ctx, ids)
+	if err != nil {
+		g.m.syncFailures.Inc()
+		return err
+	}
+
+	now := g.opts.Now()
+	mint, maxt := g.window(now)
+	wanted := map[ulid.ULID]*ship.Meta{}
+	partial, marked := 0, 0
+	for id, st := range states {
+		switch {
+		case st.partial:
+			partial++
+			continue
+		case st.metaErr != nil:
+			g.loadFailed(id, st.metaErr)
+			continue
+		}
+		if st.marked {
+			marked++
+			if now.Sub(st.markAt) >= g.opts.DeletionMarkDelay {
+				continue
+			}
+		}
+		if st.meta.MaxTime <= mint || st.meta.MinTime > maxt {
+			continue
+		}
+		wanted[id] = st.meta
+	}
+	g.m.partialBlocks.Set(float64(partial))
+	g.m.markedBlocks.Set(float64(marked))
+
+	g.mtx.RLock()
+	var toLoad []*ship.Meta
+	for id, meta := range wanted {
+		if _, ok := g.blocks[id]; !ok {
+			toLoad = append(toLoad, meta)
+		}
+	}
+	g.mtx.RUnlock()
+
+	loaded := g.loadBlocks(ctx, toLoad)
+	if err := ctx.Err(); err != nil {
+		for _, b := range loaded {
+			_ = b.close()
+		}
+		return err
+	}
+
+	g.mtx.Lock()
+	if g.closed {
+		g.mtx.Unlock()
+		for _, b := range loaded {
+			_ = b.close()
+		}
+		return errors.New("gateway closed")
+	}
+	for _, b := range loaded {
+		g.blocks[b.id] = b
+	}
+	var dropped []*bucketBlock
+	for id, b := range g.blocks {
+		if _, ok := wanted[id]; !ok {
+			dropped = append(dropped, b)
+			delete(g.blocks, id)
+		}
+	}
+	served := len(g.blocks)
+	keep := make(map[string]bool, served)
+	for id := range g.blocks {
+		keep[id.String()] = true
+	}
+	g.mtx.Unlock()
+
+	for _, b := range dropped {
+		g.closing.Add(1)
+		go func() {
+			defer g.closing.Done()
+			// Waits for the queries still reading the block.
+			if err := b.close(); err != nil {
+				g.logger.Warn("closing dropped block", "block", b.id, "err", err)
+			}
+			_ = os.RemoveAll(b.dir)
+		}()
+	}
+	g.m.blockDrops.Add(float64(len(dropped)))
+	g.m.blocksLoaded.Set(float64(served))
+	g.removeStaleDirs(keep, dropped)
+
+	// Forget what is no longer in the bucket.
+	for id := range g.metas {
+		if _, ok := states[id]; !ok {
+			delete(g.metas, id)
+			delete(g.marks, id)
+			g.failedMtx.Lock()
+			delete(g.failed, id)
+			g.failedMtx.Unlock()
+		}
+	}
+	if len(loaded) > 0 || len(dropped) > 0 {
+		g.logger.Info("synced blocks", "served", served, "loaded", len(loaded), "dropped", len(dropped),
+			"partial", partial, "marked_for_deletion", marked, "duration", time.Since(start).Round(time.Millisecond))
+	}
+	g.m.lastSync.SetToCurrentTime()
+	g.synced.Store(true)
+	return nil
+}
+
+// window is the time range of blocks to serve at now, in milliseconds.
+func (g *Gateway) window(now time.Time) (mint, maxt int64) {
+	mint, maxt = math.MinInt64, math.MaxInt64
+	if !g.opts.MinTime.IsZero() {
+		mint = g.opts.MinTime.Time(now).UnixMilli()
+	}
+	if !g.opts.MaxTime.IsZero() {
+		maxt = g.opts.MaxTime.Time(now).UnixMilli()
+	}
+	return mint, maxt
+}
+
+// listBlocks returns the ULIDs of the block directories in the bucket.
+func (g *Gateway) listBlocks(ctx context.Context) ([]ulid.ULID, error) {
+	var ids []ulid.ULID
+	err := g.bkt.Iter(ctx, "", func(name string) error {
+		dir, ok := strings.CutSuffix(name, "/")
+		if !ok {
+			return nil
+		}
+		if id, err := ulid.ParseStrict(dir); err == nil {
+			ids = append(ids, id)
+		}
+		return nil
+	}, false)
+	return ids, err
+}
+
+// readStates reads the meta.json of blocks not seen before and the
+// deletion mark of blocks not known to be marked.
+func (g *Gateway) readStates(ctx context.Context, ids []ulid.ULID) (map[ulid.ULID]*blockState, error) {
+	var mtx sync.Mutex
+	states := make(map[ulid.ULID]*blockState, len(ids))
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(g.opts.SyncConcurrency)
+	for _, id := range ids {
+		mtx.Lock()
+		st := &blockState{meta: g.metas[id]}
+		markAt, marked := g.marks[id]
+		states[id] = st
+		mtx.Unlock()
+		st.marked, st.markAt = marked, markAt
+		eg.Go(func() error {
+			if st.meta == nil {
+				meta, err := ship.ReadMetaFromBucket(ectx, g.bkt, id)
+				switch {
+				case ship.IsNotFound(err):
+					st.partial = true
+					return nil
+				case ectx.Err() != nil:
+					return ectx.Err()
+				case err != nil:
+					st.metaErr = fmt.Errorf("read %s: %w", ship.MetaFilename, err)
+					return nil
+				}
+				st.meta = meta
+				mtx.Lock()
+				g.metas[id] = meta
+				mtx.Unlock()
+			}
+			if st.marked {
+				return nil
+			}
+			at, ok, err := g.readDeletionMark(ectx, id)
+			if err != nil {
+				if ectx.Err() != nil {
+					return ectx.Err()
+				}
+				// Unknown: keep serving rather than hide data.
+				g.logger.Warn("cannot read deletion mark", "block", id, "err", err)
+				return nil
+			}
+			if ok {
+				st.marked, st.markAt = true, at
+				mtx.Lock()
+				g.marks[id] = at
+				mtx.Unlock()
+			}
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	return states, nil
+}
+
+func (g *Gateway) readDeletionMark(ctx context.Context, id ulid.ULID) (time.Time, bool, error) {
+	rc, err := g.bkt.Get(ctx, path.Join(id.String(), deletionMarkFilename))
+	if ship.IsNotFound(err) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	defer rc.Close()
+	var m deletionMark
+	if err := json.NewDecoder(rc).Decode(&m); err != nil {
+		// The block is going away whatever the mark says.
+		g.logger.Warn("unreadable deletion mark; treating the block as marked long ago", "block", id, "err", err)
+		return time.Unix(0, 0), true, nil
+	}
+	return time.Unix(m.DeletionTime, 0), true, nil
+}
+
+// loadBlocks loads the blocks of metas, SyncConcurrency at once, and
+// returns those that loaded.
+func (g *Gateway) loadBlocks(ctx context.Context, metas []*ship.Meta) []*bucketBlock {
+	var (
+		mtx    sync.Mutex
+		loaded []*bucketBlock
+		wg     sync.WaitGroup
+	)
+	sem := make(chan struct{}, g.opts.SyncConcurrency)
+	for _, meta := range metas {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return loaded
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			start := time.Now()
+			b, err := loadBlock(ctx, meta, g.opts.Dir, g.r, g.cache, &g.opts)
+			if err != nil {
+				if ctx.Err() == nil {
+					g.loadFailed(meta.ULID, err)
+				}
+				return
+			}
+			g.m.blockLoads.Inc()
+			g.logger.Debug("loaded block", "block", meta.ULID, "min_time", meta.MinTime, "max_time", meta.MaxTime,
+				"resolution", meta.Thanos.Downsample.Resolution, "labels", b.extKey,
+				"header_heap_bytes", b.header.heapBytes(), "duration", time.Since(start).Round(time.Millisecond))
+			mtx.Lock()
+			loaded = append(loaded, b)
+			mtx.Unlock()
+			g.failedMtx.Lock()
+			delete(g.failed, meta.ULID)
+			g.failedMtx.Unlock()
+		})
+	}
+	wg.Wait()
+	return loaded
+}
+
+// loadFailed counts a block that could not be loaded; the same failure is
+// logged once, not at every sync.
+func (g *Gateway) loadFailed(id ulid.ULID, err error) {
+	g.m.blockLoadFailures.Inc()
+	g.failedMtx.Lock()
+	defer g.failedMtx.Unlock()
+	msg := err.Error()
+	if g.failed[id] == msg {
+		g.logger.Debug("block still fails to load; skipped", "block", id, "err", err)
+		return
+	}
+	g.failed[id] = msg
+	g.logger.Warn("skipping block that fails to load", "block", id, "err", err)
+}
+
+// removeStaleDirs deletes the index headers of blocks not served, except
+// those of dropped blocks, which are removed once their queries end.
+func (g *Gateway) removeStaleDirs(keep map[string]bool, dropped []*bucketBlock) {
+	for _, b := range dropped {
+		keep[b.id.String()] = true
+	}
+	entries, err := os.ReadDir(g.opts.Dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if _, err := ulid.ParseStrict(e.Name()); err != nil || keep[e.Name()] {
+			continue
+		}
+		_ = os.RemoveAll(filepath.Join(g.opts.Dir, e.Name()))
+	}
+}
