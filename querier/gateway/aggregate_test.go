@@ -278,4 +278,3 @@ func TestPlanSeries(t *testing.T) {
 		})
 	}
 }
-
