@@ -1,0 +1,109 @@
+package blockset
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/atoll-metrics/atoll/ship"
+)
+
+// Names of the marker objects kept beside a block's files. They match the
+// ones Thanos writes, so Thanos tools and Atoll read each other's marks.
+const (
+	DeletionMarkFilename  = "deletion-mark.json"
+	NoCompactMarkFilename = "no-compact-mark.json"
+)
+
+// markVersion is the version of both mark formats.
+const markVersion = 1
+
+// DeletionMark says a block is going away: the compactor deletes it once
+// DeleteDelay has passed since DeletionTime.
+type DeletionMark struct {
+	ID      ulid.ULID `json:"id"`
+	Version int       `json:"version"`
+	// Details says why, e.g. "superseded by <ulid>" or "retention".
+	Details string `json:"details,omitempty"`
+	// DeletionTime is when the mark was written, in Unix seconds.
+	DeletionTime int64 `json:"deletion_time"`
+}
+
+// Time returns DeletionTime as a time.
+func (m *DeletionMark) Time() time.Time { return time.Unix(m.DeletionTime, 0) }
+
+// Reasons for a no-compact mark.
+const (
+	// NoCompactReasonManual is an operator's decision.
+	NoCompactReasonManual = "manual"
+	// NoCompactReasonUnreadable is a block whose files the compactor could
+	// not read (missing or truncated index or chunks).
+	NoCompactReasonUnreadable = "unreadable-block"
+	// NoCompactReasonCorrupt is a block whose index breaks the format's
+	// rules (unsorted series, chunks outside the block, overlapping chunks).
+	NoCompactReasonCorrupt = "corrupt-block"
+)
+
+// NoCompactMark excludes a block from compaction and downsampling. The block
+// stays readable and is still subject to retention.
+type NoCompactMark struct {
+	ID      ulid.ULID `json:"id"`
+	Version int       `json:"version"`
+	// Reason is one of the NoCompactReason constants.
+	Reason string `json:"reason"`
+	// Details is free text for the operator, such as the error seen.
+	Details string `json:"details,omitempty"`
+	// NoCompactTime is when the mark was written, in Unix seconds.
+	NoCompactTime int64 `json:"no_compact_time"`
+}
+
+// WriteDeletionMark marks block id for deletion. Marking a marked block
+// again replaces the mark, which is harmless: the older time is lost, so the
+// block lives a little longer.
+func WriteDeletionMark(ctx context.Context, bkt ship.Bucket, id ulid.ULID, details string, now time.Time) error {
+	return writeJSON(ctx, bkt, path.Join(id.String(), DeletionMarkFilename), &DeletionMark{
+		ID: id, Version: markVersion, Details: details, DeletionTime: now.Unix(),
+	})
+}
+
+// WriteNoCompactMark excludes block id from compaction.
+func WriteNoCompactMark(ctx context.Context, bkt ship.Bucket, id ulid.ULID, reason, details string, now time.Time) error {
+	return writeJSON(ctx, bkt, path.Join(id.String(), NoCompactMarkFilename), &NoCompactMark{
+		ID: id, Version: markVersion, Reason: reason, Details: details, NoCompactTime: now.Unix(),
+	})
+}
+
+func writeJSON(ctx context.Context, bkt ship.Bucket, name string, v any) error {
+	data, err := json.MarshalIndent(v, "", "\t")
+	if err != nil {
+		return err
+	}
+	if err := bkt.Upload(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// readJSON decodes object name into v. A missing object yields an error for
+// which ship.IsNotFound reports true.
+func readJSON(ctx context.Context, bkt ship.Bucket, name string, v any) error {
+	rc, err := bkt.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode %s: %w", name, err)
+	}
+	return nil
+}
