@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -17,6 +18,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/compression"
+
+	"github.com/atoll-metrics/atoll/ship"
 )
 
 var (
@@ -56,9 +59,11 @@ type Options struct {
 	ExternalLabels labels.Labels
 	// TenantLabel is the external label naming the tenant.
 	TenantLabel string
-	// KeepBlock, when set, is asked before a block past retention is deleted;
-	// returning true keeps it (for example because it is not shipped yet).
-	KeepBlock func(tenant string, id ulid.ULID) bool
+	// Bucket receives every finished block; nil keeps blocks local only.
+	// With a bucket, a block past retention is deleted only once shipped.
+	Bucket ship.Bucket
+	// ShipInterval is how often finished blocks are looked for and shipped.
+	ShipInterval time.Duration
 }
 
 // DefaultOptions are what `atoll all` runs with unless told otherwise.
@@ -70,6 +75,7 @@ func DefaultOptions() Options {
 		MaxExemplars:   100_000,
 		WALCompression: true,
 		TenantLabel:    "tenant_id",
+		ShipInterval:   30 * time.Second,
 	}
 }
 
@@ -242,24 +248,41 @@ func (m *MultiTSDB) openTenant(id string) (*Tenant, error) {
 	} else {
 		opts.WALCompression = compression.None
 	}
-	var db *tsdb.DB
-	if keep := m.opts.KeepBlock; keep != nil {
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, m.reg)
+	// BlocksToDelete is first called from inside tsdb.Open, before the DB
+	// is returned: until then nothing is deleted.
+	var opened atomic.Pointer[tsdb.DB]
+	if m.opts.Bucket != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create tenant dir: %w", err)
+		}
+		sh, err := ship.NewShipper(m.opts.Bucket, dir, logger, reg,
+			ship.WithExternalLabels(t.extLabels), ship.WithSource(ship.SourceReceive))
+		if err != nil {
+			return nil, fmt.Errorf("shipper of tenant %q: %w", id, err)
+		}
+		t.shipper = sh
+		// Past retention is not enough: a block leaves the disk only once
+		// it is safely in the bucket.
 		opts.BlocksToDelete = func(blocks []*tsdb.Block) map[ulid.ULID]struct{} {
+			db := opened.Load()
+			if db == nil {
+				return nil
+			}
 			deletable := tsdb.DefaultBlocksToDelete(db)(blocks)
 			for id := range deletable {
-				if keep(t.id, id) {
+				if !sh.IsShipped(id) {
 					delete(deletable, id)
 				}
 			}
 			return deletable
 		}
 	}
-	reg := prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, m.reg)
-	var err error
-	db, err = tsdb.Open(dir, logger, reg, opts, nil)
+	db, err := tsdb.Open(dir, logger, reg, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb of tenant %q: %w", id, err)
 	}
+	opened.Store(db)
 	t.db = db
 	m.tenantsOpened.Inc()
 	logger.Info("tenant tsdb opened", "dir", dir, "series", db.Head().NumSeries(), "duration", time.Since(start).Round(time.Millisecond))
@@ -290,18 +313,74 @@ func (m *MultiTSDB) RotateSeriesCaches() {
 	}
 }
 
-// Run rotates the series caches once per block duration until ctx ends.
+// Run rotates the series caches once per block duration and, with a
+// bucket, ships finished blocks every ShipInterval, until ctx ends.
 func (m *MultiTSDB) Run(ctx context.Context) error {
-	tick := time.NewTicker(m.opts.BlockDuration)
-	defer tick.Stop()
+	rotate := time.NewTicker(m.opts.BlockDuration)
+	defer rotate.Stop()
+	shipEvery := m.opts.ShipInterval
+	if shipEvery <= 0 {
+		shipEvery = DefaultOptions().ShipInterval
+	}
+	shipTick := time.NewTicker(shipEvery)
+	defer shipTick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-rotate.C:
 			m.RotateSeriesCaches()
+		case <-shipTick.C:
+			if m.opts.Bucket != nil {
+				_ = m.Ship(ctx)
+			}
 		}
 	}
+}
+
+// Ship uploads every tenant's finished blocks that are not in the bucket
+// yet. A failure is logged and counted by the shipper and retried at the
+// next call; nothing is lost meanwhile because unshipped blocks stay on disk.
+func (m *MultiTSDB) Ship(ctx context.Context) error {
+	var errs []error
+	for _, t := range m.Tenants() {
+		if t.shipper == nil {
+			continue
+		}
+		if n, err := t.shipper.Sync(ctx); err != nil {
+			m.logger.Warn("shipping blocks failed, will retry", "tenant", t.id, "err", err)
+			errs = append(errs, fmt.Errorf("tenant %q: %w", t.id, err))
+		} else if n > 0 {
+			m.logger.Info("shipped blocks", "tenant", t.id, "blocks", n)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Flush cuts every tenant's head into a block, so that nothing lives only
+// in a WAL; with a bucket it then ships the blocks. A receiver leaving the
+// cluster for good calls it so scaling down strands no data.
+func (m *MultiTSDB) Flush(ctx context.Context) error {
+	var errs []error
+	for _, t := range m.Tenants() {
+		h := t.db.Head()
+		if h.NumSeries() == 0 || h.MinTime() > h.MaxTime() {
+			continue
+		}
+		start := time.Now()
+		// The range is inclusive of maxt, so the newest sample is in the block.
+		if err := t.db.CompactHead(tsdb.NewRangeHead(h, h.MinTime(), h.MaxTime())); err != nil {
+			errs = append(errs, fmt.Errorf("flush head of tenant %q: %w", t.id, err))
+			continue
+		}
+		m.logger.Info("head flushed to a block", "tenant", t.id, "duration", time.Since(start).Round(time.Millisecond))
+	}
+	if m.opts.Bucket != nil {
+		if err := m.Ship(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Close closes every tenant TSDB; appends after Close fail with ErrClosed.

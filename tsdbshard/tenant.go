@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/atoll-metrics/atoll/ship"
 )
 
 // Tenant is one tenant's TSDB with the external labels that identify it.
@@ -17,6 +19,7 @@ type Tenant struct {
 	db        *tsdb.DB
 	refs      *SeriesCache
 	metadata  *metadataStore
+	shipper   *ship.Shipper
 }
 
 var (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"sync/atomic"
 
@@ -22,11 +23,13 @@ import (
 // allConfig is `atoll all`: remote write, TSDBs and the query API in one
 // process, with defaults that need no flags.
 type allConfig struct {
-	server     serverConfig
-	tsdb       tsdbConfig
-	ingest     ingestConfig
-	query      queryConfig
-	instanceID string
+	server      serverConfig
+	tsdb        tsdbConfig
+	ingest      ingestConfig
+	query       queryConfig
+	instanceID  string
+	bucket      bucketConfig
+	flushOnStop bool
 }
 
 func registerAll(app *kingpin.Application, setups map[string]setupFunc) {
@@ -36,6 +39,9 @@ func registerAll(app *kingpin.Application, setups map[string]setupFunc) {
 	c.tsdb.register(cmd)
 	c.ingest.register(cmd)
 	c.query.register(cmd)
+	c.bucket.register(cmd, "Default: a filesystem bucket in <data-dir>/bucket.")
+	cmd.Flag("receive.flush-on-shutdown", "On SIGTERM, cut the heads into blocks and ship them to the bucket, so the bucket alone holds everything.").
+		Default("true").BoolVar(&c.flushOnStop)
 	cmd.Flag("ring.instance-id", "Name of this process: the value of its replica label, so replicas sharing a bucket stay apart.").
 		Default(defaultInstanceID()).StringVar(&c.instanceID)
 	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
@@ -44,6 +50,10 @@ func registerAll(app *kingpin.Application, setups map[string]setupFunc) {
 }
 
 func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *allConfig, flags map[string]string) (func(), error) {
+	bkt, err := c.bucket.open(logger, reg, filepath.Join(c.tsdb.dataDir, "bucket"))
+	if err != nil {
+		return nil, err
+	}
 	ready := &readiness{}
 	apiHandler, writeHandler := &lateHandler{}, &lateHandler{}
 
@@ -77,7 +87,7 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	ctx, cancel := context.WithCancel(context.Background())
 	opened := make(chan struct{})
 	g.Add(func() error {
-		shards, err := tsdbshard.Open(c.tsdb.options(c.ingest.replicaLabel, c.instanceID), logger.With("subsystem", "tsdb"), reg)
+		shards, err := tsdbshard.Open(c.tsdb.options(c.ingest.replicaLabel, c.instanceID, bkt), logger.With("subsystem", "tsdb"), reg)
 		if err != nil {
 			close(opened)
 			return err
@@ -105,7 +115,11 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	})
 	return func() {
 		<-opened
+		defer func() { _ = bkt.Close() }()
 		if shards := shardsPtr.Load(); shards != nil {
+			if c.flushOnStop {
+				flushAndShip(logger, shards)
+			}
 			if err := shards.Close(); err != nil {
 				logger.Error("closing TSDBs", "err", err)
 			}

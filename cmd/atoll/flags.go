@@ -1,15 +1,20 @@
 package main
 
 import (
+	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
 	"github.com/atoll-metrics/atoll/ingest"
 	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/ship"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
@@ -38,13 +43,12 @@ type tsdbConfig struct {
 
 func (c *tsdbConfig) register(cmd *kingpin.CmdClause) {
 	c.blockDuration = model.Duration(2 * time.Hour)
-	c.retention = model.Duration(15 * 24 * time.Hour)
-	cmd.Flag("data-dir", "Directory holding one TSDB (head, WAL, blocks) per tenant.").
+	cmd.Flag("data-dir", "Directory holding one TSDB (head, WAL, blocks) per tenant, under tsdb/.").
 		Default("./data").StringVar(&c.dataDir)
 	cmd.Flag("tsdb.block-duration", "Time span of the blocks cut from the head. 2h in production; minutes are fine for tests.").
 		Default("2h").SetValue(&c.blockDuration)
-	cmd.Flag("tsdb.retention", "How long local blocks are kept. 0 keeps them forever.").
-		Default("15d").SetValue(&c.retention)
+	cmd.Flag("tsdb.retention", "How long local blocks are kept. 0 picks: 6h when blocks are shipped to a bucket (older data is read from there), else 15d.").
+		Default("0s").SetValue(&c.retention)
 	cmd.Flag("tsdb.out-of-order.time-window", "Accept samples up to this much older than a series' newest one. 0 refuses out-of-order samples.").
 		Default("0s").SetValue(&c.oooWindow)
 	cmd.Flag("tsdb.max-exemplars", "Exemplars kept per tenant. 0 disables exemplar storage.").
@@ -53,11 +57,18 @@ func (c *tsdbConfig) register(cmd *kingpin.CmdClause) {
 		Default("true").BoolVar(&c.walCompression)
 }
 
-func (c *tsdbConfig) options(replicaLabel, instanceID string) tsdbshard.Options {
+func (c *tsdbConfig) options(replicaLabel, instanceID string, bkt ship.Bucket) tsdbshard.Options {
 	o := tsdbshard.DefaultOptions()
-	o.Dir = c.dataDir
+	o.Dir = filepath.Join(c.dataDir, "tsdb")
 	o.BlockDuration = time.Duration(c.blockDuration)
 	o.Retention = time.Duration(c.retention)
+	o.Bucket = bkt
+	if o.Retention == 0 {
+		o.Retention = 15 * 24 * time.Hour
+		if bkt != nil {
+			o.Retention = 6 * time.Hour
+		}
+	}
 	o.OutOfOrderTimeWindow = time.Duration(c.oooWindow)
 	o.MaxExemplars = c.maxExemplars
 	o.WALCompression = c.walCompression
@@ -65,6 +76,52 @@ func (c *tsdbConfig) options(replicaLabel, instanceID string) tsdbshard.Options 
 		o.ExternalLabels = labelsOf(replicaLabel, instanceID)
 	}
 	return o
+}
+
+// bucketConfig says where blocks go: a Thanos-style objstore YAML file.
+type bucketConfig struct {
+	file   string
+	inline string
+}
+
+func (c *bucketConfig) register(cmd *kingpin.CmdClause, what string) {
+	cmd.Flag("objstore.config-file", "YAML file describing the bucket, as Thanos: `type: FILESYSTEM` with `config: {directory: ...}`, or `type: S3` with `config: {bucket, endpoint, region, access_key, secret_key, insecure}`. "+what).
+		PlaceHolder("<file>").StringVar(&c.file)
+	cmd.Flag("objstore.config", "The bucket YAML inline, instead of --objstore.config-file.").
+		PlaceHolder("<yaml>").StringVar(&c.inline)
+}
+
+// configured reports whether a bucket was given.
+func (c *bucketConfig) configured() bool { return c.file != "" || c.inline != "" }
+
+// open builds the bucket; without configuration it is a filesystem bucket
+// in defaultDir, or none when defaultDir is empty.
+func (c *bucketConfig) open(logger *slog.Logger, reg prometheus.Registerer, defaultDir string) (ship.Bucket, error) {
+	var cfg ship.BucketConfig
+	switch {
+	case c.file != "" || c.inline != "":
+		data := []byte(c.inline)
+		if c.file != "" {
+			var err error
+			if data, err = os.ReadFile(c.file); err != nil {
+				return nil, fmt.Errorf("read --objstore.config-file: %w", err)
+			}
+		}
+		var err error
+		if cfg, err = ship.ParseBucketConfig(data); err != nil {
+			return nil, err
+		}
+	case defaultDir != "":
+		cfg = ship.FilesystemBucketConfig(defaultDir)
+	default:
+		return nil, nil
+	}
+	bkt, err := ship.NewBucket(cfg, logger.With("subsystem", "bucket"), reg)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("bucket configured", "type", cfg.Type, "name", bkt.Name())
+	return bkt, nil
 }
 
 // ingestConfig configures the remote-write endpoint.

@@ -31,6 +31,8 @@ type receiveConfig struct {
 	rf             int
 	forwardTimeout model.Duration
 	grpcAdvertise  string
+	bucket         bucketConfig
+	flushOnStop    bool
 }
 
 func registerReceive(app *kingpin.Application, setups map[string]setupFunc) {
@@ -45,6 +47,9 @@ func registerReceive(app *kingpin.Application, setups map[string]setupFunc) {
 		Default("3").IntVar(&c.rf)
 	cmd.Flag("receive.forward-timeout", "Longest wait for a peer receiver to store a forwarded write.").
 		Default("5s").SetValue(&c.forwardTimeout)
+	c.bucket.register(cmd, "Without it, blocks stay on local disk.")
+	cmd.Flag("receive.flush-on-shutdown", "On SIGTERM, cut the heads into blocks and ship them (with a bucket), so a receiver leaving for good strands no data in its WAL.").
+		Default("true").BoolVar(&c.flushOnStop)
 	cmd.Flag("grpc-advertise-address", "Address (host:port) other members use for this member's gRPC. Derived from --grpc-address and the gossip address if empty.").
 		StringVar(&c.grpcAdvertise)
 	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
@@ -53,6 +58,10 @@ func registerReceive(app *kingpin.Application, setups map[string]setupFunc) {
 }
 
 func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *receiveConfig, _ map[string]string) (func(), error) {
+	bkt, err := c.bucket.open(logger, reg, "")
+	if err != nil {
+		return nil, err
+	}
 	ready := &readiness{}
 	writeHandler := &lateHandler{}
 	mux := newOpsMux(reg, ready)
@@ -109,7 +118,7 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 	ctx, cancel := context.WithCancel(context.Background())
 	opened := make(chan struct{})
 	g.Add(func() error {
-		shards, err := tsdbshard.Open(c.tsdb.options(c.ingest.replicaLabel, rc.InstanceID), logger.With("subsystem", "tsdb"), reg)
+		shards, err := tsdbshard.Open(c.tsdb.options(c.ingest.replicaLabel, rc.InstanceID, bkt), logger.With("subsystem", "tsdb"), reg)
 		if err != nil {
 			close(opened)
 			return err
@@ -139,7 +148,15 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		if r := routerPtr.Load(); r != nil {
 			_ = r.Close()
 		}
+		defer func() {
+			if bkt != nil {
+				_ = bkt.Close()
+			}
+		}()
 		if shards := shardsPtr.Load(); shards != nil {
+			if c.flushOnStop && bkt != nil {
+				flushAndShip(logger, shards)
+			}
 			if err := shards.Close(); err != nil {
 				logger.Error("closing TSDBs", "err", err)
 			}
@@ -171,4 +188,18 @@ func advertiseAddress(listen net.Addr, gossipAdvertise, gossipListen string) str
 		return net.JoinHostPort(ip, port)
 	}
 	return net.JoinHostPort("127.0.0.1", port)
+}
+
+// flushAndShip cuts the heads into blocks and ships them, bounded in time:
+// a bucket outage must not keep a stopping process alive forever, and what
+// is not shipped stays on disk for the next start.
+func flushAndShip(logger *slog.Logger, shards *tsdbshard.MultiTSDB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := shards.Flush(ctx); err != nil {
+		logger.Warn("flushing heads on shutdown incomplete; unshipped blocks stay on disk", "err", err)
+		return
+	}
+	logger.Info("heads flushed and shipped", "duration", time.Since(start).Round(time.Millisecond))
 }
