@@ -1,0 +1,264 @@
+package ship_test
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/atoll-metrics/atoll/ship"
+)
+
+// inspBlock writes a block of n series of two metrics over [mint, maxt)
+// with the real TSDB block writer, gives it a Thanos section with ext,
+// and uploads it, meta.json last. It returns the block's local directory.
+func inspBlock(t *testing.T, bkt ship.Bucket, ext map[string]string, n int, mint, maxt int64) (ulid.ULID, string) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, 2*time.Hour.Milliseconds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := w.AppenderV2(ctx)
+	for i := range n {
+		ls := labels.FromStrings(labels.MetricName, []string{"up", "requests_total"}[i%2], "instance", fmt.Sprintf("i-%d", i), "job", fmt.Sprintf("j-%d", i%3))
+		var ref storage.SeriesRef
+		for ts := mint; ts < maxt; ts += 15_000 {
+			if ref, err = app.Append(ref, ls, 0, ts, float64(ts), nil, nil, storage.AOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := w.Flush(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	blockDir := filepath.Join(dir, id.String())
+	meta, err := ship.ReadMetaFromDir(blockDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta.Thanos.Labels = ext
+	meta.Thanos.Source = ship.SourceReceive
+	var files []ship.BlockFile
+	_ = filepath.WalkDir(blockDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(blockDir, p)
+		info, _ := d.Info()
+		if rel != ship.MetaFilename {
+			files = append(files, ship.BlockFile{RelPath: filepath.ToSlash(rel), SizeBytes: info.Size()})
+		}
+		return nil
+	})
+	meta.Thanos.Files = append(files, ship.BlockFile{RelPath: ship.MetaFilename})
+	if err := ship.WriteMetaToDir(blockDir, meta); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(files, ship.BlockFile{RelPath: ship.MetaFilename}) {
+		inspUpload(t, bkt, filepath.Join(blockDir, filepath.FromSlash(f.RelPath)), path.Join(id.String(), f.RelPath))
+	}
+	return id, blockDir
+}
+
+func inspUpload(t *testing.T, bkt ship.Bucket, src, name string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inspPut(t, bkt, name, data)
+}
+
+func inspPut(t *testing.T, bkt ship.Bucket, name string, data []byte) {
+	t.Helper()
+	if err := bkt.Upload(context.Background(), name, strings.NewReader(string(data)), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func inspBucket(t *testing.T) ship.Bucket {
+	t.Helper()
+	bkt, err := ship.NewFilesystemBucket(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bkt
+}
+
+const hourMs = int64(time.Hour / time.Millisecond)
+
+func TestListBlocks(t *testing.T) {
+	bkt := inspBucket(t)
+	a, _ := inspBlock(t, bkt, map[string]string{"tenant_id": "a"}, 4, 2*hourMs, 4*hourMs)
+	b, _ := inspBlock(t, bkt, map[string]string{"tenant_id": "a"}, 4, 0, 2*hourMs)
+	c, _ := inspBlock(t, bkt, map[string]string{"tenant_id": "0"}, 4, 0, 2*hourMs)
+	partial, _ := inspBlock(t, bkt, nil, 2, 0, hourMs)
+	if err := bkt.Delete(context.Background(), path.Join(partial.String(), ship.MetaFilename)); err != nil {
+		t.Fatal(err)
+	}
+	bad, _ := inspBlock(t, bkt, nil, 2, 0, hourMs)
+	inspPut(t, bkt, path.Join(bad.String(), ship.MetaFilename), []byte("{"))
+	marked := time.Unix(1_700_000_000, 0)
+	inspPut(t, bkt, path.Join(a.String(), "deletion-mark.json"), fmt.Appendf(nil, `{"id":%q,"deletion_time":%d,"version":1}`, a, marked.Unix()))
+	inspPut(t, bkt, "not-a-block/file", []byte("x"))
+
+	list, err := ship.ListBlocks(context.Background(), bkt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []ulid.ULID
+	for _, m := range list.Blocks {
+		got = append(got, m.ULID)
+	}
+	if want := []ulid.ULID{c, b, a}; !slices.Equal(got, want) {
+		t.Errorf("blocks %v, want %v (by labels, then time)", got, want)
+	}
+	if !slices.Equal(list.Partial, []ulid.ULID{partial}) {
+		t.Errorf("partial %v, want [%s]", list.Partial, partial)
+	}
+	if _, ok := list.BadMeta[bad]; !ok || len(list.BadMeta) != 1 {
+		t.Errorf("bad meta %v, want %s", list.BadMeta, bad)
+	}
+	if at, ok := list.DeletionMarked[a]; !ok || !at.Equal(marked) || len(list.DeletionMarked) != 1 {
+		t.Errorf("deletion marked %v, want %s at %v", list.DeletionMarked, a, marked)
+	}
+}
+
+func TestInspectBlock(t *testing.T) {
+	bkt := inspBucket(t)
+	id, _ := inspBlock(t, bkt, map[string]string{"tenant_id": "a"}, 12, 0, hourMs)
+	meta, st, err := ship.InspectBlock(context.Background(), bkt, id, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.ULID != id || meta.Thanos.Labels["tenant_id"] != "a" {
+		t.Errorf("meta %+v", meta)
+	}
+	if st.Series != 12 || st.LabelNames != 3 || st.LabelPairs != 2+12+3 {
+		t.Errorf("series %d, names %d, pairs %d; want 12, 3, 17", st.Series, st.LabelNames, st.LabelPairs)
+	}
+	if st.Version != 2 || st.Symbols == 0 || st.SizeBytes == 0 {
+		t.Errorf("version %d, symbols %d, size %d", st.Version, st.Symbols, st.SizeBytes)
+	}
+	wantNames := []ship.LabelNameStats{{Name: "instance", Values: 12, Series: 12}, {Name: "job", Values: 3, Series: 12}}
+	if !slices.Equal(st.TopNames, wantNames) {
+		t.Errorf("top names %+v, want %+v", st.TopNames, wantNames)
+	}
+	wantPairs := []ship.LabelPairStats{{Name: "__name__", Value: "requests_total", Series: 6}, {Name: "__name__", Value: "up", Series: 6}}
+	if !slices.Equal(st.TopPairs, wantPairs) {
+		t.Errorf("top pairs %+v, want %+v", st.TopPairs, wantPairs)
+	}
+	if _, _, err := ship.InspectBlock(context.Background(), bkt, ulid.Make(), 2); !ship.IsNotFound(err) {
+		t.Errorf("inspecting a missing block: %v, want not found", err)
+	}
+}
+
+func TestVerifyBucket(t *testing.T) {
+	ctx := context.Background()
+	ext := map[string]string{"tenant_id": "a"}
+	bkt := inspBucket(t)
+	good1, _ := inspBlock(t, bkt, ext, 6, 0, 2*hourMs)
+	good2, _ := inspBlock(t, bkt, ext, 6, 2*hourMs, 4*hourMs)
+	inspBlock(t, bkt, map[string]string{"tenant_id": "b"}, 6, hourMs, 3*hourMs) // other stream: no overlap
+	for _, deep := range []bool{false, true} {
+		problems, err := ship.VerifyBucket(ctx, bkt, ship.VerifyOptions{Deep: deep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(problems) != 0 {
+			t.Fatalf("healthy bucket (deep %v): %v", deep, problems)
+		}
+	}
+
+	// An overlap in stream a, and a marked block overlapping that is not one.
+	overlap, _ := inspBlock(t, bkt, ext, 3, hourMs, 3*hourMs)
+	markedID, _ := inspBlock(t, bkt, ext, 3, 0, 4*hourMs)
+	inspPut(t, bkt, path.Join(markedID.String(), "deletion-mark.json"), []byte(`{"deletion_time":1}`))
+	// A corrupt postings offset table.
+	corruptIdx, corruptDir := inspBlock(t, bkt, map[string]string{"tenant_id": "c"}, 6, 0, hourMs)
+	idx, _ := os.ReadFile(filepath.Join(corruptDir, "index"))
+	idx[len(idx)-60] ^= 0xff
+	inspPut(t, bkt, path.Join(corruptIdx.String(), "index"), idx)
+	// A missing chunk segment.
+	noChunks, _ := inspBlock(t, bkt, map[string]string{"tenant_id": "d"}, 6, 0, hourMs)
+	if err := bkt.Delete(ctx, path.Join(noChunks.String(), "chunks", "000001")); err != nil {
+		t.Fatal(err)
+	}
+	// A flipped byte inside a chunk: found only by the deep check.
+	badChunk, badChunkDir := inspBlock(t, bkt, map[string]string{"tenant_id": "e"}, 6, 0, hourMs)
+	seg, _ := os.ReadFile(filepath.Join(badChunkDir, "chunks", "000001"))
+	seg[len(seg)-10] ^= 0xff
+	inspPut(t, bkt, path.Join(badChunk.String(), "chunks", "000001"), seg)
+	// meta.json claiming another series count.
+	lying, lyingDir := inspBlock(t, bkt, map[string]string{"tenant_id": "f"}, 6, 0, hourMs)
+	meta, _ := ship.ReadMetaFromDir(lyingDir)
+	meta.Stats.NumSeries = 7
+	if err := ship.WriteMetaToDir(lyingDir, meta); err != nil {
+		t.Fatal(err)
+	}
+	inspUpload(t, bkt, filepath.Join(lyingDir, ship.MetaFilename), path.Join(lying.String(), ship.MetaFilename))
+
+	kinds := func(deep bool) map[string][]ulid.ULID {
+		problems, err := ship.VerifyBucket(ctx, bkt, ship.VerifyOptions{Deep: deep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][]ulid.ULID{}
+		for _, p := range problems {
+			t.Logf("deep=%v: %s", deep, p)
+			for _, id := range p.Blocks {
+				if !slices.Contains(out[p.Kind], id) {
+					out[p.Kind] = append(out[p.Kind], id)
+				}
+			}
+		}
+		return out
+	}
+	shallow := kinds(false)
+	wantOverlap := []ulid.ULID{good1, overlap, good2}
+	for _, id := range wantOverlap {
+		if !slices.Contains(shallow[ship.ProblemOverlap], id) {
+			t.Errorf("overlap of %s not reported: %v", id, shallow[ship.ProblemOverlap])
+		}
+	}
+	if slices.Contains(shallow[ship.ProblemOverlap], markedID) {
+		t.Error("block marked for deletion reported as overlapping")
+	}
+	if !slices.Equal(shallow[ship.ProblemCorruptIndex], []ulid.ULID{corruptIdx}) {
+		t.Errorf("corrupt index reports %v, want %s", shallow[ship.ProblemCorruptIndex], corruptIdx)
+	}
+	if !slices.Equal(shallow[ship.ProblemMissingFile], []ulid.ULID{noChunks}) {
+		t.Errorf("missing file reports %v, want %s", shallow[ship.ProblemMissingFile], noChunks)
+	}
+	if !slices.Contains(shallow[ship.ProblemMetaMismatch], lying) {
+		t.Errorf("meta mismatch reports %v, want %s", shallow[ship.ProblemMetaMismatch], lying)
+	}
+	if slices.Contains(shallow[ship.ProblemCorruptChunks], badChunk) {
+		t.Error("shallow check read chunk data")
+	}
+	deep := kinds(true)
+	if !slices.Contains(deep[ship.ProblemCorruptChunks], badChunk) {
+		t.Errorf("deep check missed the corrupt chunk: %v", deep[ship.ProblemCorruptChunks])
+	}
+}
