@@ -408,7 +408,7 @@ func (t *trimmedChunks) Next() bool {
 		if len(kept) == 0 {
 			continue
 		}
-		enc := storage.NewListChunkSeriesFromSamples(t.lset, kept).Iterator(nil)
+		enc := storage.NewSeriesToChunkEncoder(storage.NewListSeries(t.lset, kept)).Iterator(nil)
 		for enc.Next() {
 			t.pending = append(t.pending, enc.At())
 		}

@@ -49,7 +49,7 @@ const (
 // Config describes a synthetic bucket.
 type Config struct {
 	// Start is the time of the first scrape; it is aligned down to
-	// BlockDuration. Default: 2026-01-05T00:00:00Z, a multiple of 14 days.
+	// BlockDuration. Default: 2026-01-01T00:00:00Z, a multiple of 14 days since the epoch.
 	Start time.Time
 	// Duration is how much data to make, in whole blocks.
 	Duration time.Duration
@@ -77,7 +77,7 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.Start.IsZero() {
-		c.Start = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+		c.Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
 	if c.Interval <= 0 {
 		c.Interval = time.Minute

@@ -114,19 +114,22 @@ func (c *floatCounter) flush() {
 	c.inWindow, c.d, c.p, c.reset = false, 0, 0, false
 }
 
-// histogramCounter is floatCounter for native histograms. Histogram chunks
-// carry counter-reset hints that PromQL obeys, so a reset window can always
-// be emitted as the raw histogram with the CounterReset hint after the
-// increase before the reset is added to the previous sample: no offset ever
-// remains.
+// histogramCounter is floatCounter for native histograms. PromQL detects
+// a histogram counter reset when the count or any bucket drops (chunk
+// headers' reset hints are not trusted on read), so "a visible drop" means
+// DetectReset finds one, and offsets are histograms.
 type histogramCounter struct {
 	out []hsample
+
+	started  bool
+	prevDrop bool
+	offset   *histogram.FloatHistogram // nil is zero
 
 	prev     *histogram.FloatHistogram // last raw histogram
 	segStart *histogram.FloatHistogram // start of the current segment; nil is zero
 
 	inWindow bool
-	p        *histogram.FloatHistogram
+	p        *histogram.FloatHistogram // increase before the window's last reset
 	reset    bool
 	last     hsample
 	failed   int // samples whose arithmetic failed (incompatible layouts)
@@ -137,48 +140,81 @@ func (c *histogramCounter) add(t int64, h *histogram.FloatHistogram) {
 		return
 	}
 	if c.prev != nil && h.DetectReset(c.prev) {
-		seg := c.prev.Copy()
+		seg := c.prev
 		if c.segStart != nil {
-			if _, _, _, err := seg.Sub(c.segStart); err != nil {
-				c.failed++
-				seg = nil
-			}
+			seg = c.sub(c.prev, c.segStart)
 		}
 		if seg != nil {
-			if c.p == nil {
-				c.p = seg
-			} else if _, _, _, err := c.p.Add(seg); err != nil {
-				c.failed++
-			}
+			c.p = c.plus(c.p, seg)
 		}
 		c.segStart = nil
 		c.reset = true
 	}
 	c.prev = h.Copy()
+	c.prev.CounterResetHint = histogram.UnknownCounterReset
 	c.inWindow = true
 	c.last = hsample{t, c.prev}
+}
+
+// plus returns a+b as a new histogram; nil stands for zero.
+func (c *histogramCounter) plus(a, b *histogram.FloatHistogram) *histogram.FloatHistogram {
+	switch {
+	case a == nil && b == nil:
+		return nil
+	case a == nil:
+		return b.Copy()
+	case b == nil:
+		return a.Copy()
+	}
+	r := a.Copy()
+	if _, _, _, err := r.Add(b); err != nil {
+		c.failed++
+		return a.Copy()
+	}
+	r.CounterResetHint = histogram.UnknownCounterReset
+	return r.Compact(0)
+}
+
+func (c *histogramCounter) sub(a, b *histogram.FloatHistogram) *histogram.FloatHistogram {
+	r := a.Copy()
+	if _, _, _, err := r.Sub(b); err != nil {
+		c.failed++
+		return nil
+	}
+	r.CounterResetHint = histogram.UnknownCounterReset
+	return r.Compact(0)
 }
 
 func (c *histogramCounter) flush() {
 	if !c.inWindow {
 		return
 	}
-	h := c.last.h.Copy()
-	h.CounterResetHint = histogram.UnknownCounterReset
-	if c.reset && len(c.out) > 0 {
-		if c.p != nil {
-			raised := c.out[len(c.out)-1].h.Copy()
-			hint := raised.CounterResetHint // Add may clear it on a conflict
-			if _, _, _, err := raised.Add(c.p); err != nil {
-				c.failed++
-			} else {
-				raised.CounterResetHint = hint
-				c.out[len(c.out)-1].h = raised.Compact(0)
-			}
+	h := c.last.h
+	switch {
+	case !c.started:
+		c.out = append(c.out, hsample{c.last.t, h.Copy()})
+		c.started, c.offset, c.prevDrop = true, nil, false
+	case !c.reset:
+		c.out = append(c.out, hsample{c.last.t, c.plus(h, c.offset)})
+		c.prevDrop = false
+	default:
+		n := len(c.out)
+		prev := c.out[n-1].h
+		raised := c.plus(prev, c.p)
+		keepsPrevDrop := !c.prevDrop || n < 2 || raised.DetectReset(c.out[n-2].h)
+		switch d := c.plus(c.p, h); {
+		case h.DetectReset(raised) && keepsPrevDrop:
+			c.out[n-1].h = raised
+			c.out = append(c.out, hsample{c.last.t, h.Copy()})
+			c.offset, c.prevDrop = nil, true
+		case d.DetectReset(prev):
+			c.out = append(c.out, hsample{c.last.t, d})
+			c.offset, c.prevDrop = c.p, true
+		default:
+			c.out = append(c.out, hsample{c.last.t, c.plus(prev, d)})
+			c.offset, c.prevDrop = c.plus(prev, c.p), false
 		}
-		h.CounterResetHint = histogram.CounterReset
 	}
-	c.out = append(c.out, hsample{c.last.t, h})
-	c.segStart = c.last.h
+	c.segStart = h
 	c.inWindow, c.p, c.reset = false, nil, false
 }

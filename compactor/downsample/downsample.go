@@ -576,7 +576,7 @@ func encode(in []sample, out []chunks.Meta) ([]chunks.Meta, error) {
 	for i, s := range in {
 		smp[i] = s
 	}
-	it := storage.NewListChunkSeriesFromSamples(labels.EmptyLabels(), smp).Iterator(nil)
+	it := storage.NewSeriesToChunkEncoder(storage.NewListSeries(labels.EmptyLabels(), smp)).Iterator(nil)
 	for it.Next() {
 		out = append(out, it.At())
 	}

@@ -23,13 +23,14 @@ import (
 
 // writer streams a downsampled block to disk. Every input series S becomes
 // up to five output series S+{__aggr__=...}. The index wants series sorted by
-// labels, and adding the label reorders them: when every label name sorts
-// after __aggr__ (the usual case: __name__ and lowercase names), the label
-// comes first and the output order is aggregate by aggregate, each in input
-// order. So chunks are written as series arrive, their references spilled
-// to a file, and the index is written at the end in five sequential passes
-// over the spill; only when some label name sorts before __aggr__ are the
-// output series sorted in memory.
+// labels and chunk references rising in that order, and adding the label
+// reorders the series: when every label name sorts after __aggr__ (the usual
+// case: __name__ and lowercase names), the label comes first and the output
+// order is aggregate by aggregate, each in input order. So encoded chunks
+// are spilled to a file as series arrive, and at the end the chunks and
+// index are written in five sequential passes over the spill; only when some
+// label name sorts before __aggr__ are the output series sorted in memory
+// (labels and spill offsets only).
 type writer struct {
 	dir    string
 	chunkw *chunks.Writer
@@ -37,7 +38,7 @@ type writer struct {
 	spill    *os.File
 	spillW   *bufio.Writer
 	spillPos int64
-	records  int
+	offsets  []int64
 
 	symbols  []string
 	needSort bool
@@ -80,7 +81,7 @@ func newWriter(dir string, inputSymbols []string) (*writer, error) {
 	}, nil
 }
 
-// add writes the chunks of one input series' aggregates, indexed as in
+// add spills the chunks of one input series' aggregates, indexed as in
 // aggregateOrder.
 func (w *writer) add(lset labels.Labels, aggs *[5][]chunks.Meta) error {
 	empty := true
@@ -89,9 +90,6 @@ func (w *writer) add(lset labels.Labels, aggs *[5][]chunks.Meta) error {
 			continue
 		}
 		empty = false
-		if err := w.chunkw.WriteChunks(chks...); err != nil {
-			return err
-		}
 		w.stats.NumSeries++
 		w.stats.NumChunks += uint64(len(chks))
 		for _, c := range chks {
@@ -123,17 +121,20 @@ func (w *writer) add(lset labels.Labels, aggs *[5][]chunks.Meta) error {
 	for _, chks := range aggs {
 		b = binary.AppendUvarint(b, uint64(len(chks)))
 		for _, c := range chks {
-			b = binary.AppendUvarint(b, uint64(c.Ref))
 			b = binary.AppendVarint(b, c.MinTime)
 			b = binary.AppendVarint(b, c.MaxTime-c.MinTime)
+			b = append(b, byte(c.Chunk.Encoding()))
+			data := c.Chunk.Bytes()
+			b = binary.AppendUvarint(b, uint64(len(data)))
+			b = append(b, data...)
 		}
 	}
 	w.buf = b
 	if _, err := w.spillW.Write(b); err != nil {
 		return err
 	}
+	w.offsets = append(w.offsets, w.spillPos)
 	w.spillPos += int64(len(b))
-	w.records++
 	return nil
 }
 
@@ -178,13 +179,22 @@ func readRecord(r *bufio.Reader, sb *labels.ScratchBuilder) (*record, error) {
 			return nil, err
 		}
 		for range k {
-			ref, err1 := binary.ReadUvarint(r)
-			mint, err2 := binary.ReadVarint(r)
-			d, err3 := binary.ReadVarint(r)
-			if err := errors.Join(err1, err2, err3); err != nil {
+			mint, err1 := binary.ReadVarint(r)
+			d, err2 := binary.ReadVarint(r)
+			enc, err3 := r.ReadByte()
+			n, err4 := binary.ReadUvarint(r)
+			if err := errors.Join(err1, err2, err3, err4); err != nil {
 				return nil, err
 			}
-			rec.aggs[i] = append(rec.aggs[i], chunks.Meta{Ref: chunks.ChunkRef(ref), MinTime: mint, MaxTime: mint + d})
+			data := make([]byte, n)
+			if _, err := io.ReadFull(r, data); err != nil {
+				return nil, err
+			}
+			c, err := chunkenc.FromData(chunkenc.Encoding(enc), data)
+			if err != nil {
+				return nil, err
+			}
+			rec.aggs[i] = append(rec.aggs[i], chunks.Meta{MinTime: mint, MaxTime: mint + d, Chunk: c})
 		}
 	}
 	return rec, nil
@@ -196,7 +206,7 @@ func (w *writer) readAll(fn func(*record) error) error {
 	}
 	r := bufio.NewReaderSize(w.spill, 1<<20)
 	var sb labels.ScratchBuilder
-	for range w.records {
+	for range w.offsets {
 		rec, err := readRecord(r, &sb)
 		if err != nil {
 			return fmt.Errorf("read spill: %w", err)
@@ -208,13 +218,10 @@ func (w *writer) readAll(fn func(*record) error) error {
 	return nil
 }
 
-// finish writes the index and closes everything; the block's meta.json is
-// the caller's.
+// finish writes the chunks and the index and closes everything; the
+// block's meta.json is the caller's.
 func (w *writer) finish(ctx context.Context) (tsdb.BlockStats, error) {
 	defer w.discardSpill()
-	if err := w.chunkw.Close(); err != nil {
-		return w.stats, err
-	}
 	if err := w.spillW.Flush(); err != nil {
 		return w.stats, err
 	}
@@ -229,9 +236,11 @@ func (w *writer) finish(ctx context.Context) (tsdb.BlockStats, error) {
 		}
 	}
 	var ref storage.SeriesRef
-	addSeries := func(lset labels.Labels, aggr string, chks []chunks.Meta) error {
-		out := labels.NewBuilder(lset).Set(ship.AggregateLabel, aggr).Labels()
-		if err := iw.AddSeries(ref, out, chks...); err != nil {
+	addSeries := func(lset labels.Labels, chks []chunks.Meta) error {
+		if err := w.chunkw.WriteChunks(chks...); err != nil {
+			return err
+		}
+		if err := iw.AddSeries(ref, lset, chks...); err != nil {
 			return err
 		}
 		ref++
@@ -243,42 +252,59 @@ func (w *writer) finish(ctx context.Context) (tsdb.BlockStats, error) {
 				if len(rec.aggs[i]) == 0 {
 					return nil
 				}
-				return addSeries(rec.lset, aggr, rec.aggs[i])
+				return addSeries(labels.NewBuilder(rec.lset).Set(ship.AggregateLabel, aggr).Labels(), rec.aggs[i])
 			})
 			if err != nil {
 				iw.Close()
 				return w.stats, err
 			}
 		}
-	} else {
-		type entry struct {
-			lset labels.Labels
-			aggr string
-			chks []chunks.Meta
-		}
-		var entries []entry
-		err := w.readAll(func(rec *record) error {
-			for i, aggr := range aggregateOrder {
-				if len(rec.aggs[i]) > 0 {
-					entries = append(entries, entry{labels.NewBuilder(rec.lset).Set(ship.AggregateLabel, aggr).Labels(), aggr, rec.aggs[i]})
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			iw.Close()
-			return w.stats, err
-		}
-		slices.SortFunc(entries, func(a, b entry) int { return labels.Compare(a.lset, b.lset) })
-		for _, e := range entries {
-			if err := iw.AddSeries(ref, e.lset, e.chks...); err != nil {
-				iw.Close()
-				return w.stats, err
-			}
-			ref++
-		}
+	} else if err := w.finishSorted(addSeries); err != nil {
+		iw.Close()
+		return w.stats, err
+	}
+	if err := w.chunkw.Close(); err != nil {
+		iw.Close()
+		return w.stats, err
 	}
 	return w.stats, iw.Close()
+}
+
+// finishSorted writes the output series in label order for series with
+// label names sorting before __aggr__.
+func (w *writer) finishSorted(addSeries func(labels.Labels, []chunks.Meta) error) error {
+	type entry struct {
+		lset labels.Labels
+		rec  int
+		aggr int
+	}
+	var entries []entry
+	rec := 0
+	err := w.readAll(func(r *record) error {
+		for i, aggr := range aggregateOrder {
+			if len(r.aggs[i]) > 0 {
+				entries = append(entries, entry{labels.NewBuilder(r.lset).Set(ship.AggregateLabel, aggr).Labels(), rec, i})
+			}
+		}
+		rec++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return labels.Compare(a.lset, b.lset) })
+	var sb labels.ScratchBuilder
+	for _, e := range entries {
+		r := bufio.NewReader(io.NewSectionReader(w.spill, w.offsets[e.rec], w.spillPos-w.offsets[e.rec]))
+		rec, err := readRecord(r, &sb)
+		if err != nil {
+			return fmt.Errorf("read spill: %w", err)
+		}
+		if err := addSeries(e.lset, rec.aggs[e.aggr]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (w *writer) discardSpill() {
