@@ -42,6 +42,8 @@ func runMain(args []string) int {
 	registerAll(app, setups)
 	registerReceive(app, setups)
 	registerQuery(app, setups)
+	registerStore(app, setups)
+	registerBucket(app, setups)
 
 	cmd, err := app.Parse(args)
 	if err != nil {

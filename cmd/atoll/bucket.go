@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/oklog/run"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+
+	"github.com/atoll-metrics/atoll/ship"
+)
+
+// bucketToolConfig is `atoll bucket`: operator tools that read a bucket.
+type bucketToolConfig struct {
+	bucket  bucketConfig
+	dataDir string
+	output  string
+	timeout time.Duration
+	top     int
+	deep    bool
+	block   string
+}
+
+// errProblemsFound makes `atoll bucket verify` exit non-zero.
+var errProblemsFound = errors.New("bucket has problems")
+
+func registerBucket(app *kingpin.Application, setups map[string]setupFunc) {
+	cmd := app.Command("bucket", "Operator tools over a bucket: list, inspect and verify blocks.")
+	c := &bucketToolConfig{}
+	c.bucket.register(cmd, "Default: a filesystem bucket in <data-dir>/bucket.")
+	cmd.Flag("data-dir", "Data directory of `atoll all`, whose bucket is the default.").
+		Default("./data").StringVar(&c.dataDir)
+	cmd.Flag("timeout", "Longest the command may run.").
+		Default("30m").DurationVar(&c.timeout)
+
+	ls := cmd.Command("ls", "List the blocks: time range, external labels, resolution, source, level and size, plus partial uploads and unreadable metas.")
+	ls.Flag("output", "Output format: table or json.").Short('o').Default("table").EnumVar(&c.output, "table", "json")
+
+	inspect := cmd.Command("inspect", "Show one block's meta and index statistics: series, label names, and the labels with the most values and series.")
+	inspect.Arg("ulid", "The block.").Required().StringVar(&c.block)
+	inspect.Flag("top", "How many label names and label pairs to show.").Default("10").IntVar(&c.top)
+	inspect.Flag("output", "Output format: table or json.").Short('o').Default("table").EnumVar(&c.output, "table", "json")
+
+	verify := cmd.Command("verify", "Check every block: overlaps within one set of external labels and resolution, missing or corrupt index and chunks, meta.json disagreeing with the files. Exits 1 if anything is wrong.")
+	verify.Flag("deep", "Also read every series entry and chunk, checking checksums and where chunks lie (reads the whole bucket).").BoolVar(&c.deep)
+
+	add := func(sub *kingpin.CmdClause, do func(ctx context.Context, bkt ship.Bucket, w io.Writer) error) {
+		setups[sub.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
+			return setupBucketTool(g, logger, reg, c, do)
+		}
+	}
+	add(ls, c.list)
+	add(inspect, c.inspect)
+	add(verify, c.verify)
+}
+
+func setupBucketTool(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *bucketToolConfig, f func(context.Context, ship.Bucket, io.Writer) error) (func(), error) {
+	bkt, err := c.bucket.open(logger, reg, filepath.Join(c.dataDir, "bucket"))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	g.Add(func() error { return f(ctx, bkt, os.Stdout) }, func(error) { cancel() })
+	return func() {
+		cancel()
+		_ = bkt.Close()
+	}, nil
+}
+
+func (c *bucketToolConfig) list(ctx context.Context, bkt ship.Bucket, w io.Writer) error {
+	list, err := ship.ListBlocks(ctx, bkt)
+	if err != nil {
+		return err
+	}
+	if c.output == "json" {
+		type block struct {
+			*ship.Meta
+			DeletionMarked *time.Time `json:"deletion_marked,omitempty"`
+		}
+		out := struct {
+			Blocks  []block           `json:"blocks"`
+			Partial []ulid.ULID       `json:"partial"`
+			BadMeta map[string]string `json:"bad_meta"`
+		}{Partial: list.Partial, BadMeta: map[string]string{}}
+		for _, m := range list.Blocks {
+			b := block{Meta: m}
+			if at, ok := list.DeletionMarked[m.ULID]; ok {
+				b.DeletionMarked = &at
+			}
+			out.Blocks = append(out.Blocks, b)
+		}
+		for id, err := range list.BadMeta {
+			out.BadMeta[id.String()] = err.Error()
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ULID\tFROM\tUNTIL\tRANGE\tRESOLUTION\tSOURCE\tLEVEL\tSERIES\tSAMPLES\tCHUNKS\tLABELS\tSTATE")
+	for _, m := range list.Blocks {
+		state := "ok"
+		if at, ok := list.DeletionMarked[m.ULID]; ok {
+			state = "marked for deletion " + at.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n",
+			m.ULID, fmtTime(m.MinTime), fmtTime(m.MaxTime), model.Duration(time.Duration(m.MaxTime-m.MinTime)*time.Millisecond),
+			resolutionName(m.Thanos.Downsample.Resolution), m.Thanos.Source, m.Compaction.Level,
+			m.Stats.NumSeries, m.Stats.NumSamples, m.Stats.NumChunks, m.ExternalLabels(), state)
+	}
+	for _, id := range list.Partial {
+		fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\tpartial: no %s\n", id, ship.MetaFilename)
+	}
+	for id, err := range list.BadMeta {
+		fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\tunreadable %s: %v\n", id, ship.MetaFilename, err)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%d blocks, %d partial, %d unreadable\n", len(list.Blocks), len(list.Partial), len(list.BadMeta))
+	return err
+}
+
+func (c *bucketToolConfig) inspect(ctx context.Context, bkt ship.Bucket, w io.Writer) error {
+	id, err := ulid.ParseStrict(c.block)
+	if err != nil {
+		return fmt.Errorf("block %q: %w", c.block, err)
+	}
+	meta, st, err := ship.InspectBlock(ctx, bkt, id, c.top)
+	if err != nil {
+		return fmt.Errorf("block %s: %w", id, err)
+	}
+	if c.output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Meta  *ship.Meta       `json:"meta"`
+			Index *ship.IndexStats `json:"index"`
+		}{meta, st})
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Block\t%s\n", meta.ULID)
+	fmt.Fprintf(tw, "Time range\t%s to %s (%s)\n", fmtTime(meta.MinTime), fmtTime(meta.MaxTime), model.Duration(time.Duration(meta.MaxTime-meta.MinTime)*time.Millisecond))
+	fmt.Fprintf(tw, "External labels\t%s\n", meta.ExternalLabels())
+	fmt.Fprintf(tw, "Resolution\t%s\n", resolutionName(meta.Thanos.Downsample.Resolution))
+	fmt.Fprintf(tw, "Source / level\t%s / %d\n", meta.Thanos.Source, meta.Compaction.Level)
+	fmt.Fprintf(tw, "Meta stats\t%d series, %d samples, %d chunks\n", meta.Stats.NumSeries, meta.Stats.NumSamples, meta.Stats.NumChunks)
+	fmt.Fprintf(tw, "Index\tversion %d, %d bytes, %d symbols\n", st.Version, st.SizeBytes, st.Symbols)
+	fmt.Fprintf(tw, "Index series\t%d\n", st.Series)
+	fmt.Fprintf(tw, "Label names\t%d (%d label pairs)\n", st.LabelNames, st.LabelPairs)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nLabel names with the most values:\n")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVALUES\tSERIES")
+	for _, n := range st.TopNames {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", n.Name, n.Values, n.Series)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nLabel pairs with the most series:\n")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVALUE\tSERIES")
+	for _, p := range st.TopPairs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", p.Name, p.Value, p.Series)
+	}
+	return tw.Flush()
+}
+
+func (c *bucketToolConfig) verify(ctx context.Context, bkt ship.Bucket, w io.Writer) error {
+	list, err := ship.ListBlocks(ctx, bkt)
+	if err != nil {
+		return err
+	}
+	problems, err := ship.VerifyBucket(ctx, bkt, ship.VerifyOptions{Deep: c.deep})
+	if err != nil {
+		return err
+	}
+	blocks := map[ulid.ULID]bool{}
+	for _, p := range problems {
+		fmt.Fprintln(w, p)
+		for _, id := range p.Blocks {
+			blocks[id] = true
+		}
+	}
+	what := "structure"
+	if c.deep {
+		what = "structure, series and chunks"
+	}
+	fmt.Fprintf(w, "verified %s of %d blocks (%d partial uploads skipped): %d problems in %d blocks\n",
+		what, len(list.Blocks)+len(list.BadMeta), len(list.Partial), len(problems), len(blocks))
+	if len(problems) > 0 {
+		return errProblemsFound
+	}
+	return nil
+}
+
+func fmtTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }
+
+func resolutionName(res int64) string {
+	if res == 0 {
+		return "raw"
+	}
+	return model.Duration(time.Duration(res) * time.Millisecond).String()
+}
