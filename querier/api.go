@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
@@ -82,7 +83,7 @@ func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Reg
 	if opts.Ready == nil {
 		opts.Ready = func() bool { return true }
 	}
-	engine := promql.NewEngine(promql.EngineOpts{
+	var engine promql.QueryEngine = promql.NewEngine(promql.EngineOpts{
 		Logger:               logger.With("component", "promql"),
 		Reg:                  reg,
 		MaxSamples:           opts.MaxSamples,
@@ -94,6 +95,7 @@ func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Reg
 			return time.Minute.Milliseconds()
 		},
 	})
+	engine = &resolutionEngine{QueryEngine: engine, parser: parser.NewParser(parser.Options{}), lookback: opts.LookbackDelta}
 	a := &API{q: q, opts: opts, logger: logger, router: route.New(), started: time.Now()}
 	cfg := config.DefaultConfig
 	buildInfo := opts.BuildInfo
@@ -167,7 +169,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // requestOptions reads the tenant header and the Thanos-style query
 // parameters that PromQL itself does not know.
 func (a *API) requestOptions(r *http.Request) (queryOptions, error) {
-	o := queryOptions{dedup: true, partialResponse: a.q.opts.PartialResponse}
+	o := queryOptions{dedup: true, partialResponse: a.q.opts.PartialResponse, autoResolution: a.q.opts.AutoDownsampling}
 	tenant := ""
 	for _, h := range TenantHeaders {
 		if v := r.Header.Get(h); v != "" {
@@ -206,9 +208,8 @@ func (a *API) requestOptions(r *http.Request) (queryOptions, error) {
 		o.partialResponse = b
 	}
 	if v := r.Form.Get("max_source_resolution"); v != "" {
-		if v == "auto" {
-			o.autoResolution = true
-		} else {
+		o.autoResolution = v == "auto"
+		if !o.autoResolution {
 			d, err := model.ParseDuration(v)
 			if err != nil {
 				return o, fmt.Errorf("invalid max_source_resolution parameter %q: want 0s, 5m, 1h or auto", v)

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/atoll-metrics/atoll/querier/dedup"
+	"github.com/atoll-metrics/atoll/ship"
 )
 
 // Options configure a Querier.
@@ -38,6 +39,9 @@ type Options struct {
 	AllTenants bool
 	// PartialResponse is the default of the partial_response parameter.
 	PartialResponse bool
+	// AutoDownsampling makes max_source_resolution=auto the default: long
+	// ranges with coarse steps read downsampled data.
+	AutoDownsampling bool
 	// MaxConcurrentStores bounds the stores one Select asks at once.
 	MaxConcurrentStores int
 	// StoreTimeout bounds one store's answer; zero leaves only the query's
@@ -219,6 +223,8 @@ type collectedSeries struct {
 	lset       labels.Labels
 	chks       []chunks.Meta
 	resolution int64
+	// ones reads every sample as 1 (see downsample.go).
+	ones bool
 }
 
 func (s *collectedSeries) Labels() labels.Labels { return s.lset }
@@ -226,6 +232,16 @@ func (s *collectedSeries) Labels() labels.Labels { return s.lset }
 // Iterator implements storage.Series. A chain merge reads chunks that
 // follow each other in order and merges any that overlap.
 func (s *collectedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	if s.ones {
+		if o, ok := it.(onesIterator); ok {
+			it = o.Iterator
+		}
+		return onesIterator{s.samples(it)}
+	}
+	return s.samples(it)
+}
+
+func (s *collectedSeries) samples(it chunkenc.Iterator) chunkenc.Iterator {
 	switch len(s.chks) {
 	case 0:
 		return chunkenc.NewNopIterator()
@@ -247,15 +263,26 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	if hints != nil {
 		mint, maxt = hints.Start, hints.End
 	}
+	ms, aggr := takeAggregate(ms)
 	ms = q.scope(o, ms)
+	fn := ""
+	if hints != nil {
+		fn = hints.Func
+	}
+	if aggr == "" {
+		aggr = aggregateFor(fn)
+	}
 	req := &SeriesRequest{
 		MinTime:       mint,
 		MaxTime:       maxt,
 		Matchers:      ms,
 		Hints:         hints,
-		SkipChunks:    hints != nil && hints.Func == "series",
+		SkipChunks:    fn == "series",
 		MaxResolution: o.resolutionFor(hints),
+		Aggregate:     aggr,
 	}
+	// A raw series answering for the count aggregate counts 1 per sample.
+	countRaw := aggr == ship.AggrCount && req.MaxResolution > 0
 
 	var (
 		mtx    sync.Mutex
@@ -265,7 +292,7 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 		var mine []*collectedSeries
 		w, err := s.Series(ctx, req, func(ss StoreSeries) error {
 			chks := ss.Chunks
-			cs := &collectedSeries{lset: ss.Labels.Copy(), resolution: ss.Resolution}
+			cs := &collectedSeries{lset: ss.Labels.Copy(), resolution: ss.Resolution, ones: countRaw && ss.Resolution == 0}
 			if len(chks) > 0 {
 				cs.chks = make([]chunks.Meta, 0, len(chks))
 				for _, c := range chks {
@@ -288,10 +315,6 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	})
 	if err != nil {
 		return storage.ErrSeriesSet(err)
-	}
-	fn := ""
-	if hints != nil {
-		fn = hints.Func
 	}
 	return q.seriesSet(o, series, warns, fn)
 }

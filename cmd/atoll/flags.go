@@ -155,6 +155,7 @@ type queryConfig struct {
 	replicaLabels   []string
 	allTenants      bool
 	partialResponse bool
+	autoDownsample  bool
 	defaultTenant   string
 	timeout         model.Duration
 	lookbackDelta   model.Duration
@@ -171,6 +172,8 @@ func (c *queryConfig) register(cmd *kingpin.CmdClause) {
 		BoolVar(&c.allTenants)
 	cmd.Flag("query.partial-response", "Answer with a warning when a store fails, instead of failing the query. Requests override it with partial_response=.").
 		Default("true").BoolVar(&c.partialResponse)
+	cmd.Flag("query.auto-downsampling", "Read downsampled data for queries whose step is coarse enough (max_source_resolution=auto unless a request says otherwise).").
+		Default("true").BoolVar(&c.autoDownsample)
 	cmd.Flag("query.default-tenant", "Tenant queried when a request carries no tenant header (unless --query.all-tenants).").
 		Default(tsdbshard.DefaultTenant).StringVar(&c.defaultTenant)
 	cmd.Flag("query.timeout", "Longest a query may run.").
@@ -188,6 +191,7 @@ func (c *queryConfig) options() querier.Options {
 	o.ReplicaLabels = c.replicaLabels
 	o.AllTenants = c.allTenants
 	o.PartialResponse = c.partialResponse
+	o.AutoDownsampling = c.autoDownsample
 	o.DefaultTenant = c.defaultTenant
 	o.StoreTimeout = time.Duration(c.storeTimeout)
 	return o

@@ -1,0 +1,324 @@
+package querier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// testTSDB is a real TSDB with external labels, standing for a tenant of a
+// receiver.
+type testTSDB struct {
+	*tsdb.DB
+	ext labels.Labels
+	md  map[string]metadata.Metadata
+}
+
+func (t *testTSDB) ExternalLabels() labels.Labels { return t.ext }
+func (t *testTSDB) TimeRange() (int64, int64) {
+	h := t.Head()
+	if h.NumSeries() == 0 {
+		return math.MaxInt64, math.MinInt64
+	}
+	return h.MinTime(), h.MaxTime()
+}
+func (t *testTSDB) Metadata(metric string, _ int) map[string]metadata.Metadata {
+	if metric == "" {
+		return t.md
+	}
+	if m, ok := t.md[metric]; ok {
+		return map[string]metadata.Metadata{metric: m}
+	}
+	return nil
+}
+
+func newTestTSDB(t *testing.T, ext ...string) *testTSDB {
+	t.Helper()
+	db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return &testTSDB{DB: db, ext: labels.FromStrings(ext...), md: map[string]metadata.Metadata{}}
+}
+
+// fill appends n samples a second apart from start, value = i*step.
+func (t *testTSDB) fill(tb testing.TB, lset labels.Labels, start int64, n int, step float64, skip func(i int) bool) {
+	tb.Helper()
+	app := t.AppenderV2(context.Background())
+	var ref storage.SeriesRef
+	for i := range n {
+		if skip != nil && skip(i) {
+			continue
+		}
+		var err error
+		ref, err = app.Append(ref, lset, 0, start+int64(i)*1000, float64(i)*step, nil, nil, storage.AOptions{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func evalInstant(t *testing.T, q *Querier, ctx context.Context, query string, at time.Time) promql.Vector {
+	t.Helper()
+	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	qry, err := eng.NewInstantQuery(ctx, q, nil, query, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := qry.Exec(ctx)
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	v, err := res.Vector()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestQuerierDeduplicatesReplicasAndScopesTenants(t *testing.T) {
+	start := time.Now().Add(-time.Hour).UnixMilli()
+	a := newTestTSDB(t, "receive_replica", "a", "tenant_id", "t1")
+	b := newTestTSDB(t, "receive_replica", "b", "tenant_id", "t1")
+	other := newTestTSDB(t, "receive_replica", "a", "tenant_id", "t2")
+	for _, db := range []*testTSDB{a, b} {
+		db.fill(t, labels.FromStrings("__name__", "requests_total", "job", "api"), start, 600, 1, nil)
+	}
+	// Replica b missed a minute: dedup fills it from a.
+	b.fill(t, labels.FromStrings("__name__", "only_b", "job", "api"), start, 600, 2, func(i int) bool { return i > 100 && i < 160 })
+	other.fill(t, labels.FromStrings("__name__", "requests_total", "job", "api"), start, 600, 100, nil)
+
+	store := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a, b, other} })
+	q := New(func() []Store { return []Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	at := time.UnixMilli(start + 599_000)
+	ctx := withQueryOptions(context.Background(), queryOptions{tenant: "t1", dedup: true})
+
+	v := evalInstant(t, q, ctx, `sum(requests_total)`, at)
+	if len(v) != 1 || v[0].F != 599 {
+		t.Fatalf("sum over deduplicated replicas: %v, want 599 (one replica's value)", v)
+	}
+	v = evalInstant(t, q, ctx, `requests_total`, at)
+	if len(v) != 1 || v[0].Metric.Has("receive_replica") || v[0].Metric.Has("tenant_id") {
+		t.Fatalf("series should lose replica and tenant labels: %v", v)
+	}
+	v = evalInstant(t, q, ctx, `count_over_time(requests_total[10m])`, at)
+	if len(v) != 1 || v[0].F != 600 {
+		t.Fatalf("count_over_time after dedup: %v, want 600", v)
+	}
+	noDedup := withQueryOptions(context.Background(), queryOptions{tenant: "t1", dedup: false})
+	if v := evalInstant(t, q, noDedup, `count(requests_total)`, at); len(v) != 1 || v[0].F != 2 {
+		t.Fatalf("without dedup: %v, want 2 replicas", v)
+	}
+	all := withQueryOptions(context.Background(), queryOptions{dedup: true})
+	v = evalInstant(t, q, all, `sum by (tenant_id) (requests_total)`, at)
+	if len(v) != 2 {
+		t.Fatalf("across tenants: %v", v)
+	}
+
+	// Label APIs hide what dedup and tenancy hide.
+	lq, _ := q.Querier(start, start+600_000)
+	names, _, err := lq.LabelNames(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(names, ",") != "__name__,job" {
+		t.Fatalf("label names %v", names)
+	}
+	vals, _, err := lq.LabelValues(ctx, "__name__", nil)
+	if err != nil || strings.Join(vals, ",") != "only_b,requests_total" {
+		t.Fatalf("label values %v %v", vals, err)
+	}
+	if vals, _, _ := lq.LabelValues(ctx, "receive_replica", nil); len(vals) != 0 {
+		t.Fatalf("replica label values visible with dedup: %v", vals)
+	}
+}
+
+// unreachableStore is a real Store API client whose server is gone.
+func unreachableStore(t *testing.T) *RemoteStore {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return NewRemoteStore(addr, conn)
+}
+
+func TestPartialResponse(t *testing.T) {
+	start := time.Now().Add(-time.Hour).UnixMilli()
+	a := newTestTSDB(t, "tenant_id", "default-tenant")
+	a.fill(t, labels.FromStrings("__name__", "up"), start, 10, 0, nil)
+	good := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a} })
+	bad := unreachableStore(t)
+	q := New(func() []Store { return []Store{good, bad} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	sq, _ := q.Querier(start, start+10_000)
+
+	ctx := withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true, partialResponse: true})
+	set := sq.Select(ctx, true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
+	n := 0
+	for set.Next() {
+		n++
+	}
+	if set.Err() != nil || n != 1 {
+		t.Fatalf("partial response: %d series, err %v", n, set.Err())
+	}
+	if len(set.Warnings()) == 0 || !strings.Contains(fmt.Sprint(set.Warnings().AsErrors()), bad.Name()) {
+		t.Fatalf("want a warning naming the failed store, got %v", set.Warnings())
+	}
+
+	ctx = withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true, partialResponse: false})
+	set = sq.Select(ctx, true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
+	for set.Next() {
+	}
+	if !errors.Is(set.Err(), ErrStoreUnavailable) {
+		t.Fatalf("without partial response: %v, want ErrStoreUnavailable", set.Err())
+	}
+}
+
+func TestStoreAPIRoundTrip(t *testing.T) {
+	start := time.Now().Add(-time.Hour).UnixMilli()
+	a := newTestTSDB(t, "receive_replica", "a", "tenant_id", "t1")
+	a.fill(t, labels.FromStrings("__name__", "m", "x", "1"), start, 300, 1, nil)
+	a.md["m"] = metadata.Metadata{Type: model.MetricTypeCounter, Help: "help of m"}
+	local := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a} })
+
+	srv := grpc.NewServer()
+	RegisterStoreServer(srv, local)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	remote := NewRemoteStore(l.Addr().String(), conn)
+	ctx := context.Background()
+	if err := remote.RefreshInfo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := remote.Info(ctx)
+	if len(info.LabelSets) != 1 || info.Component != ComponentReceive || info.MinTime != start {
+		t.Fatalf("info %+v", info)
+	}
+	// The same question to the local store and through gRPC gives the same
+	// samples.
+	for _, ms := range [][]*labels.Matcher{
+		{labels.MustNewMatcher(labels.MatchEqual, "__name__", "m")},
+		{labels.MustNewMatcher(labels.MatchRegexp, "x", "1|2"), labels.MustNewMatcher(labels.MatchEqual, "tenant_id", "t1")},
+	} {
+		want := collect(t, local, ms)
+		got := collect(t, remote, ms)
+		if want != got || want == "" {
+			t.Fatalf("matchers %v: local %q, remote %q", ms, want, got)
+		}
+	}
+	if got := collect(t, remote, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "tenant_id", "t2")}); got != "" {
+		t.Fatalf("external label mismatch should select nothing, got %q", got)
+	}
+	md, err := remote.Metadata(ctx, &MetadataRequest{})
+	if err != nil || md["m"][0].Help != "help of m" {
+		t.Fatalf("metadata %v %v", md, err)
+	}
+	names, _, err := remote.LabelNames(ctx, &LabelsRequest{MinTime: start, MaxTime: start + 300_000})
+	if err != nil || strings.Join(names, ",") != "__name__,receive_replica,tenant_id,x" {
+		t.Fatalf("label names %v %v", names, err)
+	}
+}
+
+// collect renders a store's answer: labels and every sample.
+func collect(t *testing.T, s Store, ms []*labels.Matcher) string {
+	t.Helper()
+	var b strings.Builder
+	_, err := s.Series(context.Background(), &SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: ms}, func(ss StoreSeries) error {
+		b.WriteString(ss.Labels.String())
+		for _, c := range ss.Chunks {
+			it := c.Chunk.Iterator(nil)
+			for it.Next() != 0 {
+				ts, v := it.At()
+				fmt.Fprintf(&b, " %d=%g", ts, v)
+			}
+		}
+		b.WriteString("\n")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestRewriteForDownsampling(t *testing.T) {
+	p := parser.NewParser(parser.Options{})
+	for _, c := range []struct{ in, out string }{
+		{`count_over_time(m[1h])`, `sum_over_time(m{__aggr__="count"}[1h])`},
+		{`avg_over_time(m{job="a"}[1d])`, `(sum_over_time(m{job="a"}[1d]) / sum_over_time(m{__aggr__="count",job="a"}[1d]))`},
+		{`sum by (job) (count_over_time(m[5m]))`, `sum by (job) (sum_over_time(m{__aggr__="count"}[5m]))`},
+		{`rate(m[5m])`, `rate(m[5m])`},
+		{`count_over_time(rate(m[5m])[1h:5m])`, `count_over_time(rate(m[5m])[1h:5m])`},
+		{`1 + -avg_over_time(m[1h] offset 1d)`, `1 + -(sum_over_time(m[1h] offset 1d) / sum_over_time(m{__aggr__="count"}[1h] offset 1d))`},
+	} {
+		e, err := p.ParseExpr(c.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rewriteForDownsampling(e).String()
+		if got != c.out {
+			t.Errorf("%s:\n got %s\nwant %s", c.in, got, c.out)
+		}
+		if _, err := p.ParseExpr(got); err != nil {
+			t.Errorf("%s: rewritten query does not parse: %v", c.in, err)
+		}
+	}
+}
+
+// TestRewriteIsExactOnRawData evaluates the rewritten queries on raw data:
+// they must answer what the originals answer.
+func TestRewriteIsExactOnRawData(t *testing.T) {
+	start := time.Now().Add(-2 * time.Hour).UnixMilli()
+	a := newTestTSDB(t, "tenant_id", "default-tenant")
+	a.fill(t, labels.FromStrings("__name__", "g", "job", "x"), start, 3600, 0.5, func(i int) bool { return i%7 == 3 })
+	store := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a} })
+	q := New(func() []Store { return []Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	at := time.UnixMilli(start + 3_599_000)
+	raw := withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true})
+	ds := withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true, maxResolution: 300_000})
+	p := parser.NewParser(parser.Options{})
+	for _, query := range []string{`count_over_time(g[30m])`, `avg_over_time(g[30m])`, `sum_over_time(g[30m])`, `max_over_time(g[30m])`} {
+		e, _ := p.ParseExpr(query)
+		want := evalInstant(t, q, raw, query, at)
+		got := evalInstant(t, q, ds, rewriteForDownsampling(e).String(), at)
+		if len(want) != 1 || len(got) != 1 || math.Abs(want[0].F-got[0].F) > 1e-9*math.Abs(want[0].F) {
+			t.Errorf("%s: raw %v, rewritten %v", query, want, got)
+		}
+	}
+}
