@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 )
 
@@ -463,4 +464,54 @@ func TestKillDuringIngestion(t *testing.T) {
 		t.Fatalf("%d of %d acknowledged samples lost after SIGKILL", missing, len(acks))
 	}
 	t.Logf("%d acknowledged samples all present after SIGKILL and restart (%d stored)", len(acks), len(stored))
+}
+
+// TestExemplarsHistogramsAndMetadata writes what remote write can carry
+// besides floats and reads each back through the API.
+func TestExemplarsHistogramsAndMetadata(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	a := startAtoll(t, t.TempDir())
+	now := time.Now().UnixMilli()
+	h := prompb.FromIntHistogram(now, &histogram.Histogram{
+		Count: 5, Sum: 12.5, Schema: 0, ZeroThreshold: 0.001, ZeroCount: 1,
+		PositiveSpans:   []histogram.Span{{Offset: 0, Length: 2}},
+		PositiveBuckets: []int64{2, 0},
+	})
+	req := &prompb.WriteRequest{
+		Timeseries: []prompb.TimeSeries{
+			{
+				Labels:    []prompb.Label{{Name: "__name__", Value: "requests_total"}, {Name: "job", Value: "ex"}},
+				Samples:   []prompb.Sample{{Timestamp: now, Value: 10}},
+				Exemplars: []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: "abc123"}}, Value: 1, Timestamp: now}},
+			},
+			{
+				Labels:     []prompb.Label{{Name: "__name__", Value: "latency_seconds"}, {Name: "job", Value: "ex"}},
+				Histograms: []prompb.Histogram{h},
+			},
+		},
+		Metadata: []prompb.MetricMetadata{{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "requests_total", Help: "Requests served.", Unit: ""}},
+	}
+	if code, body := remoteWrite(t, a.writeURL, "", req); code != http.StatusNoContent {
+		t.Fatalf("write: %d %s", code, body)
+	}
+	at := strconv.FormatFloat(float64(now)/1000+1, 'f', 3, 64)
+	window := url.Values{"query": {"requests_total"}, "start": {strconv.FormatInt(now/1000-60, 10)}, "end": {strconv.FormatInt(now/1000+60, 10)}}
+	_, r := promAPI(t, a.httpURL, "/api/v1/query_exemplars", window, nil)
+	if !strings.Contains(string(r.Data), `"trace_id":"abc123"`) {
+		t.Fatalf("exemplars: %s", r.Data)
+	}
+	_, r = promAPI(t, a.httpURL, "/api/v1/query", url.Values{"query": {"histogram_count(latency_seconds)"}, "time": {at}}, nil)
+	if !strings.Contains(string(r.Data), `"5"]`) {
+		t.Fatalf("native histogram: %s", r.Data)
+	}
+	_, r = promAPI(t, a.httpURL, "/api/v1/metadata", url.Values{}, nil)
+	if !strings.Contains(string(r.Data), `"requests_total":[{"type":"counter","unit":"","help":"Requests served."}]`) {
+		t.Fatalf("metadata: %s", r.Data)
+	}
+	_, r = promAPI(t, a.httpURL, "/api/v1/status/buildinfo", url.Values{}, nil)
+	if !strings.Contains(string(r.Data), `"version"`) {
+		t.Fatalf("buildinfo: %s", r.Data)
+	}
 }
