@@ -44,6 +44,7 @@ func runMain(args []string) int {
 	registerQuery(app, setups)
 	registerStore(app, setups)
 	registerBucket(app, setups)
+	registerCompact(app, setups)
 
 	cmd, err := app.Parse(args)
 	if err != nil {
