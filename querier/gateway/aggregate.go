@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -120,58 +121,74 @@ func (g *Gateway) readAverages(ctx context.Context, q blockQuery, send func(*ser
 	return nil
 }
 
-// floatSamples walks the float samples of consecutive chunks.
-type floatSamples struct {
+// aggrSamples walks the samples of consecutive chunks: floats, and
+// histograms as float histograms.
+type aggrSamples struct {
 	chks []chunks.Meta
 	it   chunkenc.Iterator
 	err  error
+
+	t  int64
+	f  float64
+	fh *histogram.FloatHistogram
 }
 
-func (s *floatSamples) next() (int64, float64, bool) {
+func (s *aggrSamples) next() bool {
 	for {
 		if s.it != nil {
 			switch s.it.Next() {
 			case chunkenc.ValFloat:
-				t, v := s.it.At()
-				return t, v, true
+				s.t, s.f = s.it.At()
+				s.fh = nil
+				return true
+			case chunkenc.ValHistogram, chunkenc.ValFloatHistogram:
+				s.t, s.fh = s.it.AtFloatHistogram(nil)
+				return true
 			case chunkenc.ValNone:
 				if err := s.it.Err(); err != nil {
 					s.err = err
-					return 0, 0, false
+					return false
 				}
 				s.it = nil
 			}
 			continue
 		}
 		if len(s.chks) == 0 {
-			return 0, 0, false
+			return false
 		}
 		s.it = s.chks[0].Chunk.Iterator(nil)
 		s.chks = s.chks[1:]
 	}
 }
 
-// averageChunks divides the sums by the counts of equal timestamps and
-// encodes the quotients.
+// averageChunks divides the sums (floats, or the float histograms of
+// histogram series) by the counts of equal timestamps and encodes the
+// quotients. A window where a series mixed floats and histograms stamps
+// its count and sums differently and has no average.
 func averageChunks(sum, count []chunks.Meta) ([]chunks.Meta, error) {
-	ss, cs := &floatSamples{chks: sum}, &floatSamples{chks: count}
-	var enc xorEncoder
-	st, sv, sok := ss.next()
-	ct, cv, cok := cs.next()
+	ss, cs := &aggrSamples{chks: sum}, &aggrSamples{chks: count}
+	var enc chunkEncoder
+	sok, cok := ss.next(), cs.next()
 	for sok && cok {
 		switch {
-		case st < ct:
-			st, sv, sok = ss.next()
-		case ct < st:
-			ct, cv, cok = cs.next()
+		case ss.t < cs.t:
+			sok = ss.next()
+		case cs.t < ss.t:
+			cok = cs.next()
 		default:
-			if cv > 0 && !math.IsNaN(cv) {
-				if err := enc.add(st, sv/cv); err != nil {
+			if n := cs.f; cs.fh == nil && n > 0 && !math.IsNaN(n) {
+				var err error
+				if ss.fh != nil {
+					// The iterator may share the buckets with its own state.
+					err = enc.addHistogram(ss.t, ss.fh.Copy().Div(n))
+				} else {
+					err = enc.addFloat(ss.t, ss.f/n)
+				}
+				if err != nil {
 					return nil, err
 				}
 			}
-			st, sv, sok = ss.next()
-			ct, cv, cok = cs.next()
+			sok, cok = ss.next(), cs.next()
 		}
 	}
 	if ss.err != nil {
@@ -180,27 +197,50 @@ func averageChunks(sum, count []chunks.Meta) ([]chunks.Meta, error) {
 	if cs.err != nil {
 		return nil, cs.err
 	}
-	return enc.finish(), nil
+	return enc.out, nil
 }
 
-// xorEncoder builds XOR chunks from samples in time order.
-type xorEncoder struct {
+// chunkEncoder builds XOR and float histogram chunks from samples in time
+// order, cutting chunks as the TSDB does: at 120 samples, or for
+// histograms near 1KiB.
+type chunkEncoder struct {
 	out []chunks.Meta
-	cur *chunkenc.XORChunk
+	cur chunkenc.Chunk
 	app chunkenc.Appender
 	n   int
 }
 
-func (e *xorEncoder) add(t int64, v float64) error {
-	if e.cur == nil || e.n >= maxSamplesPerChunk || len(e.cur.Bytes()) >= chunkenc.MaxBytesPerXORChunkBeforeAppend {
-		e.finish()
-		e.cur = chunkenc.NewXORChunk()
-		app, err := e.cur.Appender()
-		if err != nil {
-			return err
+// start begins a chunk of encoding enc at t unless the current one has
+// that encoding and room.
+func (e *chunkEncoder) start(enc chunkenc.Encoding, t int64) error {
+	if e.cur != nil && e.cur.Encoding() == enc && e.n < maxSamplesPerChunk {
+		switch enc {
+		case chunkenc.EncXOR:
+			if len(e.cur.Bytes()) < chunkenc.MaxBytesPerXORChunkBeforeAppend {
+				return nil
+			}
+		default:
+			if len(e.cur.Bytes()) < chunkenc.TargetBytesPerHistogramChunk || e.n < chunkenc.MinSamplesPerHistogramChunk {
+				return nil
+			}
 		}
-		e.app, e.n = app, 0
-		e.out = append(e.out, chunks.Meta{Chunk: e.cur, MinTime: t})
+	}
+	c, err := chunkenc.NewEmptyChunk(enc)
+	if err != nil {
+		return err
+	}
+	app, err := c.Appender()
+	if err != nil {
+		return err
+	}
+	e.cur, e.app, e.n = c, app, 0
+	e.out = append(e.out, chunks.Meta{Chunk: c, MinTime: t})
+	return nil
+}
+
+func (e *chunkEncoder) addFloat(t int64, v float64) error {
+	if err := e.start(chunkenc.EncXOR, t); err != nil {
+		return err
 	}
 	e.app.Append(0, t, v)
 	e.n++
@@ -208,8 +248,27 @@ func (e *xorEncoder) add(t int64, v float64) error {
 	return nil
 }
 
-// finish returns the chunks built so far.
-func (e *xorEncoder) finish() []chunks.Meta {
-	e.cur = nil
-	return e.out
+func (e *chunkEncoder) addHistogram(t int64, h *histogram.FloatHistogram) error {
+	if err := e.start(chunkenc.EncFloatHistogram, t); err != nil {
+		return err
+	}
+	c, recoded, app, err := e.app.AppendFloatHistogram(nil, 0, t, h, false)
+	if err != nil {
+		return err
+	}
+	e.app = app
+	switch {
+	case c == nil:
+	case recoded:
+		// The layout grew: the same samples, re-encoded.
+		e.cur = c
+		e.out[len(e.out)-1].Chunk = c
+	default:
+		// The layout changed in a way that needs a new chunk.
+		e.cur, e.n = c, 0
+		e.out = append(e.out, chunks.Meta{Chunk: c, MinTime: t})
+	}
+	e.n++
+	e.out[len(e.out)-1].MaxTime = t
+	return nil
 }

@@ -5,9 +5,11 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 
@@ -39,7 +41,28 @@ func downsample(raw []testSeries, res int64) []testSeries {
 			agg[ship.AggrMax] = append(agg[ship.AggrMax], sample{t: lastT, f: hi})
 			agg[ship.AggrCounter] = append(agg[ship.AggrCounter], sample{t: lastT, f: counter})
 		}
+		var hsum *histogram.FloatHistogram
 		for _, smp := range s.samples {
+			if smp.h != nil {
+				// Histograms: a count and a float histogram sum.
+				if w := smp.t / res * res; w != window {
+					if hsum != nil {
+						agg[ship.AggrCount] = append(agg[ship.AggrCount], sample{t: lastT, f: count})
+						agg[ship.AggrSum] = append(agg[ship.AggrSum], sample{t: lastT, fh: hsum})
+					}
+					window, count, hsum = w, 0, nil
+				}
+				fh := smp.h.ToFloat(nil)
+				if hsum == nil {
+					hsum = fh
+					hsum.CounterResetHint = histogram.GaugeType
+				} else if _, _, _, err := hsum.Add(fh); err != nil {
+					panic(err)
+				}
+				count++
+				lastT = smp.t
+				continue
+			}
 			if math.IsNaN(smp.f) {
 				continue
 			}
@@ -56,7 +79,12 @@ func downsample(raw []testSeries, res int64) []testSeries {
 			prev, seen = last, true
 			counter = last + offset
 		}
-		flush()
+		if hsum != nil {
+			agg[ship.AggrCount] = append(agg[ship.AggrCount], sample{t: lastT, f: count})
+			agg[ship.AggrSum] = append(agg[ship.AggrSum], sample{t: lastT, fh: hsum})
+		} else {
+			flush()
+		}
 		for _, a := range ship.Aggregates {
 			b := labels.NewBuilder(s.lset)
 			b.Set(ship.AggregateLabel, a)
@@ -88,7 +116,11 @@ func expectAggregate(ds []testSeries, ext map[string]string, aggr string, mint, 
 		var smp []sample
 		if aggr == ship.AggrAvg {
 			for i, c := range aggs[ship.AggrCount] {
-				smp = append(smp, sample{t: c.t, f: aggs[ship.AggrSum][i].f / c.f})
+				if sum := aggs[ship.AggrSum][i]; sum.fh != nil {
+					smp = append(smp, sample{t: c.t, fh: sum.fh.Copy().Div(c.f)})
+				} else {
+					smp = append(smp, sample{t: c.t, f: sum.f / c.f})
+				}
 			}
 		} else {
 			smp = aggs[aggr]
@@ -116,9 +148,19 @@ func TestDownsampledBlocks(t *testing.T) {
 		b.Set("Zone", []string{"eu", "us"}[i%2])
 		rawA[i].lset = b.Labels()
 	}
+	rawA = append(rawA, genHistograms("http_requests_total", 2, 0, 2*hour, 60_000)...)
 	rawB := genSeries("http_requests_total", 12, 2*hour, 4*hour, 15_000)
 	ds5m := downsample(rawA, ship.Resolution5m)
 	ds1h := downsample(rawA[:6], ship.Resolution1h)
+	histogramsOnly := func(r seriesResult) seriesResult {
+		out := seriesResult{}
+		for k, v := range r {
+			if strings.Contains(k, "job-h") {
+				out[k] = v
+			}
+		}
+		return out
+	}
 
 	bkt := newBucket(t)
 	rawADir := writeBlock(t, blockSpec{series: rawA, ext: ext})
@@ -159,23 +201,31 @@ func TestDownsampledBlocks(t *testing.T) {
 		// resolutions returned, by whether the series' samples lie in
 		// the first block's range.
 		wantRes []int64
+		// ms replaces the matcher of every series of the metric.
+		ms []*labels.Matcher
 	}{
-		{"raw only", 0, "", 0, 4*hour - 1, rawAll(0, 4*hour-1), []int64{0}},
+		{"raw only", 0, "", 0, 4*hour - 1, rawAll(0, 4*hour-1), []int64{0}, nil},
 		{"5m average then raw", ship.Resolution5m, "", 0, 4*hour - 1,
-			merge(expectAggregate(ds5m, ext, ship.AggrAvg, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, ship.Resolution5m}},
+			merge(expectAggregate(ds5m, ext, ship.AggrAvg, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, ship.Resolution5m}, nil},
+		{"5m average of histograms", ship.Resolution5m, "", 0, 4*hour - 1,
+			histogramsOnly(expectAggregate(ds5m, ext, ship.AggrAvg, 0, 4*hour-1)), []int64{ship.Resolution5m}, ms("job", "=", "job-h")},
 		{"5m max", ship.Resolution5m, ship.AggrMax, 0, 4*hour - 1,
-			merge(expectAggregate(ds5m, ext, ship.AggrMax, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, ship.Resolution5m}},
+			merge(expectAggregate(ds5m, ext, ship.AggrMax, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, ship.Resolution5m}, nil},
 		{"5m counter", ship.Resolution5m, ship.AggrCounter, 30 * minute, 3 * hour,
-			merge(expectAggregate(ds5m, ext, ship.AggrCounter, 30*minute, 3*hour), rawOfB(30*minute, 3*hour)), []int64{0, ship.Resolution5m}},
+			merge(expectAggregate(ds5m, ext, ship.AggrCounter, 30*minute, 3*hour), rawOfB(30*minute, 3*hour)), []int64{0, ship.Resolution5m}, nil},
 		{"5m count", ship.Resolution5m, ship.AggrCount, 0, hour,
-			expectAggregate(ds5m, ext, ship.AggrCount, 0, hour), []int64{ship.Resolution5m}},
+			expectAggregate(ds5m, ext, ship.AggrCount, 0, hour), []int64{ship.Resolution5m}, nil},
 		{"1h where it exists", ship.Resolution1h, ship.AggrSum, 0, 2*hour - 1,
-			expectAggregate(ds1h, ext, ship.AggrSum, 0, 2*hour-1), []int64{ship.Resolution1h}},
+			expectAggregate(ds1h, ext, ship.AggrSum, 0, 2*hour-1), []int64{ship.Resolution1h}, nil},
 		{"above every resolution", 24 * ship.Resolution1h, ship.AggrMin, 0, 4*hour - 1,
-			merge(expectAggregate(ds1h, ext, ship.AggrMin, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, ship.Resolution1h}},
+			merge(expectAggregate(ds1h, ext, ship.AggrMin, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, ship.Resolution1h}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, res := collectSeries(t, gw, &querier.SeriesRequest{MinTime: tc.mint, MaxTime: tc.maxt, Matchers: all, MaxResolution: tc.maxRes, Aggregate: tc.aggr})
+			matchers := all
+			if tc.ms != nil {
+				matchers = tc.ms
+			}
+			got, res := collectSeries(t, gw, &querier.SeriesRequest{MinTime: tc.mint, MaxTime: tc.maxt, Matchers: matchers, MaxResolution: tc.maxRes, Aggregate: tc.aggr})
 			compareSeries(t, got, tc.want)
 			var seen []int64
 			for _, r := range res {
@@ -203,7 +253,7 @@ func TestDownsampledBlocks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(names) != len(rawA) {
+		if len(names) != len(rawA) { // every raw series has a count
 			t.Errorf("%d series, want %d", len(names), len(rawA))
 		}
 	})

@@ -11,24 +11,34 @@ import (
 
 // Kinds of index cache entries.
 const (
-	cachePostings = "postings"
-	cacheSeries   = "series"
+	cachePostings cacheKind = iota
+	cacheSeries
 )
+
+type cacheKind uint8
+
+func (k cacheKind) String() string {
+	if k == cachePostings {
+		return "postings"
+	}
+	return "series"
+}
 
 // cacheKey names one postings list (name, value) or one series entry (ref)
 // of one block.
 type cacheKey struct {
 	block ulid.ULID
-	kind  string
+	kind  cacheKind
 	ref   uint64
 	name  string
 	value string
 }
 
-// entryOverhead approximates what an entry costs beyond its bytes: the
-// list element, the map slot and the key, so that many tiny entries cannot
-// exceed the cap unnoticed.
-const entryOverhead = 160
+// entryOverhead is what an entry costs beyond its bytes: the map slot, the
+// list element and the entry with its key, measured on amd64. Series
+// entries are a few dozen bytes, so without it the cap would be exceeded
+// several times over.
+const entryOverhead = 256
 
 func (k cacheKey) size() int64 { return int64(entryOverhead + len(k.name) + len(k.value)) }
 
@@ -95,17 +105,17 @@ func newIndexCache(maxBytes int64, reg prometheus.Registerer) *indexCache {
 		defer c.mtx.Unlock()
 		return float64(len(c.items))
 	})
-	for _, k := range []string{cachePostings, cacheSeries} {
-		c.requests.WithLabelValues(k)
-		c.hits.WithLabelValues(k)
-		c.evictions.WithLabelValues(k)
-		c.added.WithLabelValues(k)
+	for _, k := range []cacheKind{cachePostings, cacheSeries} {
+		c.requests.WithLabelValues(k.String())
+		c.hits.WithLabelValues(k.String())
+		c.evictions.WithLabelValues(k.String())
+		c.added.WithLabelValues(k.String())
 	}
 	return c
 }
 
 func (c *indexCache) get(k cacheKey) ([]byte, bool) {
-	c.requests.WithLabelValues(k.kind).Inc()
+	c.requests.WithLabelValues(k.kind.String()).Inc()
 	if c.maxBytes <= 0 {
 		return nil, false
 	}
@@ -118,7 +128,7 @@ func (c *indexCache) get(k cacheKey) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	c.hits.WithLabelValues(k.kind).Inc()
+	c.hits.WithLabelValues(k.kind.String()).Inc()
 	return e.Value.(*cacheEntry).data, true
 }
 
@@ -143,11 +153,11 @@ func (c *indexCache) set(k cacheKey, data []byte) {
 		c.lru.Remove(back)
 		delete(c.items, old.key)
 		c.bytes -= old.key.size() + int64(len(old.data))
-		c.evictions.WithLabelValues(old.key.kind).Inc()
+		c.evictions.WithLabelValues(old.key.kind.String()).Inc()
 	}
 	c.items[k] = c.lru.PushFront(&cacheEntry{key: k, data: data})
 	c.bytes += sz
-	c.added.WithLabelValues(k.kind).Inc()
+	c.added.WithLabelValues(k.kind.String()).Inc()
 }
 
 func (c *indexCache) size() int64 {

@@ -1,8 +1,8 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -45,11 +45,13 @@ func (r *bucketReader) read(ctx context.Context, kind, name string, off, length 
 		return nil, err
 	}
 	defer rc.Close()
-	buf := bytes.NewBuffer(make([]byte, 0, length))
-	if _, err := buf.ReadFrom(rc); err != nil {
+	// Exactly sized: a growing buffer would double its capacity at the end.
+	buf := make([]byte, length)
+	n, err := io.ReadFull(rc, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("read %s [%d, +%d): %w", name, off, length, err)
 	}
-	return buf.Bytes(), nil
+	return buf[:n], nil
 }
 
 type countingReader struct {
