@@ -161,9 +161,13 @@ func (b *gwBucket) Querier(mint, maxt int64) (storage.Querier, error) {
 }
 
 // startStoreGateway runs `atoll store` over the bucket and returns its
-// process, gRPC address and HTTP URL.
+// process, gRPC address and HTTP URL. It stays out of the gossip ring
+// unless extra has ring flags.
 func startStoreGateway(t *testing.T, b *gwBucket, extra ...string) (*process, string, string) {
 	t.Helper()
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--ring.") }) {
+		extra = append(extra, "--ring.disable")
+	}
 	ports := freePorts(t, 2)
 	grpcAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
@@ -173,7 +177,6 @@ func startStoreGateway(t *testing.T, b *gwBucket, extra ...string) (*process, st
 		fmt.Sprintf("--http-address=127.0.0.1:%d", ports[0]),
 		"--grpc-address=" + grpcAddr,
 		"--sync-block-duration=1s",
-		"--ring.disable",
 	}, extra...)...)
 	waitReady(t, p, httpURL+"/-/ready", 60*time.Second)
 	return p, grpcAddr, httpURL
@@ -357,6 +360,25 @@ func TestStoreGatewayAnswersLikeTheBlocks(t *testing.T) {
 	if v := metricValue(t, storeURL, "atoll_gateway_blocks_loaded"); v != 3 {
 		t.Errorf("gateway serves %v blocks, want 3", v)
 	}
+
+	t.Run("discovered through the ring", func(t *testing.T) {
+		gossip := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+		startStoreGateway(t, b, append([]string{"--ring.listen-address=" + gossip, "--ring.join=" + gossip, "--ring.instance-id=gateway"}, gossipFlags...)...)
+		_, ringQueryURL := startQuerier(t, gossip)
+		eventually(t, 30*time.Second, func() error {
+			code, r := promAPI(t, ringQueryURL, "/api/v1/query", url.Values{
+				"query": {`count(gw_temperature)`},
+				"time":  {strconv.FormatFloat(float64(end)/1000, 'f', -1, 64)},
+			}, nil)
+			if code != http.StatusOK {
+				return fmt.Errorf("%d %s", code, r.Error)
+			}
+			if got := apiMatrix(t, r); len(got) != 1 || got["{}"][0].v != "40" {
+				return fmt.Errorf("count(gw_temperature) = %v, want 40", got)
+			}
+			return nil
+		})
+	})
 }
 
 func firstPoints(p []gwPoint) []gwPoint {
