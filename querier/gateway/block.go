@@ -89,8 +89,9 @@ func loadBlock(ctx context.Context, meta *ship.Meta, dir string, r *bucketReader
 	headerPath := filepath.Join(b.dir, headerFilename)
 	h, err := openIndexHeader(headerPath)
 	if err == nil && h.info.indexSize != size {
+		// Made for another index of the same block ID: stale.
 		_ = h.close()
-		h, err = nil, fmt.Errorf("%w: index header made for an index of %d bytes, not %d", errCorruptIndex, h.info.indexSize, size)
+		err = errCorruptIndex
 	}
 	if err != nil {
 		// Missing, torn or stale: build it again.
