@@ -60,7 +60,7 @@ type indexCache struct {
 	lru   list.List // front is the most recently used
 	items map[cacheKey]*list.Element
 
-	requests  *prometheus.CounterVec
+	misses    *prometheus.CounterVec
 	hits      *prometheus.CounterVec
 	evictions *prometheus.CounterVec
 	added     *prometheus.CounterVec
@@ -73,9 +73,9 @@ func newIndexCache(maxBytes int64, reg prometheus.Registerer) *indexCache {
 		items:        map[cacheKey]*list.Element{},
 	}
 	f := promauto.With(reg)
-	c.requests = f.NewCounterVec(prometheus.CounterOpts{
-		Name: "atoll_gateway_index_cache_requests_total",
-		Help: "Lookups in the index cache, by kind of entry.",
+	c.misses = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "atoll_gateway_index_cache_misses_total",
+		Help: "Lookups in the index cache that had to read the bucket, by kind of entry.",
 	}, []string{"kind"})
 	c.hits = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "atoll_gateway_index_cache_hits_total",
@@ -106,7 +106,7 @@ func newIndexCache(maxBytes int64, reg prometheus.Registerer) *indexCache {
 		return float64(len(c.items))
 	})
 	for _, k := range []cacheKind{cachePostings, cacheSeries} {
-		c.requests.WithLabelValues(k.String())
+		c.misses.WithLabelValues(k.String())
 		c.hits.WithLabelValues(k.String())
 		c.evictions.WithLabelValues(k.String())
 		c.added.WithLabelValues(k.String())
@@ -115,17 +115,19 @@ func newIndexCache(maxBytes int64, reg prometheus.Registerer) *indexCache {
 }
 
 func (c *indexCache) get(k cacheKey) ([]byte, bool) {
-	c.requests.WithLabelValues(k.kind.String()).Inc()
-	if c.maxBytes <= 0 {
-		return nil, false
+	var (
+		e  *list.Element
+		ok bool
+	)
+	if c.maxBytes > 0 {
+		c.mtx.Lock()
+		if e, ok = c.items[k]; ok {
+			c.lru.MoveToFront(e)
+		}
+		c.mtx.Unlock()
 	}
-	c.mtx.Lock()
-	e, ok := c.items[k]
-	if ok {
-		c.lru.MoveToFront(e)
-	}
-	c.mtx.Unlock()
 	if !ok {
+		c.misses.WithLabelValues(k.kind.String()).Inc()
 		return nil, false
 	}
 	c.hits.WithLabelValues(k.kind.String()).Inc()
