@@ -141,6 +141,12 @@ type targetResult struct {
 	// Throughput holds one result per repetition.
 	Throughput []*instanceResult `json:"throughput,omitempty"`
 	Memory     *instanceResult   `json:"memory,omitempty"`
+	Failures   []string          `json:"failures,omitempty"`
+}
+
+func (r *targetResult) fail(err error) {
+	logf("%s: %v", r.Target, err)
+	r.Failures = append(r.Failures, err.Error())
 }
 
 // median is the throughput run with the median steady samples per
@@ -210,9 +216,11 @@ func run(ctx context.Context, c config) error {
 	results := make([]targetResult, len(order))
 	// Repetitions take turns between receivers, so a burst of outside work
 	// on the machine spoils one run of one receiver, not all of its runs.
+	for i, t := range order {
+		results[i].Target = t.name
+	}
 	for rep := range c.repeat {
 		for i, t := range order {
-			results[i].Target = t.name
 			logf("=== %s: throughput %d/%d, %d series, %d warm-up + %d steady rounds", t.name, rep+1, c.repeat, c.series, c.warmupRounds, c.rounds)
 			r, err := b.instance(ctx, t, true, func(endpoints) []string {
 				return []string{
@@ -222,7 +230,10 @@ func run(ctx context.Context, c config) error {
 				}
 			})
 			if err != nil {
-				return fmt.Errorf("%s throughput: %w", t.name, err)
+				// One broken instance must not cost the other receivers
+				// their measurements.
+				results[i].fail(fmt.Errorf("throughput run %d: %w", rep+1, err))
+				continue
 			}
 			results[i].Throughput = append(results[i].Throughput, r)
 		}
@@ -241,7 +252,8 @@ func run(ctx context.Context, c config) error {
 			}
 		})
 		if err != nil {
-			return fmt.Errorf("%s memory: %w", t.name, err)
+			results[i].fail(fmt.Errorf("memory run: %w", err))
+			continue
 		}
 		results[i].Memory = r
 	}
@@ -261,6 +273,11 @@ func run(ctx context.Context, c config) error {
 	if c.profileOut != "" {
 		if err := b.profileAtoll(ctx, all["atoll"]); err != nil {
 			return fmt.Errorf("profiling atoll: %w", err)
+		}
+	}
+	for _, r := range results {
+		if len(r.Failures) > 0 {
+			return fmt.Errorf("%s: %d runs failed", r.Target, len(r.Failures))
 		}
 	}
 	failed = false
@@ -611,6 +628,9 @@ func printReport(w io.Writer, c config, results []targetResult) {
 					fmt.Fprintf(w, "%s %s: status %v, first error: %s\n", r.Target, p.Name, p.Status, p.FirstError)
 				}
 			}
+		}
+		for _, f := range r.Failures {
+			fmt.Fprintf(w, "%s FAILED: %s\n", r.Target, f)
 		}
 	}
 }

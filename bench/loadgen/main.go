@@ -47,6 +47,7 @@ type config struct {
 	start        int64
 	seed         uint64
 	timeout      time.Duration
+	maxFailures  int
 	readyURL     string
 	readyTimeout time.Duration
 	settle       time.Duration
@@ -87,7 +88,8 @@ func main() {
 	flag.DurationVar(&c.interval, "interval", 15*time.Second, "Timestamp step between rounds.")
 	flag.Int64Var(&c.start, "start", 0, "Timestamp of the first round in Unix milliseconds; 0 picks one so the last round is now.")
 	flag.Uint64Var(&c.seed, "seed", 1, "Seed of the order series are sent in.")
-	flag.DurationVar(&c.timeout, "timeout", time.Minute, "Longest one request may take.")
+	flag.DurationVar(&c.timeout, "timeout", 30*time.Second, "Longest one request may take.")
+	flag.IntVar(&c.maxFailures, "max-failures", 20, "Give up after this many failed requests in one phase; 0 never gives up.")
 	flag.StringVar(&c.readyURL, "ready-url", "", "URL to poll until it answers 200 before sending.")
 	flag.DurationVar(&c.readyTimeout, "ready-timeout", 2*time.Minute, "How long to wait for -ready-url.")
 	flag.DurationVar(&c.settle, "settle", 0, "After the load, wait this long and report the receiver's resident memory (needs -pid). 0 skips.")
@@ -155,6 +157,7 @@ func run(ctx context.Context, c config) error {
 		header.Set(c.tenantHeader, c.tenant)
 	}
 	sender := NewSender(c.url, header, c.concurrency, c.timeout)
+	sender.MaxFailures = c.maxFailures
 	defer sender.Close()
 
 	phases := []struct {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,7 +22,15 @@ type Sender struct {
 	url         string
 	header      http.Header
 	concurrency int
+	// MaxFailures is how many requests of a phase may fail before Replay
+	// gives up: a receiver that crashed or hangs would otherwise hold the
+	// run for a request timeout per remaining request. 0 never gives up.
+	MaxFailures int
 }
+
+// ErrTooManyFailures is returned by Replay when more than MaxFailures
+// requests failed.
+var ErrTooManyFailures = errors.New("too many failed requests")
 
 // NewSender returns a Sender with concurrency parallel connections, kept
 // alive between requests so the target spends no time on handshakes.
@@ -44,6 +53,7 @@ func NewSender(url string, header http.Header, concurrency int, timeout time.Dur
 		url:         url,
 		header:      h,
 		concurrency: concurrency,
+		MaxFailures: 20,
 	}
 }
 
@@ -101,9 +111,14 @@ func (s *Sender) Replay(ctx context.Context, name string, rounds []Round, pid in
 	start := time.Now()
 
 	var mu sync.Mutex
+	var failures atomic.Int64
+	gaveUp := func() bool { return s.MaxFailures > 0 && failures.Load() > int64(s.MaxFailures) }
 	for _, round := range rounds {
 		if err := ctx.Err(); err != nil {
 			return res, err
+		}
+		if gaveUp() {
+			return res, fmt.Errorf("%w: %d, first: %s", ErrTooManyFailures, failures.Load(), res.FirstError)
 		}
 		var next atomic.Int64
 		var wg sync.WaitGroup
@@ -112,7 +127,7 @@ func (s *Sender) Replay(ctx context.Context, name string, rounds []Round, pid in
 				status := map[string]int{}
 				var sent, accepted, requests int
 				var firstErr string
-				for {
+				for !gaveUp() {
 					i := int(next.Add(1) - 1)
 					if i >= len(round.Requests) {
 						break
@@ -124,8 +139,11 @@ func (s *Sender) Replay(ctx context.Context, name string, rounds []Round, pid in
 					status[code]++
 					if len(code) == 3 && code[0] == '2' {
 						accepted += req.Samples
-					} else if firstErr == "" {
-						firstErr = code + ": " + msg
+					} else {
+						failures.Add(1)
+						if firstErr == "" {
+							firstErr = code + ": " + msg
+						}
 					}
 				}
 				mu.Lock()
@@ -142,6 +160,9 @@ func (s *Sender) Replay(ctx context.Context, name string, rounds []Round, pid in
 			})
 		}
 		wg.Wait()
+	}
+	if gaveUp() {
+		return res, fmt.Errorf("%w: %d, first: %s", ErrTooManyFailures, failures.Load(), res.FirstError)
 	}
 
 	wall := time.Since(start)

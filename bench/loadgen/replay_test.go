@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -93,6 +94,7 @@ func TestReplay(t *testing.T) {
 			}
 			rounds, _ := EncodeRounds(NewCatalog(), sendOrder(series, 3), batch, ts, 0)
 			s := NewSender(srv.URL, http.Header{"X-Scope-OrgID": {"team-a"}}, 4, 10*time.Second)
+			s.MaxFailures = 0
 			defer s.Close()
 			res, err := s.Replay(ctx, "steady", rounds, os.Getpid(), 0)
 			if err != nil {
@@ -129,5 +131,30 @@ func TestReplay(t *testing.T) {
 				t.Errorf("wall %v, samples/s %v", res.Wall, res.SamplesPerSec)
 			}
 		})
+	}
+}
+
+func TestReplayGivesUp(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rc := &receiver{failEvery: 1, last: map[string]int64{}, tenants: map[string]int{}}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	ts := make([]int64, 20)
+	for i := range ts {
+		ts[i] = int64(i) * 15_000
+	}
+	rounds, _ := EncodeRounds(NewCatalog(), sendOrder(1000, 1), 100, ts, 0)
+	s := NewSender(srv.URL, http.Header{}, 2, 10*time.Second)
+	s.MaxFailures = 15
+	defer s.Close()
+	res, err := s.Replay(ctx, "steady", rounds, 0, 0)
+	if !errors.Is(err, ErrTooManyFailures) {
+		t.Fatalf("got %v, want ErrTooManyFailures", err)
+	}
+	// Up to one request per connection may be in flight when the limit is
+	// crossed, and a round's requests are handed out before it is checked.
+	if res.Requests > s.MaxFailures+2 || res.Requests <= s.MaxFailures {
+		t.Errorf("sent %d requests before giving up after %d failures", res.Requests, s.MaxFailures)
 	}
 }
