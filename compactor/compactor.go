@@ -203,6 +203,11 @@ func (c *Compactor) Pass(ctx context.Context) (err error) {
 		if !keep(err) {
 			return errors.Join(errs...)
 		}
+		// A block downsampled from a longer raw block supersedes the ones
+		// made from its parts: retire them rather than merge them.
+		if downsampled > 0 && !keep(c.markSuperseded(ctx, st)) {
+			return errors.Join(errs...)
+		}
 		if compacted+downsampled == 0 || err != nil {
 			break
 		}
