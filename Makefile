@@ -71,4 +71,6 @@ clean:
 	rm -rf bin
 
 -include bench/Makefile.inc
+-include bench/store/Makefile.inc
+-include bench/compact/Makefile.inc
 -include deploy/Makefile.inc

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/oklog/run"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/atoll-metrics/atoll/ingest"
 	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/querier/gateway"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
@@ -54,6 +56,16 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	if err != nil {
 		return nil, err
 	}
+	// The gateway serves what is in the bucket: everything older than the
+	// local blocks, and everything after a data dir is lost.
+	gwOpts := gateway.DefaultOptions()
+	gwOpts.Dir = filepath.Join(c.tsdb.dataDir, "index-headers")
+	gwOpts.SyncInterval = time.Minute
+	gw, err := gateway.New(bkt, gwOpts, logger.With("subsystem", "gateway"), reg)
+	if err != nil {
+		_ = bkt.Close()
+		return nil, err
+	}
 	ready := &readiness{}
 	apiHandler, writeHandler := &lateHandler{}, &lateHandler{}
 
@@ -80,11 +92,17 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		return nil
 	})
 	querier.RegisterStoreServer(grpcServer, store)
+	ctx, cancel := context.WithCancel(context.Background())
+	g.Add(func() error {
+		if err := gw.Sync(ctx); err != nil {
+			logger.Warn("first bucket sync failed; retrying in the background", "err", err)
+		}
+		return gw.Run(ctx)
+	}, func(error) { cancel() })
 	if _, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer); err != nil {
 		return nil, err
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
 	opened := make(chan struct{})
 	g.Add(func() error {
 		shards, err := tsdbshard.Open(c.tsdb.options(c.ingest.replicaLabel, c.instanceID, bkt), logger.With("subsystem", "tsdb"), reg)
@@ -101,7 +119,7 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 			Ready:         ready.isReady,
 		}, logger.With("subsystem", "ingest"), reg))
 
-		q := querier.New(func() []querier.Store { return []querier.Store{store} }, c.query.options(), logger.With("subsystem", "querier"), reg)
+		q := querier.New(func() []querier.Store { return []querier.Store{store, gw} }, c.query.options(), logger.With("subsystem", "querier"), reg)
 		apiOpts := c.query.apiOptions(flags)
 		apiOpts.Ready = ready.isReady
 		apiOpts.BuildInfo = buildInfo()
@@ -115,7 +133,10 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	})
 	return func() {
 		<-opened
-		defer func() { _ = bkt.Close() }()
+		defer func() {
+			_ = gw.Close()
+			_ = bkt.Close()
+		}()
 		if shards := shardsPtr.Load(); shards != nil {
 			if c.flushOnStop {
 				flushAndShip(logger, shards)

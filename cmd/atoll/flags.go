@@ -39,6 +39,7 @@ type tsdbConfig struct {
 	oooWindow      model.Duration
 	maxExemplars   int64
 	walCompression bool
+	shipInterval   model.Duration
 }
 
 func (c *tsdbConfig) register(cmd *kingpin.CmdClause) {
@@ -55,6 +56,9 @@ func (c *tsdbConfig) register(cmd *kingpin.CmdClause) {
 		Default("100000").Int64Var(&c.maxExemplars)
 	cmd.Flag("tsdb.wal-compression", "Compress the WAL with snappy.").
 		Default("true").BoolVar(&c.walCompression)
+	c.shipInterval = model.Duration(30 * time.Second)
+	cmd.Flag("shipper.interval", "How often finished blocks are looked for and uploaded to the bucket; failed uploads are retried at this pace.").
+		Default("30s").SetValue(&c.shipInterval)
 }
 
 func (c *tsdbConfig) options(replicaLabel, instanceID string, bkt ship.Bucket) tsdbshard.Options {
@@ -63,6 +67,7 @@ func (c *tsdbConfig) options(replicaLabel, instanceID string, bkt ship.Bucket) t
 	o.BlockDuration = time.Duration(c.blockDuration)
 	o.Retention = time.Duration(c.retention)
 	o.Bucket = bkt
+	o.ShipInterval = time.Duration(c.shipInterval)
 	if o.Retention == 0 {
 		o.Retention = 15 * 24 * time.Hour
 		if bkt != nil {
