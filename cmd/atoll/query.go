@@ -62,16 +62,9 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 
 	var rg *ring.Ring
 	if !c.noRing {
-		rc := c.ring
-		rc.Role = ring.RoleQuerier
-		rc.HTTPAddress = httpAddr.String()
-		rg, err = ring.New(rc, logger.With("subsystem", "ring"), reg)
-		if err != nil {
+		if rg, err = joinRing(g, logger, reg, c.ring, ring.RoleQuerier, httpAddr, nil, "", ready, ringPage); err != nil {
 			return nil, err
 		}
-		ringPage.set(rg)
-		ringCtx, stopRing := context.WithCancel(context.Background())
-		g.Add(func() error { return rg.Run(ringCtx) }, func(error) { stopRing() })
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -97,23 +97,11 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 	}
 
 	rc := c.ring
-	rc.Role = ring.RoleReceiver
 	rc.ReplicationFactor = c.rf
-	rc.HTTPAddress = httpAddr.String()
-	rc.GRPCAddress = c.grpcAdvertise
-	if rc.GRPCAddress == "" {
-		rc.GRPCAddress = advertiseAddress(grpcAddr, rc.AdvertiseAddress, rc.ListenAddress)
-	}
-	rg, err := ring.New(rc, logger.With("subsystem", "ring"), reg)
+	rg, err := joinRing(g, logger, reg, rc, ring.RoleReceiver, httpAddr, grpcAddr, c.grpcAdvertise, ready, ringPage)
 	if err != nil {
 		return nil, err
 	}
-	ringPage.set(rg)
-	ringCtx, stopRing := context.WithCancel(context.Background())
-	g.Add(func() error { return rg.Run(ringCtx) }, func(error) {
-		ready.set(false)
-		stopRing()
-	})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	opened := make(chan struct{})
@@ -137,7 +125,7 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		}, logger.With("subsystem", "ingest"), reg))
 		ready.set(true)
 		rg.SetState(ring.StateActive)
-		logger.Info("ready", "tenants", len(shards.Tenants()), "instance", rc.InstanceID, "grpc", rc.GRPCAddress)
+		logger.Info("ready", "tenants", len(shards.Tenants()), "instance", rc.InstanceID)
 		return shards.Run(ctx)
 	}, func(error) {
 		ready.set(false)

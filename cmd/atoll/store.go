@@ -110,22 +110,9 @@ func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 
 	var rg *ring.Ring
 	if !c.noRing {
-		rc := c.ring
-		rc.Role = ring.RoleStoreGateway
-		rc.HTTPAddress = httpAddr.String()
-		rc.GRPCAddress = c.grpcAdvertise
-		if rc.GRPCAddress == "" {
-			rc.GRPCAddress = advertiseAddress(grpcAddr, rc.AdvertiseAddress, rc.ListenAddress)
-		}
-		if rg, err = ring.New(rc, logger.With("subsystem", "ring"), reg); err != nil {
+		if rg, err = joinRing(g, logger, reg, c.ring, ring.RoleStoreGateway, httpAddr, grpcAddr, c.grpcAdvertise, ready, ringPage); err != nil {
 			return cleanup, err
 		}
-		ringPage.set(rg)
-		ringCtx, stopRing := context.WithCancel(context.Background())
-		g.Add(func() error { return rg.Run(ringCtx) }, func(error) {
-			ready.set(false)
-			stopRing()
-		})
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
