@@ -369,12 +369,18 @@ func VerifyBucket(ctx context.Context, bkt Bucket, opts VerifyOptions) ([]Proble
 // whose time ranges overlap. Blocks marked for deletion are left out: a
 // compaction overlaps its sources until they are deleted.
 func overlaps(list *BlockListing) []Problem {
+	// So is a compaction whose sources are not marked yet: readers follow
+	// Superseded and serve only the compaction.
+	superseded := Superseded(list.Blocks)
 	type stream struct {
 		ext string
 		res int64
 	}
 	streams := map[stream][]*Meta{}
 	for _, m := range list.Blocks {
+		if _, sup := superseded[m.ULID]; sup {
+			continue
+		}
 		if _, marked := list.DeletionMarked[m.ULID]; marked {
 			continue
 		}

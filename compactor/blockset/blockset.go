@@ -233,67 +233,14 @@ func (f *Fetcher) Remember(m *ship.Meta) {
 	f.metas[m.ULID] = m
 }
 
-// Superseded returns the blocks whose data another block holds in full,
-// each mapped to one block that holds it. Block B is superseded by C when
-// both have the same resolution and C's compaction sources include all of
-// B's; of two blocks with equal sources, the one with the smaller ULID is
-// superseded. This is the rule that keeps readers from counting data twice
-// while the compactor replaces blocks (see the compactor package
-// documentation).
+// Superseded applies ship.Superseded, the rule every reader follows, to
+// blocks.
 func Superseded(blocks []*Block) map[ulid.ULID]ulid.ULID {
-	type key struct {
-		res    int64
-		source ulid.ULID
+	metas := make([]*ship.Meta, len(blocks))
+	for i, b := range blocks {
+		metas[i] = b.Meta
 	}
-	containing := map[key][]*Block{}
-	for _, b := range blocks {
-		for _, s := range sources(b.Meta) {
-			k := key{b.Resolution(), s}
-			containing[k] = append(containing[k], b)
-		}
-	}
-	out := map[ulid.ULID]ulid.ULID{}
-	for _, b := range blocks {
-		src := sources(b.Meta)
-		for _, c := range containing[key{b.Resolution(), src[0]}] {
-			if c == b || !covers(c, b) {
-				continue
-			}
-			out[b.ID()] = c.ID()
-			break
-		}
-	}
-	return out
-}
-
-// covers reports whether c holds all of b's data and wins over it.
-func covers(c, b *Block) bool {
-	cs, bs := sources(c.Meta), sources(b.Meta)
-	if len(cs) < len(bs) {
-		return false
-	}
-	set := make(map[ulid.ULID]struct{}, len(cs))
-	for _, s := range cs {
-		set[s] = struct{}{}
-	}
-	for _, s := range bs {
-		if _, ok := set[s]; !ok {
-			return false
-		}
-	}
-	if len(cs) == len(bs) {
-		return c.ID().Compare(b.ID()) > 0
-	}
-	return true
-}
-
-// sources returns the block's compaction sources; a block that lists none
-// (written by a tool that leaves them out) is its own source.
-func sources(m *ship.Meta) []ulid.ULID {
-	if len(m.Compaction.Sources) == 0 {
-		return []ulid.ULID{m.ULID}
-	}
-	return m.Compaction.Sources
+	return ship.Superseded(metas)
 }
 
 // Live returns, in ULID order, the blocks a reader should read: those not

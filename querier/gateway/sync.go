@@ -85,6 +85,15 @@ func (g *Gateway) Sync(ctx context.Context) error {
 		}
 		wanted[id] = st.meta
 	}
+	// A compacted block and its sources are both in the bucket until the
+	// sources are deleted: serve only the block that holds everything.
+	metas := make([]*ship.Meta, 0, len(wanted))
+	for _, m := range wanted {
+		metas = append(metas, m)
+	}
+	for id := range ship.Superseded(metas) {
+		delete(wanted, id)
+	}
 	g.m.partialBlocks.Set(float64(partial))
 	g.m.markedBlocks.Set(float64(marked))
 
