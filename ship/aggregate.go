@@ -25,5 +25,11 @@ const (
 	AggrAvg = "avg"
 )
 
+// Native histogram series downsample to: count, a float series counting
+// every sample; sum, a float-histogram series (gauge hint) adding up the
+// window's histograms; counter, a float-histogram series written only for
+// counter histograms, with resets folded in as for floats. min and max are
+// written for float series only.
+
 // Aggregates lists the stored aggregates.
 var Aggregates = []string{AggrCount, AggrSum, AggrMin, AggrMax, AggrCounter}
