@@ -73,4 +73,5 @@ clean:
 -include bench/Makefile.inc
 -include bench/store/Makefile.inc
 -include bench/compact/Makefile.inc
+-include bench/cluster/Makefile.inc
 -include deploy/Makefile.inc
