@@ -8,8 +8,10 @@
 // gets one sample, and a round is fully answered before the next starts, so
 // receivers that refuse out-of-order samples accept all of them. The first
 // rounds (warm-up) create the series and are reported apart from the steady
-// rounds that follow. With -settle, it then waits and reports the
-// receiver's resident memory.
+// rounds that follow; the pause between them (-warmup-linger) is charged to
+// the warm-up's CPU time, so indexing a receiver defers does not land in the
+// steady rounds. With -settle, it then waits and reports the receiver's
+// resident memory.
 //
 // Example, against a receiver already running as process 1234:
 //
