@@ -114,5 +114,5 @@ func (w *writeServer) Write(ctx context.Context, req *writepb.WriteRequest) (*wr
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
-	return &writepb.WriteResponse{Conflicts: res.conflicts, Invalid: res.invalid, Message: res.message}, nil
+	return &writepb.WriteResponse{Conflicts: res.conflicts, Invalid: res.invalid, Limited: res.limited, Message: res.message}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,8 @@ type HandlerOptions struct {
 	// Ready gates writes: while it is false, writes get 503 and Prometheus
 	// retries them.
 	Ready func() bool
+	// Limits bound each tenant's ingestion rate on this receiver.
+	Limits LimitsConfig
 }
 
 // Handler serves Prometheus remote write 1.0. It only translates HTTP:
@@ -38,6 +41,7 @@ type Handler struct {
 	opts   HandlerOptions
 	router *Router
 	body   *BodyReader
+	rate   *rateLimiter
 	logger *slog.Logger
 
 	requests *prometheus.CounterVec
@@ -61,6 +65,7 @@ func NewHandler(router *Router, opts HandlerOptions, logger *slog.Logger, reg pr
 		opts:   opts,
 		router: router,
 		body:   NewBodyReader(opts.Body),
+		rate:   newRateLimiter(opts.Limits),
 		logger: logger,
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "atoll_ingest_requests_total",
@@ -85,7 +90,7 @@ func NewHandler(router *Router, opts HandlerOptions, logger *slog.Logger, reg pr
 // retry later. 503: not stored, retry.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	code, msg := h.serve(r)
+	code, msg, retryAfter := h.serve(r)
 	h.requests.WithLabelValues(fmt.Sprint(code)).Inc()
 	h.duration.Observe(time.Since(start).Seconds())
 	if code/100 == 2 {
@@ -98,19 +103,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger.Debug("remote write refused", "code", code, "err", msg)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Round(time.Second).Seconds())))
+	}
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, msg+"\n")
 }
 
-func (h *Handler) serve(r *http.Request) (int, string) {
+func (h *Handler) serve(r *http.Request) (int, string, time.Duration) {
 	if r.Method != http.MethodPost {
-		return http.StatusMethodNotAllowed, "remote write takes POST, got " + r.Method
+		return http.StatusMethodNotAllowed, "remote write takes POST, got " + r.Method, 0
 	}
 	if !h.opts.Ready() {
-		return http.StatusServiceUnavailable, "atoll is starting or stopping, retry later"
+		return http.StatusServiceUnavailable, "atoll is starting or stopping, retry later", 0
 	}
 	if code, msg := checkContentType(r); code != 0 {
-		return code, msg
+		return code, msg, 0
 	}
 	tenant := h.opts.DefaultTenant
 	for _, name := range TenantHeaders {
@@ -120,52 +128,57 @@ func (h *Handler) serve(r *http.Request) (int, string) {
 		}
 	}
 	if err := tsdbshard.ValidateTenant(tenant); err != nil {
-		return http.StatusBadRequest, err.Error()
+		return http.StatusBadRequest, err.Error(), 0
 	}
 
 	if r.ContentLength == 0 {
-		return http.StatusBadRequest, "empty remote-write request body"
+		return http.StatusBadRequest, "empty remote-write request body", 0
 	}
 	body, err := h.body.Read(r.Body, r.ContentLength)
 	switch {
 	case errors.Is(err, ErrRequestTooLarge):
-		return http.StatusRequestEntityTooLarge, err.Error()
+		return http.StatusRequestEntityTooLarge, err.Error(), 0
 	case errors.Is(err, ErrMalformedRequest):
-		return http.StatusBadRequest, err.Error()
+		return http.StatusBadRequest, err.Error(), 0
 	case err != nil:
-		return http.StatusBadRequest, "read body: " + err.Error()
+		return http.StatusBadRequest, "read body: " + err.Error(), 0
 	}
 	defer body.Release()
 	if len(body.Bytes()) == 0 {
-		return http.StatusBadRequest, "empty remote-write request body"
+		return http.StatusBadRequest, "empty remote-write request body", 0
 	}
 	wr, err := body.Decode()
 	if err != nil {
-		return http.StatusBadRequest, err.Error()
+		return http.StatusBadRequest, err.Error(), 0
 	}
 
+	if ok, wait := h.rate.allow(tenant, countSamples(wr)); !ok {
+		h.samples.WithLabelValues(outcomeLimited.String()).Add(float64(countSamples(wr)))
+		return http.StatusTooManyRequests, fmt.Sprintf("tenant %q is over its ingestion rate limit of %g samples/s; retry after %s",
+			tenant, h.opts.Limits.For(tenant).IngestionRate, wait.Round(time.Second)), wait
+	}
 	res, err := h.router.Write(r.Context(), tenant, wr)
 	if err != nil {
 		switch {
 		case errors.Is(err, tsdbshard.ErrInvalidTenant):
-			return http.StatusBadRequest, err.Error()
+			return http.StatusBadRequest, err.Error(), 0
 		case errors.Is(err, context.Canceled):
-			return http.StatusServiceUnavailable, "request canceled: " + err.Error()
+			return http.StatusServiceUnavailable, "request canceled: " + err.Error(), 0
 		}
-		return http.StatusServiceUnavailable, err.Error()
+		return http.StatusServiceUnavailable, err.Error(), 0
 	}
 	h.samples.WithLabelValues("stored").Add(float64(res.stored))
 	if res.refused > 0 {
 		h.samples.WithLabelValues(res.outcome.String()).Add(float64(res.refused))
 	}
 	if res.outcome == outcomeStored {
-		return http.StatusNoContent, ""
+		return http.StatusNoContent, "", 0
 	}
 	msg := res.message
 	if n := len(res.conflicts) + len(res.invalid); n > 1 {
 		msg = fmt.Sprintf("%s (and %d more series refused)", msg, n-1)
 	}
-	return res.outcome.httpStatus(), msg
+	return res.outcome.httpStatus(), msg, 0
 }
 
 // checkContentType refuses bodies this handler would misread: remote write
@@ -190,4 +203,12 @@ func checkContentType(r *http.Request) (int, string) {
 		return http.StatusUnsupportedMediaType, "unsupported remote-write message " + proto + ": atoll accepts prometheus.WriteRequest (remote write 1.0)"
 	}
 	return 0, ""
+}
+
+func countSamples(wr *WriteRequest) int {
+	n := 0
+	for i := range wr.Timeseries {
+		n += len(wr.Timeseries[i].Samples) + len(wr.Timeseries[i].Histograms)
+	}
+	return n
 }

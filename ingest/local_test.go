@@ -169,7 +169,7 @@ func TestHandlerOutcomes(t *testing.T) {
 // second must not be appended to the first's ref.
 func TestRefCacheCollision(t *testing.T) {
 	m := openShards(t)
-	w := newLocalWriter(m)
+	w := newLocalWriter(m, LimitsConfig{})
 	tn, err := m.Tenant("t")
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,8 @@ type RouterOptions struct {
 	// MaxInFlightPerPeer bounds the forwarded writes waiting on one peer; a
 	// hung peer then costs a fast failure, not a pile of goroutines.
 	MaxInFlightPerPeer int
+	// Limits bound what tenants may store on this receiver.
+	Limits LimitsConfig
 }
 
 // DefaultRouterOptions are the defaults of `atoll receive`.
@@ -71,7 +73,7 @@ func NewRouter(shards *tsdbshard.MultiTSDB, rv RingView, opts RouterOptions, log
 	f := promauto.With(reg)
 	r := &Router{
 		opts:   opts,
-		local:  newLocalWriter(shards),
+		local:  newLocalWriter(shards, opts.Limits),
 		ring:   rv,
 		logger: logger,
 		forwarded: f.NewCounterVec(prometheus.CounterOpts{
@@ -114,8 +116,8 @@ func (r *Router) writeLocal(ctx context.Context, tenant string, wr *WriteRequest
 
 // seriesTally counts the replicas' answers for one series.
 type seriesTally struct {
-	ok, conflict, invalid, failed, pending uint8
-	done                                   bool
+	ok, conflict, invalid, limited, failed, pending uint8
+	done                                            bool
 }
 
 // replicaBatch is the share of a request one replica owns.
@@ -130,6 +132,7 @@ type replicaAnswer struct {
 	err       error // the whole batch failed
 	conflicts []uint32
 	invalid   []uint32
+	limited   []uint32
 	message   string
 	local     bool
 }
@@ -180,7 +183,7 @@ func (r *Router) replicate(ctx context.Context, tenant string, wr *WriteRequest)
 			go func() {
 				defer close(localDone)
 				lr, err := r.local.write(ctx, tenant, wr, b.series)
-				answers <- replicaAnswer{batch: b, err: err, conflicts: lr.conflicts, invalid: lr.invalid, message: lr.message, local: true}
+				answers <- replicaAnswer{batch: b, err: err, conflicts: lr.conflicts, invalid: lr.invalid, limited: lr.limited, message: lr.message, local: true}
 			}()
 			continue
 		}
@@ -231,6 +234,7 @@ func (r *Router) apply(a replicaAnswer, tallies []seriesTally, quorum int, res *
 	}
 	conflict := indexSet(a.conflicts)
 	invalid := indexSet(a.invalid)
+	limited := indexSet(a.limited)
 	decided := 0
 	for _, i := range a.batch.series {
 		t := &tallies[i]
@@ -242,13 +246,15 @@ func (r *Router) apply(a replicaAnswer, tallies []seriesTally, quorum int, res *
 			t.conflict++
 		case invalid[i]:
 			t.invalid++
+		case limited[i]:
+			t.limited++
 		default:
 			t.ok++
 		}
 		if t.done {
 			continue
 		}
-		if a.err == nil && (conflict[i] || invalid[i]) && res.message == "" {
+		if a.err == nil && (conflict[i] || invalid[i] || limited[i]) && res.message == "" {
 			res.message = a.message
 		}
 		r.decide(t, quorum, res, i, wr)
@@ -275,10 +281,16 @@ func (r *Router) decide(t *seriesTally, quorum int, res *seriesResult, idx uint3
 		t.done = true
 		o := outcomeUnavailable
 		msg := fmt.Sprintf("series %s: only %d of %d replicas stored it, %d needed", LabelsString(ts.Labels), t.ok, r.opts.ReplicationFactor, quorum)
-		if int(t.ok+t.conflict+t.invalid) >= quorum {
-			o = outcomeConflict
-			if t.invalid > t.conflict {
+		if int(t.ok+t.conflict+t.invalid+t.limited) >= quorum {
+			// Enough replicas answered; they refused. The most retryable
+			// reason wins, as for a whole request.
+			switch {
+			case t.limited > 0:
+				o = outcomeLimited
+			case t.invalid > 0:
 				o = outcomeInvalid
+			default:
+				o = outcomeConflict
 			}
 			msg = ""
 		}
@@ -324,6 +336,11 @@ func (r *Router) forward(ctx context.Context, m ring.Member, tenant string, body
 	for _, j := range resp.Invalid {
 		if int(j) < len(b.series) {
 			a.invalid = append(a.invalid, b.series[j])
+		}
+	}
+	for _, j := range resp.Limited {
+		if int(j) < len(b.series) {
+			a.limited = append(a.limited, b.series[j])
 		}
 	}
 	return a

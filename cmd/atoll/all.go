@@ -52,6 +52,10 @@ func registerAll(app *kingpin.Application, setups map[string]setupFunc) {
 }
 
 func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *allConfig, flags map[string]string) (func(), error) {
+	limits, err := c.ingest.limits()
+	if err != nil {
+		return nil, err
+	}
 	bkt, err := c.bucket.open(logger, reg, filepath.Join(c.tsdb.dataDir, "bucket"))
 	if err != nil {
 		return nil, err
@@ -112,11 +116,12 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		}
 		shardsPtr.Store(shards)
 		close(opened)
-		router := ingest.NewRouter(shards, nil, ingest.RouterOptions{ReplicationFactor: 1}, logger, reg)
+		router := ingest.NewRouter(shards, nil, ingest.RouterOptions{ReplicationFactor: 1, Limits: limits}, logger, reg)
 		writeHandler.set(ingest.NewHandler(router, ingest.HandlerOptions{
 			DefaultTenant: c.ingest.defaultTenant,
 			Body:          c.ingest.bodyLimits(),
 			Ready:         ready.isReady,
+			Limits:        limits,
 		}, logger.With("subsystem", "ingest"), reg))
 
 		q := querier.New(func() []querier.Store { return []querier.Store{store, gw} }, c.query.options(), logger.With("subsystem", "querier"), reg)

@@ -136,6 +136,7 @@ type ingestConfig struct {
 	maxBody       units.Base2Bytes
 	maxDecoded    units.Base2Bytes
 	replicaLabel  string
+	limitsFile    string
 }
 
 func (c *ingestConfig) register(cmd *kingpin.CmdClause) {
@@ -147,8 +148,22 @@ func (c *ingestConfig) register(cmd *kingpin.CmdClause) {
 		Default("16MiB").BytesVar(&c.maxBody)
 	cmd.Flag("remote-write.max-decoded-size", "Largest request body after snappy decoding; bigger ones get 413.").
 		Default("64MiB").BytesVar(&c.maxDecoded)
+	cmd.Flag("receive.limits-config-file", "YAML file of per-tenant limits (ingestion_rate, ingestion_burst, max_series) under `default:` and `tenants:`. Without it, no limits.").
+		PlaceHolder("<file>").StringVar(&c.limitsFile)
 	cmd.Flag("receive.replica-label", "External label whose value, the instance id, tells this receiver's copy of a series from other replicas.").
 		Default("receive_replica").StringVar(&c.replicaLabel)
+}
+
+// limits reads the limits file, if any.
+func (c *ingestConfig) limits() (ingest.LimitsConfig, error) {
+	if c.limitsFile == "" {
+		return ingest.LimitsConfig{}, nil
+	}
+	data, err := os.ReadFile(c.limitsFile)
+	if err != nil {
+		return ingest.LimitsConfig{}, fmt.Errorf("read --receive.limits-config-file: %w", err)
+	}
+	return ingest.ParseLimitsConfig(data)
 }
 
 func (c *ingestConfig) bodyLimits() ingest.BodyLimits {

@@ -58,6 +58,10 @@ func registerReceive(app *kingpin.Application, setups map[string]setupFunc) {
 }
 
 func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *receiveConfig, _ map[string]string) (func(), error) {
+	limits, err := c.ingest.limits()
+	if err != nil {
+		return nil, err
+	}
 	bkt, err := c.bucket.open(logger, reg, "")
 	if err != nil {
 		return nil, err
@@ -116,12 +120,14 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		router := ingest.NewRouter(shards, rg, ingest.RouterOptions{
 			ReplicationFactor: c.rf,
 			ForwardTimeout:    time.Duration(c.forwardTimeout),
+			Limits:            limits,
 		}, logger.With("subsystem", "router"), reg)
 		routerPtr.Store(router)
 		writeHandler.set(ingest.NewHandler(router, ingest.HandlerOptions{
 			DefaultTenant: c.ingest.defaultTenant,
 			Body:          c.ingest.bodyLimits(),
 			Ready:         ready.isReady,
+			Limits:        limits,
 		}, logger.With("subsystem", "ingest"), reg))
 		ready.set(true)
 		rg.SetState(ring.StateActive)

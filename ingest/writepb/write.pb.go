@@ -88,7 +88,9 @@ type WriteResponse struct {
 	// Indexes of series refused as invalid.
 	Invalid []uint32 `protobuf:"varint,2,rep,packed,name=invalid,proto3" json:"invalid,omitempty"`
 	// One line on the first refused series, for logs and the client's error.
-	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// Indexes of series refused because the tenant is at a limit.
+	Limited       []uint32 `protobuf:"varint,4,rep,packed,name=limited,proto3" json:"limited,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -144,6 +146,13 @@ func (x *WriteResponse) GetMessage() string {
 	return ""
 }
 
+func (x *WriteResponse) GetLimited() []uint32 {
+	if x != nil {
+		return x.Limited
+	}
+	return nil
+}
+
 var File_write_proto protoreflect.FileDescriptor
 
 const file_write_proto_rawDesc = "" +
@@ -151,11 +160,12 @@ const file_write_proto_rawDesc = "" +
 	"\vwrite.proto\x12\x0eatoll.write.v1\"K\n" +
 	"\fWriteRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12#\n" +
-	"\rwrite_request\x18\x02 \x01(\fR\fwriteRequest\"a\n" +
+	"\rwrite_request\x18\x02 \x01(\fR\fwriteRequest\"{\n" +
 	"\rWriteResponse\x12\x1c\n" +
 	"\tconflicts\x18\x01 \x03(\rR\tconflicts\x12\x18\n" +
 	"\ainvalid\x18\x02 \x03(\rR\ainvalid\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage2N\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x18\n" +
+	"\alimited\x18\x04 \x03(\rR\alimited2N\n" +
 	"\x06Writer\x12D\n" +
 	"\x05Write\x12\x1c.atoll.write.v1.WriteRequest\x1a\x1d.atoll.write.v1.WriteResponseB/Z-github.com/atoll-metrics/atoll/ingest/writepbb\x06proto3"
 

@@ -1,0 +1,150 @@
+package ingest
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+)
+
+func TestParseLimitsConfig(t *testing.T) {
+	c, err := ParseLimitsConfig([]byte(`
+default:
+  ingestion_rate: 100
+  max_series: 10
+tenants:
+  big:
+    ingestion_rate: 1000
+  unlimited:
+    max_series: 0
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tenant, want := range map[string]Limits{
+		"other":     {IngestionRate: 100, MaxSeries: 10},
+		"big":       {IngestionRate: 1000, MaxSeries: 10},
+		"unlimited": {IngestionRate: 100, MaxSeries: 0},
+	} {
+		if got := c.For(tenant); got != want {
+			t.Errorf("%s: %+v, want %+v", tenant, got, want)
+		}
+	}
+	for _, bad := range []string{
+		"default:\n  ingestion_rat: 1\n",
+		"default:\n  max_series: -1\n",
+		"tenants:\n  a:\n    ingestion_rate: -5\n",
+		"nonsense",
+	} {
+		if _, err := ParseLimitsConfig([]byte(bad)); err == nil {
+			t.Errorf("%q: want an error", bad)
+		}
+	}
+	if _, err := ParseLimitsConfig(nil); err != nil {
+		t.Errorf("empty file: %v", err)
+	}
+}
+
+func TestRateLimiter(t *testing.T) {
+	now := time.Unix(1000, 0)
+	r := newRateLimiter(LimitsConfig{Default: Limits{IngestionRate: 100, IngestionBurst: 200}})
+	r.now = func() time.Time { return now }
+	if ok, _ := r.allow("a", 150); !ok {
+		t.Fatal("first request within the burst refused")
+	}
+	ok, wait := r.allow("a", 100)
+	if ok || wait < time.Second {
+		t.Fatalf("over the burst: ok=%v wait=%s", ok, wait)
+	}
+	if ok, _ := r.allow("b", 150); !ok {
+		t.Fatal("tenants share a bucket")
+	}
+	now = now.Add(time.Second)
+	if ok, _ := r.allow("a", 100); !ok {
+		t.Fatal("refilled bucket refused")
+	}
+	// A request larger than the burst passes on a full bucket, then waits.
+	now = now.Add(time.Minute)
+	if ok, _ := r.allow("a", 5000); !ok {
+		t.Fatal("oversized request refused on a full bucket")
+	}
+	if ok, _ := r.allow("a", 1); ok {
+		t.Fatal("bucket should be in debt after an oversized request")
+	}
+}
+
+func TestLimitsThroughTheHandler(t *testing.T) {
+	m := openShards(t)
+	limits := LimitsConfig{Tenants: map[string]limitsOverride{
+		"slow":  {IngestionRate: ptr(10.0), IngestionBurst: ptr(10)},
+		"small": {MaxSeries: ptr(3)},
+	}}
+	h := NewHandler(NewRouter(m, nil, RouterOptions{Limits: limits}, nil, prometheus.NewRegistry()),
+		HandlerOptions{Limits: limits}, nil, prometheus.NewRegistry())
+	now := time.Now().UnixMilli()
+	var many []prompb.TimeSeries
+	for i := range 8 {
+		many = append(many, series("m", now, 1, "i", string(rune('a'+i))))
+	}
+
+	if code, body := post(t, h, "slow", &prompb.WriteRequest{Timeseries: many}); code != http.StatusNoContent {
+		t.Fatalf("first write within the burst: %d %s", code, body)
+	}
+	raw, _ := (&prompb.WriteRequest{Timeseries: many}).Marshal()
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/receive", bytes.NewReader(snappy.Encode(nil, raw)))
+	r.Header.Set("X-Scope-OrgID", "slow")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "rate limit") {
+		t.Fatalf("over the rate: %d %q Retry-After=%q", w.Code, w.Body, w.Header().Get("Retry-After"))
+	}
+
+	// Three series fit; the rest of the request is refused with 429 while
+	// the three are stored, and known series keep being accepted.
+	code, body := post(t, h, "small", &prompb.WriteRequest{Timeseries: many})
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "limit of series") {
+		t.Fatalf("over max series: %d %s", code, body)
+	}
+	if got := len(read(t, m, "small", "m")); got != 3 {
+		t.Fatalf("%d series stored, want 3", got)
+	}
+	if code, body := post(t, h, "small", &prompb.WriteRequest{Timeseries: many[:3]}); code != http.StatusNoContent {
+		t.Fatalf("known series at the limit: %d %s", code, body)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestSameLabels(t *testing.T) {
+	wire := func(kv ...string) []Label {
+		var out []Label
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, Label{Name: []byte(kv[i]), Value: []byte(kv[i+1])})
+		}
+		return out
+	}
+	stored := labelsFromStrings("__name__", "up", "job", "a")
+	for _, c := range []struct {
+		wire []Label
+		want bool
+	}{
+		{wire("__name__", "up", "job", "a"), true},
+		{wire("__name__", "up"), false},
+		{wire("__name__", "up", "job", "a", "x", "y"), false},
+		{wire("__name__", "up", "job", "b"), false},
+		{wire(), false},
+	} {
+		if got := sameLabels(stored, c.wire); got != c.want {
+			t.Errorf("%s: got %v", LabelsString(c.wire), got)
+		}
+	}
+}
+
+var labelsFromStrings = labels.FromStrings
