@@ -44,7 +44,9 @@ func (q *Querier) optionsFrom(ctx context.Context) queryOptions {
 
 // resolutionFor is the coarsest downsampling resolution a Select may read.
 // With auto, it is the coarsest whose windows still fit the query step
-// several times over, so every step sees whole aggregates.
+// several times over, so every step sees whole aggregates, and the range
+// of a range selector as well: rate(m[10m]) over 1h windows would see one
+// aggregate or none and answer nothing where raw data answers.
 func (o queryOptions) resolutionFor(hints *storage.SelectHints) int64 {
 	if !o.autoResolution {
 		return o.maxResolution
@@ -53,11 +55,13 @@ func (o queryOptions) resolutionFor(hints *storage.SelectHints) int64 {
 		return 0
 	}
 	const fitsSteps = 5
-	switch step := hints.Step; {
-	case step >= fitsSteps*time.Hour.Milliseconds():
-		return time.Hour.Milliseconds()
-	case step >= fitsSteps*(5*time.Minute).Milliseconds():
-		return (5 * time.Minute).Milliseconds()
+	fits := func(res int64) bool {
+		return hints.Step >= fitsSteps*res && (hints.Range == 0 || hints.Range >= fitsSteps*res)
+	}
+	for _, res := range []int64{time.Hour.Milliseconds(), (5 * time.Minute).Milliseconds()} {
+		if fits(res) {
+			return res
+		}
 	}
 	return 0
 }

@@ -263,12 +263,13 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	if hints != nil {
 		mint, maxt = hints.Start, hints.End
 	}
-	ms, aggr := takeAggregate(ms)
+	ms, marked := takeAggregate(ms)
 	ms = q.scope(o, ms)
 	fn := ""
 	if hints != nil {
 		fn = hints.Func
 	}
+	aggr := marked
 	if aggr == "" {
 		aggr = aggregateFor(fn)
 	}
@@ -282,7 +283,10 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 		Aggregate:     aggr,
 	}
 	// A raw series answering for the count aggregate counts 1 per sample.
-	countRaw := aggr == ship.AggrCount && req.MaxResolution > 0
+	// A rewritten query (marked) may read raw data only: with auto, a
+	// narrow range selector reads a finer resolution than the query was
+	// rewritten for.
+	countRaw := aggr == ship.AggrCount && (marked != "" || req.MaxResolution > 0)
 
 	var (
 		mtx    sync.Mutex

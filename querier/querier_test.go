@@ -322,3 +322,72 @@ func TestRewriteIsExactOnRawData(t *testing.T) {
 		}
 	}
 }
+
+func TestAutoResolution(t *testing.T) {
+	o := queryOptions{autoResolution: true}
+	m := time.Minute.Milliseconds()
+	for _, c := range []struct{ step, rng, want int64 }{
+		{0, 0, 0},
+		{m, 0, 0},
+		{30 * m, 0, 5 * m},
+		{6 * 60 * m, 0, 60 * m},
+		{6 * 60 * m, 5 * 60 * m, 60 * m},
+		// [1h] holds twelve 5m windows but one 1h window.
+		{6 * 60 * m, 60 * m, 5 * m},
+		{6 * 60 * m, 10 * m, 0},
+		{30 * m, 10 * m, 0},
+	} {
+		got := o.resolutionFor(&storage.SelectHints{Step: c.step, Range: c.rng})
+		if got != c.want {
+			t.Errorf("step %dm, range %dm: resolution %dm, want %dm", c.step/m, c.rng/m, got/m, c.want/m)
+		}
+	}
+}
+
+// TestAutoNarrowRangeReadsRawExactly runs queries through the engine with
+// auto resolution and a step coarse enough for downsampled data, but ranges
+// too narrow for it: the query is rewritten, its selectors read raw data,
+// and the answers must be the raw ones.
+func TestAutoNarrowRangeReadsRawExactly(t *testing.T) {
+	start := time.Now().Add(-2 * time.Hour).UnixMilli()
+	a := newTestTSDB(t, "tenant_id", "default-tenant")
+	a.fill(t, labels.FromStrings("__name__", "g", "job", "x"), start, 3600, 0.5, func(i int) bool { return i%7 == 3 })
+	store := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a} })
+	q := New(func() []Store { return []Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	eng := &resolutionEngine{QueryEngine: ng, parser: parser.NewParser(parser.Options{}), lookback: 5 * time.Minute}
+	at := time.UnixMilli(start + 3_599_000)
+	// eval returns the one value of a one-step range query. Closing the
+	// query recycles its points, so the value is read before.
+	eval := func(ctx context.Context, query string) []float64 {
+		t.Helper()
+		qry, err := eng.NewRangeQuery(ctx, q, nil, query, at, at, 6*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer qry.Close()
+		res := qry.Exec(ctx)
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		m, err := res.Matrix()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []float64
+		for _, s := range m {
+			for _, p := range s.Floats {
+				out = append(out, p.F)
+			}
+		}
+		return out
+	}
+	raw := withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true})
+	auto := withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true, autoResolution: true})
+	for _, query := range []string{`count_over_time(g[10m])`, `avg_over_time(g[10m])`, `count_over_time(g[30m])`, `rate(g[10m])`} {
+		want, got := eval(raw, query), eval(auto, query)
+		if len(want) != 1 || len(got) != 1 || math.Abs(want[0]-got[0]) > 1e-9*math.Abs(want[0]) {
+			t.Errorf("%s: raw %v, auto %v", query, want, got)
+		}
+	}
+}
