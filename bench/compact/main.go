@@ -1,11 +1,25 @@
 // Command compact measures `atoll compact` on a synthetic bucket: how many
 // raw samples it brings in order per second of wall time and per CPU-second.
+// Then it measures what downsampling buys queries: a range query over
+// months through `atoll query` and `atoll store`, raw and with the
+// resolution the querier picks (auto).
 //
 // It fills a filesystem bucket with blockgen (2h blocks of two replicas with
 // gaps, float counters and gauges and native histograms), then runs the real
 // binary for one pass, twice on fresh buckets: compaction and deduplication
 // only, then with downsampling. The CPU time is the compactor process's own
 // (user plus system), read from its rusage when it exits.
+//
+// The query benchmark compacts and downsamples a bucket of -query-days
+// (kept in -query-dir and reused while its parameters stay the same), runs
+// `atoll store` over it and `atoll query` in front, and times
+// sum by (job) (rate(gen_requests_total[1h])) at a 1h step over the whole
+// bucket (auto reads 5m data), and the same with 6h (auto reads 1h data),
+// with max_source_resolution=0s and auto, alternating, after a warm-up run
+// of each. Besides wall time it reports the CPU time of both processes,
+// what the gateway sent (series, samples) and read from the bucket, the
+// samples PromQL loaded (stats=all), and how far the auto answer is from
+// the raw one.
 package main
 
 import (
@@ -48,10 +62,46 @@ func main() {
 		concurrency = flag.Int("concurrency", 1, "--compact.concurrency")
 		workdir     = flag.String("workdir", "", "directory for buckets and scratch (default: a temporary one)")
 		jsonOut     = flag.String("json-out", "", "also write the results as JSON here")
+
+		queryDays     = flag.Int("query-days", 90, "days of data for the query benchmark; 0 skips it")
+		querySeries   = flag.Int("query-series", 200, "float series of the query benchmark (half counters)")
+		queryInterval = flag.Duration("query-interval", time.Minute, "scrape interval of the query benchmark")
+		queryRuns     = flag.Int("query-runs", 5, "measured runs of each query and resolution")
+		queryDir      = flag.String("query-dir", "bin/bench-compact-query", "directory keeping the query benchmark's compacted bucket between runs")
+		queryJSON     = flag.String("query-json-out", "", "also write the query results as JSON here")
 	)
 	flag.Parse()
 	log.SetFlags(0)
-	dir := *workdir
+	if *days > 0 {
+		compaction(*workdir, *atoll, *series, *histograms, *days, *interval, *concurrency, *jsonOut)
+	}
+	if *queryDays > 0 {
+		if *queryRuns < 1 {
+			log.Fatal("-query-runs must be at least 1")
+		}
+		fmt.Println()
+		results, err := benchQueries(context.Background(), queryConfig{
+			atoll: *atoll, dir: *queryDir, days: *queryDays, series: *querySeries, interval: *queryInterval, runs: *queryRuns,
+		})
+		if err != nil {
+			log.Fatalf("query benchmark: %v", err)
+		}
+		fmt.Println()
+		if err := printQueryResults(results); err != nil {
+			log.Fatal(err)
+		}
+		if *queryJSON != "" {
+			data, _ := json.MarshalIndent(results, "", "  ")
+			if err := os.WriteFile(*queryJSON, data, 0o644); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
+}
+
+// compaction measures one compaction pass without and with downsampling.
+func compaction(workdir, atoll string, series, histograms, days int, interval time.Duration, concurrency int, jsonOut string) {
+	dir := workdir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "bench-compact-")
 		if err != nil {
@@ -61,14 +111,14 @@ func main() {
 		dir = d
 	}
 	cfg := blockgen.Config{
-		Duration:        time.Duration(*days) * 24 * time.Hour,
-		Interval:        *interval,
-		Series:          *series,
-		HistogramSeries: *histograms,
+		Duration:        time.Duration(days) * 24 * time.Hour,
+		Interval:        interval,
+		Series:          series,
+		HistogramSeries: histograms,
 		Seed:            1,
 	}
 	fmt.Printf("bucket: %d float + %d histogram series, %d days at %s, replicas a and b, 2h blocks; %d CPUs\n",
-		*series, *histograms, *days, *interval, runtime.NumCPU())
+		series, histograms, days, interval, runtime.NumCPU())
 
 	var results []result
 	for _, run := range []struct {
@@ -78,7 +128,7 @@ func main() {
 		{"compact+dedup", []string{"--downsampling.disable"}},
 		{"compact+dedup+downsample", nil},
 	} {
-		r, err := measure(dir, run.name, *atoll, cfg, *concurrency, run.extra)
+		r, err := measure(dir, run.name, atoll, cfg, concurrency, run.extra)
 		if err != nil {
 			log.Fatalf("%s: %v", run.name, err)
 		}
@@ -90,9 +140,9 @@ func main() {
 			r.WallSeconds, r.CPUSeconds, r.SamplesPerSec, r.SamplesPerCPUs, r.MaxRSSMegabytes,
 			float64(r.BucketBytesIn)/1e6, float64(r.BucketBytesOut)/1e6)
 	}
-	if *jsonOut != "" {
+	if jsonOut != "" {
 		data, _ := json.MarshalIndent(results, "", "  ")
-		if err := os.WriteFile(*jsonOut, data, 0o644); err != nil {
+		if err := os.WriteFile(jsonOut, data, 0o644); err != nil {
 			log.Fatal(err)
 		}
 	}
