@@ -75,7 +75,7 @@ func main() {
 	flag.StringVar(&c.jsonOut, "json-out", "", "Also write every measurement as JSON here.")
 	flag.BoolVar(&c.keep, "keep", false, "Keep data directories and logs.")
 	flag.DurationVar(&c.timeout, "timeout", 30*time.Minute, "Give up after this long.")
-	flag.DurationVar(&c.waitIdle, "wait-idle", 15*time.Second, "Before each setup, wait up to this long for other work on the machine to calm down.")
+	flag.DurationVar(&c.waitIdle, "wait-idle", 5*time.Second, "Before each setup, wait up to this long for other work on the machine to calm down.")
 	flag.Float64Var(&c.idleBusy, "idle-busy", 0.15, "The machine counts as calm when less than this fraction of its CPU is busy.")
 	flag.Parse()
 

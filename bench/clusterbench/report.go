@@ -88,6 +88,10 @@ func rows(c config, results []*runResult) []row {
 		{"  samples per CPU-second", false, true, func(r *runResult) (cell, bool) {
 			return num(r.steadyPerCPU(), "%.0f"), r.steadyPerCPU() > 0
 		}},
+		{"  (lowest - highest over runs)", false, false, func(r *runResult) (cell, bool) {
+			lo, hi := spanPerCPU(results, r.Setup.Key)
+			return text(fmt.Sprintf("%.0f - %.0f", lo, hi)), hi > 0
+		}},
 		{"  CPU µs per sample", false, true, func(r *runResult) (cell, bool) {
 			n := float64(steady(r).SamplesAccepted)
 			return num(1e6*r.Steady.Receivers/n, "%.2f"), n > 0
@@ -113,14 +117,22 @@ func rows(c config, results []*runResult) []row {
 			}
 			return num(float64(warm(r).SamplesAccepted)/r.Warmup.Receivers, "%.0f"), true
 		}},
-		{"non-2xx answers to loadgen", false, false, func(r *runResult) (cell, bool) {
-			return num(float64(steady(r).errors()+warm(r).errors()), "%.0f"), true
+		// Failures count over every run, not only the median one: a
+		// replica lost once is worth seeing.
+		{"non-2xx answers to loadgen, all runs", false, false, func(r *runResult) (cell, bool) {
+			n := sumRuns(results, r.Setup.Key, func(r *runResult) float64 { return float64(steady(r).errors() + warm(r).errors()) })
+			return num(n, "%.0f"), true
 		}},
-		{"writes forwarded to peers: failed / all", false, false, func(r *runResult) (cell, bool) {
-			return text(fmt.Sprintf("%.0f / %.0f", r.ForwardFailed, r.Forwarded)), !r.Setup.single()
+		{"writes forwarded to peers: failed / all, all runs", false, false, func(r *runResult) (cell, bool) {
+			failed := sumRuns(results, r.Setup.Key, func(r *runResult) float64 { return r.ForwardFailed })
+			all := sumRuns(results, r.Setup.Key, func(r *runResult) float64 { return r.Forwarded })
+			return text(fmt.Sprintf("%.0f / %.0f", failed, all)), !r.Setup.single()
 		}},
-		{"samples refused out of order by a replica", false, false, func(r *runResult) (cell, bool) {
-			return num(r.OutOfOrder, "%.0f"), true
+		{"samples a replica refused out of order, all runs", false, false, func(r *runResult) (cell, bool) {
+			return num(sumRuns(results, r.Setup.Key, func(r *runResult) float64 { return r.OutOfOrder }), "%.0f"), true
+		}},
+		{"replica samples missing, all runs", false, false, func(r *runResult) (cell, bool) {
+			return num(sumRuns(results, r.Setup.Key, missingReplicas), "%.0f"), true
 		}},
 		{"series held per receiver", false, false, func(r *runResult) (cell, bool) {
 			parts := make([]string, len(r.SeriesPerReceiver))
@@ -267,9 +279,9 @@ func printReport(w io.Writer, c config, ss []setup, results []*runResult) {
 		if r.Spread != nil {
 			fmt.Fprintf(w, "%s: spreader sent %v requests to the receivers, answers %v%s\n", name, r.Spread.Requests, r.Spread.Status, prefixed(", first failure: ", r.Spread.FirstError))
 		}
-		want := float64(r.Load.phase("warmup").SamplesAccepted+r.Load.phase("steady").SamplesAccepted) * float64(max(r.Setup.RF, 1))
-		if r.Failure == "" && r.Appended < want {
-			fmt.Fprintf(w, "%s: receivers appended %.0f samples, %.0f expected\n", name, r.Appended, want)
+		if n := missingReplicas(r); n > 0 {
+			fmt.Fprintf(w, "%s: receivers appended %.0f samples, %.0f fewer than RF x accepted; %.0f refused out of order, %.0f forwarded writes failed\n",
+				name, r.Appended, n, r.OutOfOrder, r.ForwardFailed)
 		}
 		for _, q := range r.Queries {
 			if q.Errors > 0 {
@@ -319,6 +331,42 @@ func printLogs(w io.Writer, results []*runResult) {
 }
 
 var addrRE = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+(:\d+)?`)
+
+// missingReplicas is how many copies of accepted samples the receivers
+// did not append.
+func missingReplicas(r *runResult) float64 {
+	if r.Failure != "" {
+		return 0
+	}
+	want := float64(r.Load.phase("warmup").SamplesAccepted+r.Load.phase("steady").SamplesAccepted) * float64(max(r.Setup.RF, 1))
+	return max(0, want-r.Appended)
+}
+
+func sumRuns(results []*runResult, key string, f func(*runResult) float64) float64 {
+	total := 0.0
+	for _, r := range results {
+		if r.Setup.Key == key && r.Failure == "" {
+			total += f(r)
+		}
+	}
+	return total
+}
+
+// spanPerCPU is the lowest and highest steady samples per CPU-second over
+// a setup's successful runs.
+func spanPerCPU(results []*runResult, key string) (lo, hi float64) {
+	for _, r := range results {
+		if r.Setup.Key != key || r.Failure != "" {
+			continue
+		}
+		v := r.steadyPerCPU()
+		if lo == 0 || v < lo {
+			lo = v
+		}
+		hi = max(hi, v)
+	}
+	return lo, hi
+}
 
 func prefixed(prefix, s string) string {
 	if s == "" {
