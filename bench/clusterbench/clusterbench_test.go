@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -172,5 +173,30 @@ time=t6 level=ERROR msg=boom
 	want := []string{"WARN cannot join the ring yet; retrying 2", "DEBUG replica failed 1", "ERROR boom 1"}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("findings %q, want %q", keys, want)
+	}
+}
+
+func TestFreePortsServeTCPAndUDP(t *testing.T) {
+	ports, err := freePorts(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if seen[p] {
+			t.Fatalf("port %d handed out twice: %v", p, ports)
+		}
+		seen[p] = true
+		l, err := net.Listen("tcp", addr(p))
+		if err != nil {
+			t.Fatalf("TCP %d: %v", p, err)
+		}
+		u, err := net.ListenPacket("udp", addr(p))
+		if err != nil {
+			l.Close()
+			t.Fatalf("UDP %d: %v", p, err)
+		}
+		l.Close()
+		u.Close()
 	}
 }

@@ -247,25 +247,39 @@ type bench struct {
 // stops it. A failure is recorded in the result, so the other setups still
 // get measured.
 func (b *bench) runSetup(ctx context.Context, s setup, rep int, query bool) *runResult {
-	res := &runResult{Setup: s, Rep: rep}
 	b.waitIdle(ctx)
-	b.n++
-	dir := filepath.Join(b.work, fmt.Sprintf("%02d-%s", b.n, s.Key))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		res.Failure = err.Error()
-		return res
-	}
 	logf("=== %s (run %d of %d): %d series, %d warm-up + %d steady rounds", s.Title, rep+1, b.c.repeat, b.c.series, b.c.warmupRounds, b.c.rounds)
-	if err := b.measure(ctx, s, dir, query, res); err != nil {
+	var res *runResult
+	// A port picked free can be taken by someone else before the process
+	// binds it; such a start is tried again with new ports.
+	for attempt := 1; ; attempt++ {
+		res = &runResult{Setup: s, Rep: rep}
+		b.n++
+		dir := filepath.Join(b.work, fmt.Sprintf("%02d-%s", b.n, s.Key))
+		err := os.MkdirAll(dir, 0o755)
+		if err == nil {
+			err = b.measure(ctx, s, dir, query, res)
+		}
+		if err == nil {
+			if !b.c.keep {
+				os.RemoveAll(dir)
+			}
+			return res
+		}
 		res.Failure = err.Error()
+		if errors.Is(err, errStart) && attempt < 3 && ctx.Err() == nil {
+			logf("%s: %v; starting again", s.Title, err)
+			continue
+		}
 		b.failed = true
 		logf("%s FAILED: %v", s.Title, err)
+		return res
 	}
-	if !b.c.keep && res.Failure == "" {
-		os.RemoveAll(dir)
-	}
-	return res
 }
+
+// errStart marks a setup whose processes did not start; nothing was
+// measured yet.
+var errStart = errors.New("start")
 
 func (b *bench) measure(ctx context.Context, s setup, dir string, query bool, res *runResult) error {
 	// The processes that receive and store the load, and later serve
@@ -278,13 +292,13 @@ func (b *bench) measure(ctx context.Context, s setup, dir string, query bool, re
 	if s.single() {
 		p, err := startSingle(ctx, b.c.atoll, dir)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errStart, err)
 		}
 		single, targets = p, []*process{p}
 	} else {
 		var err error
 		if cl, err = startCluster(ctx, b.c.atoll, dir, b.c.receivers, s.RF); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errStart, err)
 		}
 		targets = cl.receivers
 	}

@@ -466,24 +466,31 @@ func truncate(s string, n int) string {
 
 func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
 
-// freePorts asks the kernel for n distinct unused loopback ports. They are
-// released before the process binds them, which leaves a small race that a
-// quiet machine does not lose.
+// freePorts asks the kernel for n distinct loopback ports free for both TCP
+// and UDP (gossip listens on both). They are released before the process
+// binds them, which leaves a small race; runSetup starts again when it is
+// lost.
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
-	var ls []net.Listener
+	var held []io.Closer
 	defer func() {
-		for _, l := range ls {
-			l.Close()
+		for _, c := range held {
+			c.Close()
 		}
 	}()
-	for range n {
+	for len(ports) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		held = append(held, l)
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", addr(port))
+		if err != nil {
+			continue
+		}
+		held = append(held, u)
+		ports = append(ports, port)
 	}
 	return ports, nil
 }
