@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
 func TestParseLimitsConfig(t *testing.T) {
@@ -148,3 +150,39 @@ func TestSameLabels(t *testing.T) {
 }
 
 var labelsFromStrings = labels.FromStrings
+
+// TestForwardedCopiesMayBeOvertaken: client writes keep refusing
+// out-of-order samples, while a replica's copy that a newer write overtook
+// still lands within the TSDB's window.
+func TestForwardedCopiesMayBeOvertaken(t *testing.T) {
+	o := tsdbshard.DefaultOptions()
+	o.Dir = t.TempDir()
+	o.OutOfOrderTimeWindow = 5 * time.Minute
+	m, err := tsdbshard.Open(o, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	router := NewRouter(m, nil, RouterOptions{RejectOutOfOrder: true}, nil, prometheus.NewRegistry())
+	h := NewHandler(router, HandlerOptions{}, nil, prometheus.NewRegistry())
+	now := time.Now().UnixMilli()
+	if code, body := post(t, h, "", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("x", now, 2)}}); code != http.StatusNoContent {
+		t.Fatalf("%d %s", code, body)
+	}
+	if code, _ := post(t, h, "", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("x", now-60_000, 1)}}); code != http.StatusConflict {
+		t.Fatalf("client out-of-order write: %d, want 409", code)
+	}
+	raw, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("x", now-15_000, 1.5)}}).Marshal()
+	var wr WriteRequest
+	if err := wr.Decode(raw); err != nil {
+		t.Fatal(err)
+	}
+	res, err := router.writeLocal(t.Context(), tsdbshard.DefaultTenant, &wr)
+	if err != nil || res.outcome != outcomeStored {
+		t.Fatalf("overtaken replica copy: %v %+v", err, res)
+	}
+	got := read(t, m, tsdbshard.DefaultTenant, "x")
+	if vs := got[`{__name__="x"}`]; len(vs) != 2 || vs[0] != 1.5 || vs[1] != 2 {
+		t.Fatalf("samples %v, want [1.5 2]", got)
+	}
+}

@@ -64,6 +64,8 @@ type appendScratch struct {
 	// seriesRoom is how many new series the tenant may still create in
 	// this request; negative means unlimited.
 	seriesRoom int
+	// opts are the append options of this request.
+	opts storage.AOptions
 }
 
 func newLocalWriter(shards *tsdbshard.MultiTSDB, limits LimitsConfig) *localWriter {
@@ -73,7 +75,12 @@ func newLocalWriter(shards *tsdbshard.MultiTSDB, limits LimitsConfig) *localWrit
 // write appends the series of wr listed in only (all of them when only is
 // nil). A returned error means nothing was stored (the commit failed or the
 // TSDB is closed); otherwise the result tells series by series.
-func (w *localWriter) write(ctx context.Context, tenant string, wr *WriteRequest, only []uint32) (seriesResult, error) {
+//
+// rejectOOO refuses out-of-order samples even when the TSDB's window would
+// take them: client writes get the out-of-order policy they asked for,
+// while a replica's copy that a newer write overtook on the way still fits
+// in the window.
+func (w *localWriter) write(ctx context.Context, tenant string, wr *WriteRequest, only []uint32, rejectOOO bool) (seriesResult, error) {
 	var res seriesResult
 	t, err := w.shards.Tenant(tenant)
 	if err != nil {
@@ -88,6 +95,7 @@ func (w *localWriter) write(ctx context.Context, tenant string, wr *WriteRequest
 	}
 	defer w.pool.Put(scratch)
 
+	scratch.opts = storage.AOptions{RejectOutOfOrder: rejectOOO}
 	scratch.seriesRoom = -1
 	if maxSeries := w.limits.For(tenant).MaxSeries; maxSeries > 0 {
 		scratch.seriesRoom = max(0, maxSeries-int(t.HeadSeries()))
@@ -161,7 +169,7 @@ func (w *localWriter) appendSeries(app storage.AppenderV2, refs *tsdbshard.Serie
 		}
 	}
 	for _, s := range ts.Samples {
-		r, err := app.Append(ref, lset, 0, s.T, s.V, nil, nil, storage.AOptions{})
+		r, err := app.Append(ref, lset, 0, s.T, s.V, nil, nil, scratch.opts)
 		if err != nil {
 			note(err)
 			continue
@@ -175,7 +183,7 @@ func (w *localWriter) appendSeries(app storage.AppenderV2, refs *tsdbshard.Serie
 			worst = max(worst, outcomeInvalid)
 			continue
 		}
-		r, err := app.Append(ref, lset, 0, hs.T, 0, h, fh, storage.AOptions{})
+		r, err := app.Append(ref, lset, 0, hs.T, 0, h, fh, scratch.opts)
 		if err != nil {
 			note(err)
 			continue

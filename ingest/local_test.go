@@ -180,7 +180,7 @@ func TestRefCacheCollision(t *testing.T) {
 	if err := wr.Decode(raw); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.write(context.Background(), "t", &wr, nil); err != nil {
+	if _, err := w.write(context.Background(), "t", &wr, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	// Plant series "one"'s cache entry under the hash of series "two".
@@ -194,7 +194,7 @@ func TestRefCacheCollision(t *testing.T) {
 		t.Fatal("first series not cached")
 	}
 	tn.SeriesRefs().Put(wr2.Timeseries[0].LabelsHash, ref, lset)
-	res, err := w.write(context.Background(), "t", &wr2, nil)
+	res, err := w.write(context.Background(), "t", &wr2, nil, false)
 	if err != nil || res.outcome != outcomeStored {
 		t.Fatalf("%v %+v", err, res)
 	}

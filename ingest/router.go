@@ -33,6 +33,10 @@ type RouterOptions struct {
 	MaxInFlightPerPeer int
 	// Limits bound what tenants may store on this receiver.
 	Limits LimitsConfig
+	// RejectOutOfOrder refuses out-of-order samples in client writes even
+	// when the TSDB accepts them for replicas (its window is set for
+	// forwarded copies that newer writes overtook on the way).
+	RejectOutOfOrder bool
 }
 
 // DefaultRouterOptions are the defaults of `atoll receive`.
@@ -103,15 +107,17 @@ func (r *Router) Close() error {
 // said to be stored; otherwise the result tells series by series.
 func (r *Router) Write(ctx context.Context, tenant string, wr *WriteRequest) (seriesResult, error) {
 	if r.ring == nil {
-		return r.local.write(ctx, tenant, wr, nil)
+		return r.local.write(ctx, tenant, wr, nil, r.opts.RejectOutOfOrder)
 	}
 	return r.replicate(ctx, tenant, wr)
 }
 
 // writeLocal stores a write another receiver forwarded: it is never
-// forwarded again.
+// forwarded again. A quorum answered the client already, so the next write
+// of a series can overtake this copy; the TSDB's out-of-order window takes
+// it then, rather than leave this replica without the sample.
 func (r *Router) writeLocal(ctx context.Context, tenant string, wr *WriteRequest) (seriesResult, error) {
-	return r.local.write(ctx, tenant, wr, nil)
+	return r.local.write(ctx, tenant, wr, nil, false)
 }
 
 // seriesTally counts the replicas' answers for one series.
@@ -182,7 +188,7 @@ func (r *Router) replicate(ctx context.Context, tenant string, wr *WriteRequest)
 			localStarted = true
 			go func() {
 				defer close(localDone)
-				lr, err := r.local.write(ctx, tenant, wr, b.series)
+				lr, err := r.local.write(ctx, tenant, wr, b.series, r.opts.RejectOutOfOrder)
 				answers <- replicaAnswer{batch: b, err: err, conflicts: lr.conflicts, invalid: lr.invalid, limited: lr.limited, message: lr.message, local: true}
 			}()
 			continue

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -46,7 +47,7 @@ func runMain(args []string) int {
 	registerBucket(app, setups)
 	registerCompact(app, setups)
 
-	cmd, err := app.Parse(args)
+	cmd, err := app.Parse(normalizeBoolFlags(app, args))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "atoll: %v\n\nRun `atoll --help` for usage.\n", err)
 		return 2
@@ -108,4 +109,40 @@ func newLogger(level, format string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// normalizeBoolFlags rewrites --flag=true and --flag=false of boolean flags
+// into the --flag and --no-flag forms the flag parser understands, so both
+// spellings users know from other tools work.
+func normalizeBoolFlags(app *kingpin.Application, args []string) []string {
+	isBool := map[string]bool{}
+	model := app.Model()
+	collect := func(flags []*kingpin.FlagModel) {
+		for _, f := range flags {
+			if f.IsBoolFlag() {
+				isBool[f.Name] = true
+			}
+		}
+	}
+	collect(model.Flags)
+	for _, c := range model.Commands {
+		collect(c.Flags)
+	}
+	out := make([]string, 0, len(args))
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, value, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if ok && strings.HasPrefix(a, "--") && isBool[name] {
+			switch strings.ToLower(value) {
+			case "true", "1":
+				a = "--" + name
+			case "false", "0":
+				a = "--no-" + name
+			}
+		}
+		out = append(out, a)
+	}
+	return append(out, args[len(out):]...)
 }

@@ -33,6 +33,7 @@ type receiveConfig struct {
 	grpcAdvertise  string
 	bucket         bucketConfig
 	flushOnStop    bool
+	replicaOOO     model.Duration
 }
 
 func registerReceive(app *kingpin.Application, setups map[string]setupFunc) {
@@ -47,6 +48,9 @@ func registerReceive(app *kingpin.Application, setups map[string]setupFunc) {
 		Default("3").IntVar(&c.rf)
 	cmd.Flag("receive.forward-timeout", "Longest wait for a peer receiver to store a forwarded write.").
 		Default("5s").SetValue(&c.forwardTimeout)
+	c.replicaOOO = model.Duration(5 * time.Minute)
+	cmd.Flag("receive.replica-out-of-order-window", "With replication, a replica's copy of a write can be overtaken by the next write of the same series while it is on its way; the TSDB takes such copies up to this much out of order (client writes keep --tsdb.out-of-order.time-window). 0 refuses them.").
+		Default("5m").SetValue(&c.replicaOOO)
 	c.bucket.register(cmd, "Without it, blocks stay on local disk.")
 	cmd.Flag("receive.flush-on-shutdown", "On SIGTERM, cut the heads into blocks and ship them (with a bucket), so a receiver leaving for good strands no data in its WAL.").
 		Default("true").BoolVar(&c.flushOnStop)
@@ -110,7 +114,11 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 	ctx, cancel := context.WithCancel(context.Background())
 	opened := make(chan struct{})
 	g.Add(func() error {
-		shards, err := tsdbshard.Open(c.tsdb.options(c.ingest.replicaLabel, rc.InstanceID, bkt), logger.With("subsystem", "tsdb"), reg)
+		topts := c.tsdb.options(c.ingest.replicaLabel, rc.InstanceID, bkt)
+		if c.rf > 1 {
+			topts.OutOfOrderTimeWindow = max(topts.OutOfOrderTimeWindow, time.Duration(c.replicaOOO))
+		}
+		shards, err := tsdbshard.Open(topts, logger.With("subsystem", "tsdb"), reg)
 		if err != nil {
 			close(opened)
 			return err
@@ -121,6 +129,7 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 			ReplicationFactor: c.rf,
 			ForwardTimeout:    time.Duration(c.forwardTimeout),
 			Limits:            limits,
+			RejectOutOfOrder:  c.tsdb.oooWindow == 0,
 		}, logger.With("subsystem", "router"), reg)
 		routerPtr.Store(router)
 		writeHandler.set(ingest.NewHandler(router, ingest.HandlerOptions{

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/alecthomas/kingpin/v2"
+)
+
+func TestNormalizeBoolFlags(t *testing.T) {
+	app := kingpin.New("t", "")
+	cmd := app.Command("receive", "")
+	flush := cmd.Flag("receive.flush-on-shutdown", "").Default("true").Bool()
+	name := cmd.Flag("name", "").String()
+	for _, c := range []struct {
+		args      []string
+		wantFlush bool
+		wantName  string
+	}{
+		{[]string{"receive"}, true, ""},
+		{[]string{"receive", "--receive.flush-on-shutdown=false"}, false, ""},
+		{[]string{"receive", "--no-receive.flush-on-shutdown"}, false, ""},
+		{[]string{"receive", "--receive.flush-on-shutdown=true", "--name=false"}, true, "false"},
+	} {
+		*flush, *name = true, ""
+		if _, err := app.Parse(normalizeBoolFlags(app, c.args)); err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		if *flush != c.wantFlush || *name != c.wantName {
+			t.Errorf("%v: flush=%v name=%q", c.args, *flush, *name)
+		}
+	}
+	args := []string{"receive", "--", "--receive.flush-on-shutdown=false"}
+	if got := normalizeBoolFlags(app, args); !slices.Equal(got, args) {
+		t.Errorf("arguments after -- changed: %v", got)
+	}
+}
