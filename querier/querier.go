@@ -335,11 +335,13 @@ func (q *Querier) seriesSet(o queryOptions, series []*collectedSeries, warns ann
 			s.lset = b.Labels()
 		}
 	}
-	sort.SliceStable(series, func(i, j int) bool { return labels.Compare(series[i].lset, series[j].lset) < 0 })
 	set := &seriesList{series: series, warns: warns}
 	if o.dedup && len(q.opts.ReplicaLabels) > 0 {
+		// Dedup sorts after removing replica labels; sorting here too
+		// showed as a quarter of the querier's CPU on big fan-outs.
 		return dedup.NewSeriesSet([]storage.SeriesSet{set}, q.opts.ReplicaLabels, dedup.WithFunc(fn))
 	}
+	sort.SliceStable(series, func(i, j int) bool { return labels.Compare(series[i].lset, series[j].lset) < 0 })
 	return dedup.NewSeriesSet([]storage.SeriesSet{set}, nil)
 }
 
