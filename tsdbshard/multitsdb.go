@@ -324,19 +324,35 @@ func (m *MultiTSDB) Run(ctx context.Context) error {
 	}
 	shipTick := time.NewTicker(shipEvery)
 	defer shipTick.Stop()
+	// After a failure (a bucket outage, say) shipping backs off
+	// exponentially up to maxShipBackoff; unshipped blocks wait on disk.
+	var failures int
+	var nextShip time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-rotate.C:
 			m.RotateSeriesCaches()
-		case <-shipTick.C:
-			if m.opts.Bucket != nil {
-				_ = m.Ship(ctx)
+		case now := <-shipTick.C:
+			if m.opts.Bucket == nil || now.Before(nextShip) {
+				continue
 			}
+			if err := m.Ship(ctx); err != nil {
+				failures++
+				wait := min(shipEvery<<min(failures, 10), maxShipBackoff)
+				nextShip = now.Add(wait)
+				m.logger.Warn("shipping failed; backing off", "retry_in", wait, "consecutive_failures", failures)
+				continue
+			}
+			failures, nextShip = 0, time.Time{}
 		}
 	}
 }
+
+// maxShipBackoff bounds the wait between shipping attempts after failures,
+// so a bucket that comes back is used again within minutes.
+const maxShipBackoff = 5 * time.Minute
 
 // Ship uploads every tenant's finished blocks that are not in the bucket
 // yet. A failure is logged and counted by the shipper and retried at the
