@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -12,13 +13,16 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"google.golang.org/grpc"
 
+	"github.com/atoll-metrics/atoll/compactor"
 	"github.com/atoll-metrics/atoll/ingest"
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/querier/gateway"
+	"github.com/atoll-metrics/atoll/ship"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
@@ -32,6 +36,8 @@ type allConfig struct {
 	instanceID  string
 	bucket      bucketConfig
 	flushOnStop bool
+	noCompact   bool
+	compactWait model.Duration
 }
 
 func registerAll(app *kingpin.Application, setups map[string]setupFunc) {
@@ -44,6 +50,11 @@ func registerAll(app *kingpin.Application, setups map[string]setupFunc) {
 	c.bucket.register(cmd, "Default: a filesystem bucket in <data-dir>/bucket.")
 	cmd.Flag("receive.flush-on-shutdown", "On SIGTERM, cut the heads into blocks and ship them to the bucket, so the bucket alone holds everything.").
 		Default("true").BoolVar(&c.flushOnStop)
+	cmd.Flag("compact.disable", "Do not run the compactor over the bucket (run `atoll compact` elsewhere instead).").
+		BoolVar(&c.noCompact)
+	c.compactWait = model.Duration(5 * time.Minute)
+	cmd.Flag("compact.interval", "How often the built-in compactor passes over the bucket.").
+		Default("5m").SetValue(&c.compactWait)
 	cmd.Flag("ring.instance-id", "Name of this process: the value of its replica label, so replicas sharing a bucket stay apart.").
 		Default(defaultInstanceID()).StringVar(&c.instanceID)
 	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
@@ -105,6 +116,14 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	}, func(error) { cancel() })
 	if _, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer); err != nil {
 		return nil, err
+	}
+
+	if !c.noCompact {
+		if err := addBuiltinCompactor(g, logger, reg, bkt, c); err != nil {
+			_ = gw.Close()
+			_ = bkt.Close()
+			return nil, err
+		}
 	}
 
 	opened := make(chan struct{})
@@ -187,4 +206,39 @@ func flagValues(app *kingpin.Application, cmd *kingpin.CmdClause) map[string]str
 		out[f.Name] = f.Value.String()
 	}
 	return out
+}
+
+// addBuiltinCompactor keeps the all-in-one's bucket compacted, deduplicated
+// and downsampled. Replicas sharing a bucket take turns through the lease:
+// the one that does not hold it waits and tries again.
+func addBuiltinCompactor(g *run.Group, logger *slog.Logger, reg prometheus.Registerer, bkt ship.Bucket, c *allConfig) error {
+	o := compactor.DefaultOptions()
+	o.DataDir = filepath.Join(c.tsdb.dataDir, "compact")
+	o.ReplicaLabels = c.query.replicaLabels
+	o.LeaseHolder = c.instanceID
+	o.Interval = time.Duration(c.compactWait)
+	comp, err := compactor.New(bkt, o, logger.With("subsystem", "compactor"), reg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g.Add(func() error {
+		for {
+			err := comp.Run(ctx)
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case errors.Is(err, compactor.ErrLeaseHeld):
+				logger.Info("another compactor holds the bucket; trying again later", "err", err)
+			case err != nil:
+				logger.Error("compactor stopped; restarting later", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(o.Interval):
+			}
+		}
+	}, func(error) { cancel() })
+	return nil
 }
