@@ -484,7 +484,7 @@ func (c *Compactor) markDeleted(ctx context.Context, st *passState, bs []*blocks
 		}
 		st.mu.Lock()
 		marked := *b
-		marked.Deletion = &blockset.DeletionMark{ID: b.ID(), Version: 1, Details: details, DeletionTime: now.Unix()}
+		marked.Deletion = &ship.DeletionMark{ID: b.ID(), Version: 1, Details: details, DeletionTime: now.Unix()}
 		st.all[b.ID()] = &marked
 		for _, gs := range st.groups {
 			gs.live = slices.DeleteFunc(gs.live, func(x *blockset.Block) bool { return x.ID() == b.ID() })

@@ -5,7 +5,6 @@ import (
 	"container/heap"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -28,10 +27,6 @@ import (
 // Operator tools over a bucket: listing its blocks, inspecting one, and
 // verifying all of them. They read indexes with range reads, a section at
 // a time, so a bucket of any size can be checked from a laptop.
-
-// deletionMarkObject is the marker the compactor writes into a block it is
-// about to delete, named as Thanos names it.
-const deletionMarkObject = "deletion-mark.json"
 
 // indexTOCLen is the TOC at the end of an index: six offsets and a CRC32.
 const indexTOCLen = 6*8 + 4
@@ -125,21 +120,16 @@ func ListBlocks(ctx context.Context, bkt Bucket) (*BlockListing, error) {
 // mark that does not parse counts as made at the Unix epoch: the block is
 // going away either way.
 func readDeletionMarkTime(ctx context.Context, bkt Bucket, id ulid.ULID) (time.Time, bool, error) {
-	rc, err := bkt.Get(ctx, path.Join(id.String(), deletionMarkObject))
-	if IsNotFound(err) {
+	m, err := ReadDeletionMark(ctx, bkt, id)
+	switch {
+	case IsNotFound(err):
 		return time.Time{}, false, nil
-	}
-	if err != nil {
+	case errors.Is(err, ErrMalformedMark):
+		return time.Unix(0, 0), true, nil
+	case err != nil:
 		return time.Time{}, false, err
 	}
-	defer rc.Close()
-	var m struct {
-		DeletionTime int64 `json:"deletion_time"`
-	}
-	if err := json.NewDecoder(rc).Decode(&m); err != nil {
-		return time.Unix(0, 0), true, nil
-	}
-	return time.Unix(m.DeletionTime, 0), true, nil
+	return m.Time(), true, nil
 }
 
 // IndexStats describes a block's index.
@@ -432,7 +422,7 @@ func verifyBlock(ctx context.Context, bkt Bucket, meta *Meta, deep bool) ([]Prob
 	}
 	err := bkt.Iter(ctx, id.String(), func(name string) error {
 		rel := strings.TrimPrefix(name, id.String()+"/")
-		if rel == MetaFilename || rel == deletionMarkObject {
+		if rel == MetaFilename || rel == DeletionMarkFilename {
 			return nil
 		}
 		attrs, err := bkt.Attributes(ctx, name)

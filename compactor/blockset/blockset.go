@@ -174,13 +174,13 @@ func (f *Fetcher) block(ctx context.Context, id ulid.ULID, hasDeletion, hasNoCom
 		meta = m
 	}
 	if hasDeletion && dm == nil {
-		var m DeletionMark
-		if err := readJSON(ctx, f.bkt, path.Join(id.String(), DeletionMarkFilename), &m); err != nil {
+		m, err := ship.ReadDeletionMark(ctx, f.bkt, id)
+		if err != nil {
 			if !ship.IsNotFound(err) {
 				return nil, fmt.Errorf("block %s: %w", id, err)
 			}
 		} else {
-			dm = &m
+			dm = m
 		}
 	}
 	if hasNoCompact && nm == nil {

@@ -17,26 +17,16 @@ import (
 // Names of the marker objects kept beside a block's files. They match the
 // ones Thanos writes, so Thanos tools and Atoll read each other's marks.
 const (
-	DeletionMarkFilename  = "deletion-mark.json"
+	DeletionMarkFilename  = ship.DeletionMarkFilename
 	NoCompactMarkFilename = "no-compact-mark.json"
 )
 
-// markVersion is the version of both mark formats.
+// markVersion is the version of the no-compact mark format.
 const markVersion = 1
 
-// DeletionMark says a block is going away: the compactor deletes it once
-// DeleteDelay has passed since DeletionTime.
-type DeletionMark struct {
-	ID      ulid.ULID `json:"id"`
-	Version int       `json:"version"`
-	// Details says why, e.g. "superseded by <ulid>" or "retention".
-	Details string `json:"details,omitempty"`
-	// DeletionTime is when the mark was written, in Unix seconds.
-	DeletionTime int64 `json:"deletion_time"`
-}
-
-// Time returns DeletionTime as a time.
-func (m *DeletionMark) Time() time.Time { return time.Unix(m.DeletionTime, 0) }
+// DeletionMark is the bucket's deletion mark; every reader of the bucket
+// shares the one format in ship.
+type DeletionMark = ship.DeletionMark
 
 // Reasons for a no-compact mark.
 const (
@@ -63,13 +53,9 @@ type NoCompactMark struct {
 	NoCompactTime int64 `json:"no_compact_time"`
 }
 
-// WriteDeletionMark marks block id for deletion. Marking a marked block
-// again replaces the mark, which is harmless: the older time is lost, so the
-// block lives a little longer.
+// WriteDeletionMark marks block id for deletion (ship.WriteDeletionMark).
 func WriteDeletionMark(ctx context.Context, bkt ship.Bucket, id ulid.ULID, details string, now time.Time) error {
-	return writeJSON(ctx, bkt, path.Join(id.String(), DeletionMarkFilename), &DeletionMark{
-		ID: id, Version: markVersion, Details: details, DeletionTime: now.Unix(),
-	})
+	return ship.WriteDeletionMark(ctx, bkt, id, details, now)
 }
 
 // WriteNoCompactMark excludes block id from compaction.

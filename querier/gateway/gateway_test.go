@@ -320,7 +320,7 @@ func TestSyncSkipsPartialCorruptAndMarkedBlocks(t *testing.T) {
 	markedDir := writeBlock(t, blockSpec{series: genSeries("marked", 5, 0, hour, 15_000), ext: ext})
 	markedID := uploadBlock(t, bkt, markedDir)
 	now := time.Now()
-	uploadBytes(t, bkt, path.Join(markedID.String(), deletionMarkFilename),
+	uploadBytes(t, bkt, path.Join(markedID.String(), ship.DeletionMarkFilename),
 		fmt.Appendf(nil, `{"id":%q,"deletion_time":%d,"version":1}`, markedID, now.Add(-time.Hour).Unix()))
 	// Not a block at all.
 	uploadBytes(t, bkt, "debug/notes.txt", []byte("hello"))

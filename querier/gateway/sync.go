@@ -2,12 +2,10 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,16 +16,6 @@ import (
 
 	"github.com/atoll-metrics/atoll/ship"
 )
-
-// deletionMarkFilename is the marker the compactor uploads into a block it
-// is about to delete, in the format Thanos uses.
-const deletionMarkFilename = "deletion-mark.json"
-
-// deletionMark is the part of a deletion mark the gateway reads.
-type deletionMark struct {
-	// DeletionTime is when the block was marked, in Unix seconds.
-	DeletionTime int64 `json:"deletion_time"`
-}
 
 // blockState is what one sync learned about one block directory.
 type blockState struct {
@@ -261,21 +249,18 @@ func (g *Gateway) readStates(ctx context.Context, ids []ulid.ULID) (map[ulid.ULI
 }
 
 func (g *Gateway) readDeletionMark(ctx context.Context, id ulid.ULID) (time.Time, bool, error) {
-	rc, err := g.bkt.Get(ctx, path.Join(id.String(), deletionMarkFilename))
-	if ship.IsNotFound(err) {
+	m, err := ship.ReadDeletionMark(ctx, g.bkt, id)
+	switch {
+	case ship.IsNotFound(err):
 		return time.Time{}, false, nil
-	}
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	defer rc.Close()
-	var m deletionMark
-	if err := json.NewDecoder(rc).Decode(&m); err != nil {
+	case errors.Is(err, ship.ErrMalformedMark):
 		// The block is going away whatever the mark says.
 		g.logger.Warn("unreadable deletion mark; treating the block as marked long ago", "block", id, "err", err)
 		return time.Unix(0, 0), true, nil
+	case err != nil:
+		return time.Time{}, false, err
 	}
-	return time.Unix(m.DeletionTime, 0), true, nil
+	return m.Time(), true, nil
 }
 
 // loadBlocks loads the blocks of metas, SyncConcurrency at once, and
