@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -328,7 +329,7 @@ func (q *Querier) Metadata(ctx context.Context, metric string, limit int) (map[s
 	for _, m := range results {
 		for name, list := range m {
 			for _, md := range list {
-				if !containsMetadata(out[name], md) {
+				if !slices.Contains(out[name], md) {
 					out[name] = append(out[name], md)
 				}
 			}
@@ -346,15 +347,6 @@ func (q *Querier) Metadata(ctx context.Context, metric string, limit int) (map[s
 		}
 	}
 	return out, warningStrings(warns), nil
-}
-
-func containsMetadata(list []metadata.Metadata, m metadata.Metadata) bool {
-	for _, x := range list {
-		if x == m {
-			return true
-		}
-	}
-	return false
 }
 
 // writeAPIData writes a success response in the Prometheus API envelope.

@@ -73,15 +73,24 @@ func (s *LocalStore) selected(mint, maxt int64, ms []*labels.Matcher) ([]TSDB, [
 		if !ok {
 			continue
 		}
-		if len(r) == 0 {
-			// The TSDB needs one matcher to select anything; every stored
-			// series has a name.
-			r = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")}
-		}
+		r = orEverySeries(r)
 		dbs = append(dbs, db)
 		rest = append(rest, r)
 	}
 	return dbs, rest
+}
+
+// everySeries selects every series a TSDB holds: every stored series has a
+// name.
+var everySeries = labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")
+
+// orEverySeries returns ms, or a matcher of every series when external
+// labels took all of them: a TSDB needs one matcher to select anything.
+func orEverySeries(ms []*labels.Matcher) []*labels.Matcher {
+	if len(ms) == 0 {
+		return []*labels.Matcher{everySeries}
+	}
+	return ms
 }
 
 // Series implements Store.
@@ -162,7 +171,7 @@ func (s *LocalStore) LabelNames(ctx context.Context, req *LabelsRequest) ([]stri
 		db.ExternalLabels().Range(func(l labels.Label) { names = append(names, l.Name) })
 		sets = append(sets, names)
 	}
-	return mergeStrings(sets, req.Limit), warns, nil
+	return MergeStrings(sets, req.Limit), warns, nil
 }
 
 // LabelValues implements Store.
@@ -189,7 +198,7 @@ func (s *LocalStore) LabelValues(ctx context.Context, name string, req *LabelsRe
 		}
 		sets = append(sets, values)
 	}
-	return mergeStrings(sets, req.Limit), warns, nil
+	return MergeStrings(sets, req.Limit), warns, nil
 }
 
 func labelQuery(db TSDB, req *LabelsRequest, f func(storage.Querier) ([]string, annotations.Annotations, error)) ([]string, annotations.Annotations, error) {
@@ -215,10 +224,7 @@ func (s *LocalStore) Exemplars(ctx context.Context, mint, maxt int64, matchers [
 		var sets [][]*labels.Matcher
 		for _, ms := range matchers {
 			if r, ok := matchExternal(ext, ms); ok {
-				if len(r) == 0 {
-					r = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")}
-				}
-				sets = append(sets, r)
+				sets = append(sets, orEverySeries(r))
 			}
 		}
 		if len(sets) == 0 {
@@ -258,9 +264,10 @@ func (s *LocalStore) Metadata(_ context.Context, req *MetadataRequest) (map[stri
 	return out, nil
 }
 
-// mergeStrings unites sorted or unsorted string sets into one sorted set
-// without duplicates, cut at limit when limit is positive.
-func mergeStrings(sets [][]string, limit int) []string {
+// MergeStrings unites label names or values from several sources into one
+// sorted set without duplicates, cut at limit when limit is positive. Stores
+// answer label questions with it.
+func MergeStrings(sets [][]string, limit int) []string {
 	n := 0
 	for _, s := range sets {
 		n += len(s)

@@ -398,7 +398,7 @@ func (sq *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms
 		return nil, nil, err
 	}
 	hidden := q.hiddenLabels(o)
-	out := mergeStrings(sets, 0)
+	out := MergeStrings(sets, 0)
 	out = slices.DeleteFunc(out, func(n string) bool { return slices.Contains(hidden, n) })
 	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
 		out = out[:hints.Limit]
@@ -435,7 +435,7 @@ func (sq *querier) LabelValues(ctx context.Context, name string, hints *storage.
 	if hints != nil {
 		limit = hints.Limit
 	}
-	return mergeStrings(sets, limit), warns, nil
+	return MergeStrings(sets, limit), warns, nil
 }
 
 // Close implements storage.Querier. Select copies what it keeps, so there

@@ -245,7 +245,7 @@ func expectLabels(t testing.TB, blocks []*localBlock, mint, maxt int64, ms []*la
 		sets = append(sets, slices.Clone(out))
 		_ = q.Close()
 	}
-	out := mergeStrings(sets, 0)
+	out := querier.MergeStrings(sets, 0)
 	return out
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -49,7 +48,7 @@ func (g *Gateway) LabelNames(ctx context.Context, req *querier.LabelsRequest) ([
 	if err != nil {
 		return nil, nil, err
 	}
-	return mergeStrings(sets, req.Limit), nil, nil
+	return querier.MergeStrings(sets, req.Limit), nil, nil
 }
 
 // LabelValues implements querier.Store, with the same sources as
@@ -85,7 +84,7 @@ func (g *Gateway) LabelValues(ctx context.Context, name string, req *querier.Lab
 	if err != nil {
 		return nil, nil, err
 	}
-	return mergeStrings(sets, req.Limit), nil, nil
+	return querier.MergeStrings(sets, req.Limit), nil, nil
 }
 
 func (b *bucketBlock) isAggregateLabel(name string) bool {
@@ -154,23 +153,4 @@ func (g *Gateway) scanLabels(ctx context.Context, b *bucketBlock, ms []*labels.M
 		}
 	}
 	return nil
-}
-
-// mergeStrings unites string sets into one sorted set without duplicates,
-// cut at limit when limit is positive.
-func mergeStrings(sets [][]string, limit int) []string {
-	n := 0
-	for _, s := range sets {
-		n += len(s)
-	}
-	out := make([]string, 0, n)
-	for _, s := range sets {
-		out = append(out, s...)
-	}
-	sort.Strings(out)
-	out = slices.Compact(out)
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	return out
 }
