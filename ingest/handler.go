@@ -152,8 +152,8 @@ func (h *Handler) serve(r *http.Request) (int, string, time.Duration) {
 		return http.StatusBadRequest, err.Error(), 0
 	}
 
-	if ok, wait := h.rate.allow(tenant, countSamples(wr)); !ok {
-		h.samples.WithLabelValues(outcomeLimited.String()).Add(float64(countSamples(wr)))
+	if ok, n, wait := h.rate.allow(tenant, func() int { return countSamples(wr) }); !ok {
+		h.samples.WithLabelValues(outcomeLimited.String()).Add(float64(n))
 		return http.StatusTooManyRequests, fmt.Sprintf("tenant %q is over its ingestion rate limit of %g samples/s; retry after %s",
 			tenant, h.opts.Limits.For(tenant).IngestionRate, wait.Round(time.Second)), wait
 	}

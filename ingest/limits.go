@@ -117,12 +117,18 @@ func newRateLimiter(cfg LimitsConfig) *rateLimiter {
 	return &rateLimiter{cfg: cfg, now: time.Now, buckets: map[string]*tokenBucket{}}
 }
 
-// allow takes n samples from tenant's bucket. When it cannot, it takes
-// nothing and says how long until it could.
-func (r *rateLimiter) allow(tenant string, n int) (bool, time.Duration) {
+// allow takes a request's samples from tenant's bucket; it counts them
+// with count only when the tenant has a rate limit, so unlimited tenants pay
+// nothing. When it cannot take them, it takes nothing and says how many
+// there were and how long until they would fit.
+func (r *rateLimiter) allow(tenant string, count func() int) (ok bool, samples int, wait time.Duration) {
 	l := r.cfg.For(tenant)
-	if l.IngestionRate <= 0 || n == 0 {
-		return true, 0
+	if l.IngestionRate <= 0 {
+		return true, 0, 0
+	}
+	n := count()
+	if n == 0 {
+		return true, 0, 0
 	}
 	burst := float64(l.IngestionBurst)
 	if burst <= 0 {
@@ -144,8 +150,8 @@ func (r *rateLimiter) allow(tenant string, n int) (bool, time.Duration) {
 	b.last = now
 	if b.tokens >= need {
 		b.tokens -= float64(n)
-		return true, 0
+		return true, n, 0
 	}
-	wait := time.Duration((need - b.tokens) / l.IngestionRate * float64(time.Second))
-	return false, max(wait, time.Second)
+	wait = time.Duration((need - b.tokens) / l.IngestionRate * float64(time.Second))
+	return false, n, max(wait, time.Second)
 }

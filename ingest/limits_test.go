@@ -58,26 +58,26 @@ func TestRateLimiter(t *testing.T) {
 	now := time.Unix(1000, 0)
 	r := newRateLimiter(LimitsConfig{Default: Limits{IngestionRate: 100, IngestionBurst: 200}})
 	r.now = func() time.Time { return now }
-	if ok, _ := r.allow("a", 150); !ok {
+	if ok, _ := allowN(r, "a", 150); !ok {
 		t.Fatal("first request within the burst refused")
 	}
-	ok, wait := r.allow("a", 100)
+	ok, wait := allowN(r, "a", 100)
 	if ok || wait < time.Second {
 		t.Fatalf("over the burst: ok=%v wait=%s", ok, wait)
 	}
-	if ok, _ := r.allow("b", 150); !ok {
+	if ok, _ := allowN(r, "b", 150); !ok {
 		t.Fatal("tenants share a bucket")
 	}
 	now = now.Add(time.Second)
-	if ok, _ := r.allow("a", 100); !ok {
+	if ok, _ := allowN(r, "a", 100); !ok {
 		t.Fatal("refilled bucket refused")
 	}
 	// A request larger than the burst passes on a full bucket, then waits.
 	now = now.Add(time.Minute)
-	if ok, _ := r.allow("a", 5000); !ok {
+	if ok, _ := allowN(r, "a", 5000); !ok {
 		t.Fatal("oversized request refused on a full bucket")
 	}
-	if ok, _ := r.allow("a", 1); ok {
+	if ok, _ := allowN(r, "a", 1); ok {
 		t.Fatal("bucket should be in debt after an oversized request")
 	}
 }
@@ -185,4 +185,9 @@ func TestForwardedCopiesMayBeOvertaken(t *testing.T) {
 	if vs := got[`{__name__="x"}`]; len(vs) != 2 || vs[0] != 1.5 || vs[1] != 2 {
 		t.Fatalf("samples %v, want [1.5 2]", got)
 	}
+}
+
+func allowN(r *rateLimiter, tenant string, n int) (bool, time.Duration) {
+	ok, _, wait := r.allow(tenant, func() int { return n })
+	return ok, wait
 }

@@ -1,9 +1,11 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -157,21 +159,22 @@ func (w *localWriter) appendSeries(app storage.AppenderV2, refs *tsdbshard.Serie
 		}
 	}
 
-	worst, firstErr, failed := outcomeStored, error(nil), 0
-	note := func(err error) {
-		o := classifyAppendError(err)
+	var (
+		worst    = outcomeStored
+		failed   int
+		firstErr error
+	)
+	note := func(err error, o outcome) {
 		failed++
-		if o > worst || firstErr == nil {
-			worst = max(worst, o)
-			if firstErr == nil {
-				firstErr = err
-			}
+		worst = max(worst, o)
+		if firstErr == nil {
+			firstErr = err
 		}
 	}
 	for _, s := range ts.Samples {
 		r, err := app.Append(ref, lset, 0, s.T, s.V, nil, nil, scratch.opts)
 		if err != nil {
-			note(err)
+			note(err, classifyAppendError(err))
 			continue
 		}
 		ref = r
@@ -179,13 +182,12 @@ func (w *localWriter) appendSeries(app storage.AppenderV2, refs *tsdbshard.Serie
 	for _, hs := range ts.Histograms {
 		h, fh, err := hs.Decode()
 		if err != nil {
-			note(fmt.Errorf("%w: %w", ErrMalformedRequest, err))
-			worst = max(worst, outcomeInvalid)
+			note(fmt.Errorf("%w: %w", ErrMalformedRequest, err), outcomeInvalid)
 			continue
 		}
 		r, err := app.Append(ref, lset, 0, hs.T, 0, h, fh, scratch.opts)
 		if err != nil {
-			note(err)
+			note(err, classifyAppendError(err))
 			continue
 		}
 		ref = r
@@ -223,16 +225,8 @@ func (w *localWriter) appendExemplars(app storage.AppenderV2, ref storage.Series
 		})
 	}
 	// The exemplar storage wants them in time order.
-	sortExemplars(scratch.exemplars)
+	slices.SortStableFunc(scratch.exemplars, func(a, b exemplar.Exemplar) int { return cmp.Compare(a.Ts, b.Ts) })
 	_, _ = ea.AppendExemplars(ref, lset, scratch.exemplars)
-}
-
-func sortExemplars(es []exemplar.Exemplar) {
-	for i := 1; i < len(es); i++ {
-		for j := i; j > 0 && es[j].Ts < es[j-1].Ts; j-- {
-			es[j], es[j-1] = es[j-1], es[j]
-		}
-	}
 }
 
 // sameLabels reports whether the labels the head stored equal the wire

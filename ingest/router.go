@@ -122,8 +122,8 @@ func (r *Router) writeLocal(ctx context.Context, tenant string, wr *WriteRequest
 
 // seriesTally counts the replicas' answers for one series.
 type seriesTally struct {
-	ok, conflict, invalid, limited, failed, pending uint8
-	done                                            bool
+	ok, conflict, invalid, limited, pending uint8
+	done                                    bool
 }
 
 // replicaBatch is the share of a request one replica owns.
@@ -163,13 +163,10 @@ func (r *Router) replicate(ctx context.Context, tenant string, wr *WriteRequest)
 			continue
 		}
 		owners = snap.Owners(ring.KeyFor(tenant, ts.LabelsHash), owners)
+		// With fewer healthy owners than the quorum the series is refused
+		// at once (decide below), but the owners there are still written,
+		// so a retry finds more copies.
 		tallies[i].pending = uint8(len(owners))
-		if len(owners) < quorum {
-			// Too few healthy receivers: the write cannot be acknowledged,
-			// but the replicas there are still written, so a retry finds
-			// more copies.
-			tallies[i].failed = uint8(quorum - len(owners))
-		}
 		for _, m := range owners {
 			b := batches[m]
 			if b == nil {
@@ -247,7 +244,7 @@ func (r *Router) apply(a replicaAnswer, tallies []seriesTally, quorum int, res *
 		t.pending--
 		switch {
 		case a.err != nil:
-			t.failed++
+			// A failed replica only takes away what it could have added.
 		case conflict[i]:
 			t.conflict++
 		case invalid[i]:
