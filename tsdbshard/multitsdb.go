@@ -64,6 +64,10 @@ type Options struct {
 	Bucket ship.Bucket
 	// ShipInterval is how often finished blocks are looked for and shipped.
 	ShipInterval time.Duration
+
+	// blockReloadInterval overrides how often the TSDB reloads its blocks
+	// (and so applies retention); tests shorten it.
+	blockReloadInterval time.Duration
 }
 
 // DefaultOptions are what `atoll all` runs with unless told otherwise.
@@ -240,6 +244,9 @@ func (m *MultiTSDB) openTenant(id string) (*Tenant, error) {
 	opts.MaxBlockDuration = blockMs
 	opts.RetentionDuration = m.opts.Retention.Milliseconds()
 	opts.OutOfOrderTimeWindow = m.opts.OutOfOrderTimeWindow.Milliseconds()
+	if m.opts.blockReloadInterval > 0 {
+		opts.BlockReloadInterval = m.opts.blockReloadInterval
+	}
 	opts.EnableExemplarStorage = m.opts.MaxExemplars > 0
 	opts.MaxExemplars = m.opts.MaxExemplars
 	opts.NoLockfile = false

@@ -206,6 +206,7 @@ func TestShippingAndFlush(t *testing.T) {
 		o.Bucket = bkt
 		o.BlockDuration = time.Hour
 		o.Retention = time.Hour
+		o.blockReloadInterval = time.Second
 	})
 	tn, err := m.Tenant("a")
 	if err != nil {
@@ -216,14 +217,14 @@ func TestShippingAndFlush(t *testing.T) {
 	if err := tn.DB().Compact(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// Six hours in one-hour blocks: at least five are cut, none shipped, so
+	// retention (one hour) must not have taken any yet.
 	blocks := tn.DB().Blocks()
-	if len(blocks) == 0 {
-		t.Fatal("no blocks cut")
+	if len(blocks) < 5 {
+		t.Fatalf("%d blocks after cutting six hours into one-hour blocks; unshipped ones were deleted", len(blocks))
 	}
-	// Nothing is shipped yet: retention must keep every block.
-	if err := tn.DB().Compact(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	// Nothing is shipped yet: block reloads must keep every block.
+	time.Sleep(2500 * time.Millisecond)
 	if got := len(tn.DB().Blocks()); got != len(blocks) {
 		t.Fatalf("retention deleted unshipped blocks: %d -> %d", len(blocks), got)
 	}
@@ -236,6 +237,16 @@ func TestShippingAndFlush(t *testing.T) {
 	}
 	if shipped < len(blocks) {
 		t.Fatalf("%d blocks in the bucket, want at least %d", shipped, len(blocks))
+	}
+	// Shipped now, the blocks past retention go at the TSDB's next block
+	// reload; the check above would pass for a TSDB that never deletes
+	// anything without this one.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(tn.DB().Blocks()) >= len(blocks) {
+		if time.Now().After(deadline) {
+			t.Fatalf("shipped blocks past retention were kept: %d blocks", len(tn.DB().Blocks()))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	// Flush cuts what is left in the head into a block and ships it.
 	if err := m.Flush(context.Background()); err != nil {
