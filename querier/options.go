@@ -35,8 +35,12 @@ func (q *Querier) optionsFrom(ctx context.Context) queryOptions {
 	if o, ok := ctx.Value(queryOptionsKey{}).(queryOptions); ok {
 		return o
 	}
+	tenant := q.opts.DefaultTenant
+	if q.opts.AllTenants {
+		tenant = ""
+	}
 	return queryOptions{
-		tenant:          q.opts.DefaultTenant,
+		tenant:          tenant,
 		dedup:           true,
 		partialResponse: q.opts.PartialResponse,
 	}

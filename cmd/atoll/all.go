@@ -4,17 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"runtime"
-	"sync/atomic"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/labels"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"google.golang.org/grpc"
 
@@ -81,32 +78,25 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		_ = bkt.Close()
 		return nil, err
 	}
+	closeBucket := func() {
+		_ = gw.Close()
+		_ = bkt.Close()
+	}
 	ready := &readiness{}
-	apiHandler, writeHandler := &lateHandler{}, &lateHandler{}
+	core := newReceiverCore(querier.ComponentAll)
+	apiHandler := &lateHandler{}
 
 	mux := newOpsMux(reg, ready)
 	mux.Handle("/api/v1/", apiHandler)
 	mux.Handle("/", uiHandler())
 	if _, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux); err != nil {
-		return nil, err
+		return closeBucket, err
 	}
-	writeMux := http.NewServeMux()
-	writeMux.Handle("/api/v1/receive", writeHandler)
-	writeMux.Handle("/api/v1/write", writeHandler)
-	if _, err := addHTTPServer(g, logger, "remote-write", c.ingest.address, writeMux); err != nil {
-		return nil, err
+	if err := core.listen(g, logger, c.ingest.address); err != nil {
+		return closeBucket, err
 	}
 	grpcServer := grpc.NewServer(grpcServerOptions()...)
-	// The Store API is served from the start; it answers from whatever
-	// TSDBs are open, none until the WAL replay below finishes.
-	var shardsPtr atomic.Pointer[tsdbshard.MultiTSDB]
-	store := querier.NewLocalStore("local", "all", func() []querier.TSDB {
-		if s := shardsPtr.Load(); s != nil {
-			return tenantsAsTSDBs(s)
-		}
-		return nil
-	})
-	querier.RegisterStoreServer(grpcServer, store)
+	querier.RegisterStoreServer(grpcServer, core.store)
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Add(func() error {
 		if err := gw.Sync(ctx); err != nil {
@@ -115,35 +105,24 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		return gw.Run(ctx)
 	}, func(error) { cancel() })
 	if _, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer); err != nil {
-		return nil, err
+		return closeBucket, err
 	}
 
 	if !c.noCompact {
 		if err := addBuiltinCompactor(g, logger, reg, bkt, c); err != nil {
-			_ = gw.Close()
-			_ = bkt.Close()
-			return nil, err
+			return closeBucket, err
 		}
 	}
 
-	opened := make(chan struct{})
 	g.Add(func() error {
-		shards, err := tsdbshard.Open(c.tsdb.options(c.ingest.replicaLabel, c.instanceID, bkt), logger.With("subsystem", "tsdb"), reg)
+		shards, err := core.open(c.tsdb.options(c.ingest.replicaLabel, c.instanceID, bkt), logger, reg)
 		if err != nil {
-			close(opened)
 			return err
 		}
-		shardsPtr.Store(shards)
-		close(opened)
 		router := ingest.NewRouter(shards, nil, ingest.RouterOptions{ReplicationFactor: 1, Limits: limits}, logger, reg)
-		writeHandler.set(ingest.NewHandler(router, ingest.HandlerOptions{
-			DefaultTenant: c.ingest.defaultTenant,
-			Body:          c.ingest.bodyLimits(),
-			Ready:         ready.isReady,
-			Limits:        limits,
-		}, logger.With("subsystem", "ingest"), reg))
+		core.serveWrites(router, &c.ingest, limits, ready, logger, reg)
 
-		q := querier.New(func() []querier.Store { return []querier.Store{store, gw} }, c.query.options(), logger.With("subsystem", "querier"), reg)
+		q := querier.New(func() []querier.Store { return []querier.Store{core.store, gw} }, c.query.options(), logger.With("subsystem", "querier"), reg)
 		apiOpts := c.query.apiOptions(flags)
 		apiOpts.Ready = ready.isReady
 		apiOpts.BuildInfo = buildInfo()
@@ -156,19 +135,8 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		cancel()
 	})
 	return func() {
-		<-opened
-		defer func() {
-			_ = gw.Close()
-			_ = bkt.Close()
-		}()
-		if shards := shardsPtr.Load(); shards != nil {
-			if c.flushOnStop {
-				flushAndShip(logger, shards)
-			}
-			if err := shards.Close(); err != nil {
-				logger.Error("closing TSDBs", "err", err)
-			}
-		}
+		core.close(logger, c.flushOnStop)
+		closeBucket()
 	}, nil
 }
 
@@ -181,8 +149,6 @@ func tenantsAsTSDBs(m *tsdbshard.MultiTSDB) []querier.TSDB {
 	}
 	return out
 }
-
-func labelsOf(kv ...string) labels.Labels { return labels.FromStrings(kv...) }
 
 func buildInfo() v1.PrometheusVersion {
 	return v1.PrometheusVersion{

@@ -11,6 +11,7 @@ import (
 	"github.com/alecthomas/units"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/atoll-metrics/atoll/ingest"
 	"github.com/atoll-metrics/atoll/querier"
@@ -78,7 +79,7 @@ func (c *tsdbConfig) options(replicaLabel, instanceID string, bkt ship.Bucket) t
 	o.MaxExemplars = c.maxExemplars
 	o.WALCompression = c.walCompression
 	if replicaLabel != "" {
-		o.ExternalLabels = labelsOf(replicaLabel, instanceID)
+		o.ExternalLabels = labels.FromStrings(replicaLabel, instanceID)
 	}
 	return o
 }

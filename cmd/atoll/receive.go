@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -57,11 +56,11 @@ func registerReceive(app *kingpin.Application, setups map[string]setupFunc) {
 	cmd.Flag("grpc-advertise-address", "Address (host:port) other members use for this member's gRPC. Derived from --grpc-address and the gossip address if empty.").
 		StringVar(&c.grpcAdvertise)
 	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
-		return setupReceive(g, logger, reg, c, flagValues(app, cmd))
+		return setupReceive(g, logger, reg, c)
 	}
 }
 
-func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *receiveConfig, _ map[string]string) (func(), error) {
+func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *receiveConfig) (func(), error) {
 	limits, err := c.ingest.limits()
 	if err != nil {
 		return nil, err
@@ -71,7 +70,7 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		return nil, err
 	}
 	ready := &readiness{}
-	writeHandler := &lateHandler{}
+	core := newReceiverCore(querier.ComponentReceive)
 	mux := newOpsMux(reg, ready)
 	ringPage := &lateHandler{}
 	mux.Handle("/ring", ringPage)
@@ -79,22 +78,11 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 	if err != nil {
 		return nil, err
 	}
-	writeMux := http.NewServeMux()
-	writeMux.Handle("/api/v1/receive", writeHandler)
-	writeMux.Handle("/api/v1/write", writeHandler)
-	if _, err := addHTTPServer(g, logger, "remote-write", c.ingest.address, writeMux); err != nil {
+	if err := core.listen(g, logger, c.ingest.address); err != nil {
 		return nil, err
 	}
-
-	var shardsPtr atomic.Pointer[tsdbshard.MultiTSDB]
-	store := querier.NewLocalStore("local", querier.ComponentReceive, func() []querier.TSDB {
-		if s := shardsPtr.Load(); s != nil {
-			return tenantsAsTSDBs(s)
-		}
-		return nil
-	})
 	grpcServer := grpc.NewServer(grpcServerOptions()...)
-	querier.RegisterStoreServer(grpcServer, store)
+	querier.RegisterStoreServer(grpcServer, core.store)
 	// The forwarding service is registered before serving starts and
 	// answers Unavailable until the TSDBs are open.
 	var routerPtr atomic.Pointer[ingest.Router]
@@ -112,19 +100,15 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	opened := make(chan struct{})
 	g.Add(func() error {
 		topts := c.tsdb.options(c.ingest.replicaLabel, rc.InstanceID, bkt)
 		if c.rf > 1 {
 			topts.OutOfOrderTimeWindow = max(topts.OutOfOrderTimeWindow, time.Duration(c.replicaOOO))
 		}
-		shards, err := tsdbshard.Open(topts, logger.With("subsystem", "tsdb"), reg)
+		shards, err := core.open(topts, logger, reg)
 		if err != nil {
-			close(opened)
 			return err
 		}
-		shardsPtr.Store(shards)
-		close(opened)
 		router := ingest.NewRouter(shards, rg, ingest.RouterOptions{
 			ReplicationFactor: c.rf,
 			ForwardTimeout:    time.Duration(c.forwardTimeout),
@@ -132,12 +116,7 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 			RejectOutOfOrder:  c.tsdb.oooWindow == 0,
 		}, logger.With("subsystem", "router"), reg)
 		routerPtr.Store(router)
-		writeHandler.set(ingest.NewHandler(router, ingest.HandlerOptions{
-			DefaultTenant: c.ingest.defaultTenant,
-			Body:          c.ingest.bodyLimits(),
-			Ready:         ready.isReady,
-			Limits:        limits,
-		}, logger.With("subsystem", "ingest"), reg))
+		core.serveWrites(router, &c.ingest, limits, ready, logger, reg)
 		ready.set(true)
 		rg.SetState(ring.StateActive)
 		logger.Info("ready", "tenants", len(shards.Tenants()), "instance", rc.InstanceID)
@@ -147,22 +126,12 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		cancel()
 	})
 	return func() {
-		<-opened
+		core.close(logger, c.flushOnStop && bkt != nil)
 		if r := routerPtr.Load(); r != nil {
 			_ = r.Close()
 		}
-		defer func() {
-			if bkt != nil {
-				_ = bkt.Close()
-			}
-		}()
-		if shards := shardsPtr.Load(); shards != nil {
-			if c.flushOnStop && bkt != nil {
-				flushAndShip(logger, shards)
-			}
-			if err := shards.Close(); err != nil {
-				logger.Error("closing TSDBs", "err", err)
-			}
+		if bkt != nil {
+			_ = bkt.Close()
 		}
 	}, nil
 }
