@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/atoll-metrics/atoll/bench/localnet"
 )
 
 func TestSpreaderTakesTurns(t *testing.T) {
@@ -177,7 +179,7 @@ time=t6 level=ERROR msg=boom
 }
 
 func TestFreePortsServeTCPAndUDP(t *testing.T) {
-	ports, err := freePorts(4)
+	ports, err := localnet.FreePorts(4)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
 )
 
@@ -448,7 +449,7 @@ func (b *bench) profile(ctx context.Context, p *process, name string) chan strin
 	ch := make(chan string, 1)
 	path := filepath.Join(b.c.profileDir, name+".pprof")
 	go func() {
-		if err := fetchProfile(ctx, p.httpURL, b.c.profileSeconds, path); err != nil {
+		if err := localnet.FetchProfile(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.httpURL, b.c.profileSeconds), path); err != nil {
 			logf("profiling %s: %v", p.name, err)
 			ch <- ""
 			return

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
 )
 
@@ -159,7 +159,7 @@ func startCluster(ctx context.Context, bin, dir string, n, rf int) (*cluster, er
 	c := &cluster{rf: rf, dir: dir}
 	var join string
 	for i := range n {
-		ports, err := freePorts(4)
+		ports, err := localnet.FreePorts(4)
 		if err != nil {
 			c.stop()
 			return nil, err
@@ -268,7 +268,7 @@ func activeReceivers(ctx context.Context, httpURL string) (int, error) {
 // startQuerier adds an `atoll query` joined to the ring and waits until it
 // has checked every receiver's Store API.
 func (c *cluster) startQuerier(ctx context.Context, bin string) error {
-	ports, err := freePorts(2)
+	ports, err := localnet.FreePorts(2)
 	if err != nil {
 		return err
 	}
@@ -306,7 +306,7 @@ func (c *cluster) startQuerier(ctx context.Context, bin string) error {
 
 // startSingle runs `atoll all`, the single-node reference.
 func startSingle(ctx context.Context, bin, dir string) (*process, error) {
-	ports, err := freePorts(3)
+	ports, err := localnet.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -466,35 +466,6 @@ func truncate(s string, n int) string {
 
 func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
 
-// freePorts asks the kernel for n distinct loopback ports free for both TCP
-// and UDP (gossip listens on both). They are released before the process
-// binds them, which leaves a small race; runSetup starts again when it is
-// lost.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	var held []io.Closer
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		held = append(held, l)
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", addr(port))
-		if err != nil {
-			continue
-		}
-		held = append(held, u)
-		ports = append(ports, port)
-	}
-	return ports, nil
-}
-
 func getStatus(ctx context.Context, u string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -507,29 +478,4 @@ func getStatus(ctx context.Context, u string) (int, error) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, nil
-}
-
-// fetchProfile downloads a CPU profile of seconds length to path.
-func fetchProfile(ctx context.Context, httpURL string, seconds int, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", httpURL, seconds), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("profile: %s", resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

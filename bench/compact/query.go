@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
 	"github.com/atoll-metrics/atoll/compactor/blockgen"
 	"github.com/atoll-metrics/atoll/ship"
@@ -106,7 +106,7 @@ func benchQueries(ctx context.Context, c queryConfig) ([]queryResult, error) {
 	}
 	objstore := fmt.Sprintf("type: FILESYSTEM\nconfig:\n  directory: %s\n", bucketDir)
 
-	ports, err := freePorts(3)
+	ports, err := localnet.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func benchQueries(ctx context.Context, c queryConfig) ([]queryResult, error) {
 		return nil, err
 	}
 	defer store.stop()
-	if err := waitReady(ctx, "http://"+storeHTTP+"/-/ready", 10*time.Minute); err != nil {
+	if err := localnet.WaitReady(ctx, "http://"+storeHTTP+"/-/ready", 10*time.Minute); err != nil {
 		return nil, fmt.Errorf("atoll store: %w (log in %s)", err, store.log)
 	}
 	fmt.Printf("atoll store ready in %s\n", time.Since(start).Round(time.Millisecond))
@@ -144,7 +144,7 @@ func benchQueries(ctx context.Context, c queryConfig) ([]queryResult, error) {
 	}
 	defer query.stop()
 	queryURL := "http://" + queryHTTP
-	if err := waitReady(ctx, queryURL+"/-/ready", time.Minute); err != nil {
+	if err := localnet.WaitReady(ctx, queryURL+"/-/ready", time.Minute); err != nil {
 		return nil, fmt.Errorf("atoll query: %w (log in %s)", err, query.log)
 	}
 	if err := waitAnswers(ctx, queryURL); err != nil {
@@ -486,43 +486,4 @@ func (p *atollProcess) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
-}
-
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	var out []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
-}
-
-func waitReady(ctx context.Context, url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return errors.New("not ready in time")
 }

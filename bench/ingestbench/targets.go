@@ -2,9 +2,10 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
+
+	"github.com/atoll-metrics/atoll/bench/localnet"
 )
 
 // target is one remote-write receiver under test.
@@ -27,7 +28,7 @@ type endpoints struct {
 
 func atollTarget(bin string) target {
 	return target{name: "atoll", bin: bin, start: func(dir string) ([]string, endpoints, error) {
-		ports, err := freePorts(3)
+		ports, err := localnet.FreePorts(3)
 		if err != nil {
 			return nil, endpoints{}, err
 		}
@@ -51,7 +52,7 @@ func atollTarget(bin string) target {
 // scrape jobs, default TSDB settings.
 func prometheusTarget(bin string) target {
 	return target{name: "prometheus", bin: bin, start: func(dir string) ([]string, endpoints, error) {
-		ports, err := freePorts(1)
+		ports, err := localnet.FreePorts(1)
 		if err != nil {
 			return nil, endpoints{}, err
 		}
@@ -79,7 +80,7 @@ func prometheusTarget(bin string) target {
 // right after the load sees the newest samples; it does not touch ingest.
 func victoriaMetricsTarget(bin string) target {
 	return target{name: "victoriametrics", bin: bin, start: func(dir string) ([]string, endpoints, error) {
-		ports, err := freePorts(1)
+		ports, err := localnet.FreePorts(1)
 		if err != nil {
 			return nil, endpoints{}, err
 		}
@@ -99,25 +100,3 @@ func victoriaMetricsTarget(bin string) target {
 }
 
 func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
-
-// freePorts asks the kernel for n distinct unused loopback ports. They are
-// released before the target binds them, which leaves a small race that a
-// quiet test machine does not lose.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}

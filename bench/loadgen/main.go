@@ -24,13 +24,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
 )
 
@@ -149,7 +149,7 @@ func run(ctx context.Context, c config) error {
 		c.series, total, st.Requests, mib(st.CompressedBytes), mib(st.RawBytes), res.AvgLabelBytes, res.Metrics, res.EncodeSeconds)
 
 	if c.readyURL != "" {
-		if err := waitReady(ctx, c.readyURL, c.readyTimeout); err != nil {
+		if err := localnet.WaitReady(ctx, c.readyURL, c.readyTimeout); err != nil {
 			return err
 		}
 	}
@@ -177,7 +177,7 @@ func run(ctx context.Context, c config) error {
 		}
 		if ph.name == "steady" && c.profileURL != "" {
 			profiling = true
-			go func() { profileDone <- fetchProfile(ctx, c.profileURL, c.profileOut) }()
+			go func() { profileDone <- localnet.FetchProfile(ctx, c.profileURL, c.profileOut) }()
 		}
 		var linger time.Duration
 		if ph.name == "warmup" && c.rounds > 0 {
@@ -226,55 +226,6 @@ func firstError(p PhaseResult) string {
 		return ""
 	}
 	return ", first error " + p.FirstError
-}
-
-// waitReady polls url until it answers 200.
-func waitReady(ctx context.Context, url string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready: %w", url, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// fetchProfile downloads a pprof profile to path.
-func fetchProfile(ctx context.Context, url, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func logf(format string, args ...any) {

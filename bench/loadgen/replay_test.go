@@ -124,7 +124,10 @@ func TestReplay(t *testing.T) {
 			if rc.disorder != 0 {
 				t.Errorf("%d samples arrived out of order", rc.disorder)
 			}
-			if len(rc.last) != series || rc.tenants["team-a"] != requests-refused {
+			// With refusals, which batches are refused depends on the order
+			// concurrent requests arrive in, so one batch can be refused in
+			// every round: only the count of accepted samples is exact then.
+			if (refused == 0 && len(rc.last) != series) || rc.tenants["team-a"] != requests-refused {
 				t.Errorf("receiver saw %d series and tenants %v", len(rc.last), rc.tenants)
 			}
 			if res.Wall <= 0 || res.SamplesPerSec <= 0 {

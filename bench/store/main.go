@@ -13,15 +13,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"math"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -42,6 +38,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/ship"
@@ -118,7 +115,7 @@ func run(ctx context.Context, c config) error {
 	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, "type: FILESYSTEM\nconfig:\n  directory: %s\n", abs), 0o644); err != nil {
 		return err
 	}
-	ports, err := freePorts(2)
+	ports, err := localnet.FreePorts(2)
 	if err != nil {
 		return err
 	}
@@ -153,7 +150,7 @@ func run(ctx context.Context, c config) error {
 			<-done
 		}
 	}()
-	if err := waitReady(ctx, httpURL+"/-/ready", 10*time.Minute); err != nil {
+	if err := localnet.WaitReady(ctx, httpURL+"/-/ready", 10*time.Minute); err != nil {
 		return fmt.Errorf("atoll store: %w (log in %s)", err, logFile.Name())
 	}
 	ready := time.Since(startStore)
@@ -387,43 +384,4 @@ func upload(ctx context.Context, bkt ship.Bucket, blockDir string, id ulid.ULID)
 		}
 	}
 	return os.RemoveAll(filepath.Dir(blockDir))
-}
-
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	var out []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
-}
-
-func waitReady(ctx context.Context, url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return errors.New("not ready in time")
 }
