@@ -297,7 +297,11 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 		w, err := s.Series(ctx, req, func(ss StoreSeries) error {
 			chks := ss.Chunks
 			cs := &collectedSeries{lset: ss.Labels.Copy(), resolution: ss.Resolution, ones: countRaw && ss.Resolution == 0}
-			if len(chks) > 0 {
+			switch {
+			case len(chks) == 0:
+			case ss.ChunksOwned:
+				cs.chks = slices.Clone(chks)
+			default:
 				cs.chks = make([]chunks.Meta, 0, len(chks))
 				for _, c := range chks {
 					cc, err := copyChunk(c)

@@ -57,6 +57,11 @@ type StoreSeries struct {
 	// Resolution is the downsampling resolution of the chunks in
 	// milliseconds; 0 for raw samples.
 	Resolution int64
+	// ChunksOwned says the chunks' bytes belong to the receiver of the
+	// call and may be kept after it (a remote store's decoded message);
+	// otherwise they must be copied to be kept. The Chunks slice itself is
+	// reused either way.
+	ChunksOwned bool
 }
 
 // StoreInfo describes a store.

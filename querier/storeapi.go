@@ -364,7 +364,7 @@ func (s *RemoteStore) Series(ctx context.Context, req *SeriesRequest, f SeriesFu
 				}
 				chks = append(chks, chunks.Meta{Chunk: chk, MinTime: c.MinTime, MaxTime: c.MaxTime})
 			}
-			if err := f(StoreSeries{Labels: labelsFromPB(&b, ps.Labels), Chunks: chks, Resolution: ps.Resolution}); err != nil {
+			if err := f(StoreSeries{Labels: labelsFromPB(&b, ps.Labels), Chunks: chks, Resolution: ps.Resolution, ChunksOwned: true}); err != nil {
 				return warns, err
 			}
 		}
