@@ -153,6 +153,7 @@ func (r *Router) replicate(ctx context.Context, tenant string, wr *WriteRequest)
 	tallies := make([]seriesTally, len(wr.Timeseries))
 	batches := make(map[int]*replicaBatch)
 	owners := make([]int, 0, rf)
+	tenantHash := ring.TenantHash(tenant)
 	for i := range wr.Timeseries {
 		ts := &wr.Timeseries[i]
 		// The receiving replica validates too, but refusing here keeps a
@@ -162,7 +163,7 @@ func (r *Router) replicate(ctx context.Context, tenant string, wr *WriteRequest)
 			res.refuse(outcomeInvalid, uint32(i), len(ts.Samples)+len(ts.Histograms), err.Error())
 			continue
 		}
-		owners = snap.Owners(ring.KeyFor(tenant, ts.LabelsHash), owners)
+		owners = snap.Owners(ring.KeyForTenant(tenantHash, ts.LabelsHash), owners)
 		// With fewer healthy owners than the quorum the series is refused
 		// at once (decide below), but the owners there are still written,
 		// so a retry finds more copies.
