@@ -21,6 +21,7 @@ import (
 	"github.com/atoll-metrics/atoll/querier/gateway"
 	"github.com/atoll-metrics/atoll/ship"
 	"github.com/atoll-metrics/atoll/tsdbshard"
+	"github.com/atoll-metrics/atoll/web"
 )
 
 // allConfig is `atoll all`: remote write, TSDBs and the query API in one
@@ -88,7 +89,11 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 
 	mux := newOpsMux(reg, ready)
 	mux.Handle("/api/v1/", apiHandler)
-	mux.Handle("/", uiHandler())
+	wo := c.query.webOptions(newWebOptions(querier.ComponentAll, c.instanceID, flags, logger))
+	wo.Stores = localStores(core.store, gw)
+	wo.Tenants = receiverTenants(core, limits, reg)
+	wo.Blocks = bucketBlocks(bkt, logger)
+	web.New(wo).Register(mux)
 	if _, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux); err != nil {
 		return closeBucket, err
 	}
