@@ -186,12 +186,12 @@ class Panel {
       h('div', {class: 'panel-top'},
         this.editor.el,
         h('button', {class: 'primary execute', onclick: () => this.run(), title: 'Run the query (Enter)'}, 'Execute'),
-        h('button', {class: 'icon', title: 'Remove this panel', 'aria-label': 'Remove panel', onclick: () => this.page.remove(this)}, '✕')),
-      h('div', {class: 'panel-bar'},
-        h('span', {class: 'field'}, 'Tenant', tenant),
-        check('Deduplicate', 'dedup', 'Merge the replicas of each series (dedup)'),
-        check('Partial response', 'partial', 'Answer with a warning when a store fails, instead of failing (partial_response)'),
-        h('span', {class: 'field'}, 'Source resolution', res)));
+        h('button', {class: 'icon', title: 'Remove this panel', 'aria-label': 'Remove panel', onclick: () => this.page.remove(this)}, '✕')));
+    const options = h('div', {class: 'panel-options'},
+      h('span', {class: 'field'}, 'Tenant', tenant),
+      check('Deduplicate', 'dedup', 'Merge the replicas of each series (dedup)'),
+      check('Partial response', 'partial', 'Answer with a warning when a store fails, instead of failing (partial_response)'),
+      h('span', {class: 'field'}, 'Source resolution', res));
 
     const tabs = h('div', {class: 'tabs', role: 'tablist'});
     for (const [id, title] of [['table', 'Table'], ['graph', 'Graph']]) {
@@ -208,6 +208,7 @@ class Panel {
         if (st.expr.trim()) this.run();
       }}, title));
     }
+    tabs.append(options);
     this.barBox = h('div');
     this.messages = h('div', {class: 'messages', style: {padding: '0 12px'}});
     this.out = h('div', {class: 'result'}, h('div', {class: 'empty'}, 'Write an expression and press Execute.'));
@@ -372,7 +373,7 @@ class Panel {
     const rows = result.slice(0, MAX_ROWS).map(r => {
       let cell;
       if (data.resultType === 'vector') {
-        cell = r.histogram ? h('td', null, histogramChart(r.histogram[1])) : h('td', {class: 'val'}, fmtValue(r.value[1]));
+        cell = r.histogram ? h('td', {class: 'hist-cell'}, histogramChart(r.histogram[1])) : h('td', {class: 'val'}, fmtValue(r.value[1]));
       } else {
         const lines = (r.values || []).map(([t, v]) => h('div', null, fmtValue(v), h('span', {class: 'faint'}, ' @' + t)))
           .concat((r.histograms || []).map(([t, hv]) => h('div', null, `count ${hv.count} sum ${hv.sum}`, h('span', {class: 'faint'}, ' @' + t))));

@@ -6,10 +6,13 @@ const order = ['all', 'receive', 'store', 'sidecar', 'rule', 'unknown'];
 const names = {all: 'All-in-one', receive: 'Receivers', store: 'Store gateways', sidecar: 'Sidecars', rule: 'Rulers', unknown: 'Not answering yet'};
 const MAX = 9e18; // beyond it a time bound means "open"
 
-function timeCell(ms, isMax) {
-  if (ms >= MAX) return isMax ? h('span', {class: 'muted', title: 'Still taking writes'}, 'live') : h('span', {class: 'faint'}, 'no data');
-  if (ms <= -MAX) return h('span', {class: 'faint'}, isMax ? 'no data' : '–');
-  return h('span', {class: 'nowrap'}, fmtTime(ms));
+// timeCells shows a store's time range: "no data" for an empty store,
+// "live" for a store still taking writes.
+function timeCells(st) {
+  if (st.minTime >= MAX) return [h('td', {class: 'faint'}, 'no data'), h('td', {class: 'faint'}, 'no data')];
+  const at = ms => (ms <= -MAX ? h('span', {class: 'faint'}, '–') : h('span', {class: 'nowrap'}, fmtTime(ms)));
+  return [h('td', null, at(st.minTime)),
+    h('td', null, st.maxTime >= MAX ? h('span', {class: 'muted', title: 'Still taking writes'}, 'live') : at(st.maxTime))];
 }
 
 export async function render(main) {
@@ -53,8 +56,7 @@ function draw(body, stores, ring) {
         h('td', null, h('span', {class: 'badge ' + (st.healthy ? 'ok' : 'err')}, st.healthy ? 'UP' : 'DOWN')),
         h('td', null, h('span', {class: 'badge', title: sourceTitle(st.source)}, st.source || '–')),
         h('td', {class: 'nowrap', title: st.lastCheck ? fmtTime(Date.parse(st.lastCheck)) : ''}, st.lastCheck && !st.lastCheck.startsWith('0001') ? fmtAgo(Date.parse(st.lastCheck)) : 'never'),
-        h('td', null, timeCell(st.minTime, false)),
-        h('td', null, timeCell(st.maxTime, true)),
+        timeCells(st),
         h('td', null, st.labelSets.length ? st.labelSets.map(ls => h('div', null, labelChips(ls))) : h('span', {class: 'faint'}, 'none')),
         cfg.ring ? h('td', null, m ? ringCell(m) : h('span', {class: 'faint'}, st.source === 'static' ? 'not in ring' : '–')) : null);
     });
