@@ -166,15 +166,22 @@ func buildInfo() v1.PrometheusVersion {
 	}
 }
 
+// secretFlags may hold credentials inline (an S3 secret key in the bucket
+// YAML): their values are never served.
+var secretFlags = map[string]bool{"objstore.config": true}
+
 // flagValues lists a command's flags and their values for
 // /api/v1/status/flags.
 func flagValues(app *kingpin.Application, cmd *kingpin.CmdClause) map[string]string {
 	out := map[string]string{}
-	for _, f := range app.Model().Flags {
-		out[f.Name] = f.Value.String()
-	}
-	for _, f := range cmd.Model().Flags {
-		out[f.Name] = f.Value.String()
+	for _, fs := range [][]*kingpin.FlagModel{app.Model().Flags, cmd.Model().Flags} {
+		for _, f := range fs {
+			v := f.Value.String()
+			if secretFlags[f.Name] && v != "" {
+				v = "<hidden>"
+			}
+			out[f.Name] = v
+		}
 	}
 	return out
 }
