@@ -72,8 +72,12 @@ func TestWebUI(t *testing.T) {
 		chromedp.Navigate(a.httpURL+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`.editor textarea`)))
 	b.complete("rat", "rate", "rate()")
-	b.complete("ui_req", "ui_requests_total", "rate(ui_requests_total)")
-	b.complete(`{job="`, "api", `rate(ui_requests_total{job="api")`)
+	b.do("type a metric name's start", chromedp.SendKeys(chromedp.CSS(`.editor textarea`), "ui_"))
+	b.waitJS(`[...document.querySelectorAll('.complete:not(.hidden) .item .t')].length >= 3`, "metric names offered")
+	b.screenshot(shots, "query-completion")
+	b.complete("req", "ui_requests_total", "rate(ui_requests_total)")
+	b.complete("{", "job", "rate(ui_requests_total{job)")
+	b.complete(`="`, "api", `rate(ui_requests_total{job="api")`)
 	b.do("finish the expression", chromedp.SendKeys(chromedp.CSS(`.editor textarea`), `}[5m]`))
 	const expr = `rate(ui_requests_total{job="api"}[5m])`
 	if v := b.value(`.editor textarea`); v != expr {
