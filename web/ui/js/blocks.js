@@ -98,7 +98,8 @@ export async function render(main) {
       groups.get(key).blocks.push(m);
     }
     const ordered = [...groups.values()].sort((a, b) => labelString(a.labels).localeCompare(labelString(b.labels)) || a.res - b.res);
-    let lo = Math.min(...blocks.map(m => m.minTime)), hi = Math.max(...blocks.map(m => m.maxTime));
+    // reduce, not Math.min(...): a bucket can hold more blocks than a call takes arguments.
+    let lo = blocks.reduce((a, m) => Math.min(a, m.minTime), Infinity), hi = blocks.reduce((a, m) => Math.max(a, m.maxTime), -Infinity);
     if (st.days) lo = Math.max(lo, now - st.days * 86400e3);
     const pad = (hi - lo) * 0.01;
     lo -= pad; hi += pad;

@@ -23,7 +23,7 @@ function range() {
   return {start: end - LOOKBACK, end};
 }
 
-export const lookups = {
+const lookups = {
   metrics(tenant) {
     return cached(`m|${tenant}`, async () => {
       const [names, meta] = await Promise.all([

@@ -7,7 +7,7 @@ const M = {top: 10, right: 16, bottom: 34};
 const MAX_SERIES = 1000;
 
 // niceTicks covers [lo, hi] with about n ticks at 1, 2 or 5 × 10^k.
-export function niceTicks(lo, hi, n = 6) {
+function niceTicks(lo, hi, n = 6) {
   if (!isFinite(lo) || !isFinite(hi)) { lo = 0; hi = 1; }
   if (lo === hi) {
     const pad = lo === 0 ? 1 : Math.abs(lo) * 0.1;

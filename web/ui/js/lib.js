@@ -119,6 +119,13 @@ export function fmtTime(ms, withMs = false) {
   return out;
 }
 
+// fmtRange writes a time range, leaving out the second date when it is
+// the first one.
+export function fmtRange(from, to) {
+  const a = fmtTime(from), b = fmtTime(to);
+  return `${a} → ${a.slice(0, 10) === b.slice(0, 10) ? b.slice(11) : b}`;
+}
+
 export const tzName = () => (settings.utc ? 'UTC' : 'local time');
 
 // parseTime reads "2026-12-07 21:04:05" (or a prefix of it) in the chosen
@@ -235,10 +242,6 @@ export function fmtValue(str) {
 }
 
 // Series labels.
-export function metricName(metric) {
-  return metric.__name__ || '';
-}
-
 export function seriesString(metric) {
   const name = metric.__name__ || '';
   const ls = Object.keys(metric).filter(k => k !== '__name__').sort()

@@ -226,8 +226,3 @@ function inGrouping(head) {
   }
   return false;
 }
-
-// selectorsIn lists the metric names an expression selects.
-export function selectorsIn(src) {
-  return tokenize(src).filter(t => t[0] === 'name').map(t => t[1]);
-}

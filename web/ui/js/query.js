@@ -1,6 +1,6 @@
 // The query page: panels of PromQL, each with a table and a graph, all
 // kept in the URL so a view can be shared.
-import {cfg, h, s, clear, api, settings, fmtTime, parseTime, parseDuration, fmtDuration, fmtInt, fmtValue, fmtSI,
+import {cfg, h, s, clear, api, fmtTime, parseTime, parseDuration, fmtDuration, fmtInt, fmtValue, fmtSI,
   seriesNode, alertBox, tzName} from './lib.js';
 import {Editor} from './editor.js';
 import {Graph} from './graph.js';

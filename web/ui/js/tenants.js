@@ -1,7 +1,7 @@
 // The tenants page: each tenant's head series, samples per second and
 // limits, summed over the receivers that hold it, with the receivers'
 // parts a click away.
-import {cfg, h, clear, api, poll, fmtTime, fmtInt, fmtSI, alertBox, statCard, pageHead, usageBar} from './lib.js';
+import {cfg, h, clear, api, poll, fmtRange, fmtInt, fmtSI, alertBox, statCard, pageHead, usageBar} from './lib.js';
 
 export async function render(main) {
   const body = h('div');
@@ -94,7 +94,7 @@ function draw(body, data, query, open) {
       limitCell(t.usage * (t.limits.maxSeries || 0), t.limits.maxSeries, ' series'),
       limitCell(t.rateUsage * (t.limits.ingestionRate || 0), t.limits.ingestionRate, '/s'),
       h('td', {class: 'num'}, t.limits.ingestionBurst ? fmtSI(t.limits.ingestionBurst) : h('span', {class: 'faint'}, t.limits.ingestionRate ? '1s of rate' : '–')),
-      h('td', {class: 'nowrap'}, isFinite(t.min) ? `${fmtTime(t.min)} → ${fmtTime(t.max).slice(11)}` : h('span', {class: 'faint'}, 'empty')),
+      h('td', {class: 'nowrap'}, isFinite(t.min) ? fmtRange(t.min, t.max) : h('span', {class: 'faint'}, 'empty')),
       h('td', {class: 'num'}, String(t.blocks)),
       multi ? h('td', {class: 'num'}, String(t.parts.length)) : null);
     if (multi) {
@@ -113,7 +113,7 @@ function draw(body, data, query, open) {
           limitCell(p.headSeries, p.limits.maxSeries, ' series'),
           limitCell(p.samplesPerSecond || 0, p.limits.ingestionRate, '/s'),
           h('td', {class: 'num'}, p.limits.ingestionBurst ? fmtSI(p.limits.ingestionBurst) : '–'),
-          h('td', {class: 'nowrap'}, p.headMaxTime ? `${fmtTime(p.headMinTime)} → ${fmtTime(p.headMaxTime).slice(11)}` : '–'),
+          h('td', {class: 'nowrap'}, p.headMaxTime ? fmtRange(p.headMinTime, p.headMaxTime) : '–'),
           h('td', {class: 'num'}, String(p.blocks)), h('td')));
       }
     }
