@@ -61,7 +61,7 @@ type tenantsJSON struct {
 // querier, every receiver's (asked with scope=local, which a receiver
 // answers from its own TSDBs).
 func (u *UI) tenants(w http.ResponseWriter, r *http.Request) {
-	var out tenantsJSON
+	out := tenantsJSON{Receivers: []receiverTenants{}}
 	if u.opts.Tenants != nil {
 		list, err := u.opts.Tenants(r.Context())
 		if err != nil {
