@@ -86,9 +86,6 @@ func New(opts Options) *UI {
 	if opts.BlocksMaxAge <= 0 {
 		opts.BlocksMaxAge = time.Minute
 	}
-	if opts.DefaultTenant == "" {
-		opts.DefaultTenant = "default-tenant"
-	}
 	u := &UI{
 		opts:    opts,
 		started: time.Now(),
