@@ -35,3 +35,17 @@ func TestNormalizeBoolFlags(t *testing.T) {
 		t.Errorf("arguments after -- changed: %v", got)
 	}
 }
+
+func TestFlagValuesHideInlineCredentials(t *testing.T) {
+	app := kingpin.New("t", "")
+	cmd := app.Command("store", "")
+	cmd.Flag("objstore.config", "").String()
+	cmd.Flag("data-dir", "").String()
+	if _, err := app.Parse([]string{"store", "--objstore.config=type: S3\nconfig: {secret_key: s3cr3t}", "--data-dir=/d"}); err != nil {
+		t.Fatal(err)
+	}
+	got := flagValues(app, cmd)
+	if got["objstore.config"] != "<hidden>" || got["data-dir"] != "/d" {
+		t.Errorf("flag values = %v, want the inline bucket config hidden and the rest shown", got)
+	}
+}
