@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
@@ -97,7 +99,7 @@ func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Reg
 		},
 	})
 	engine = &resolutionEngine{QueryEngine: engine, parser: parser.NewParser(parser.Options{}), lookback: opts.LookbackDelta}
-	a := &API{q: q, opts: opts, logger: logger, router: route.New(), started: time.Now()}
+	a := &API{q: q, opts: opts, logger: logger, router: route.New().WithInstrumentation(instrumentAPI(reg)), started: time.Now()}
 	cfg := config.DefaultConfig
 	buildInfo := opts.BuildInfo
 	api := v1.NewAPI(
@@ -144,6 +146,20 @@ func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Reg
 	)
 	api.Register(a.router.WithPrefix("/api/v1"))
 	return a
+}
+
+// instrumentAPI times every API route, by handler (the route's path after
+// /api/v1, e.g. /query_range) and status code.
+func instrumentAPI(reg prometheus.Registerer) func(string, http.HandlerFunc) http.HandlerFunc {
+	duration := promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
+		Name:                        "atoll_api_request_duration_seconds",
+		Help:                        "Time to answer Prometheus HTTP API requests, by handler and status code.",
+		Buckets:                     prometheus.DefBuckets,
+		NativeHistogramBucketFactor: 1.1,
+	}, []string{"handler", "code"})
+	return func(handler string, h http.HandlerFunc) http.HandlerFunc {
+		return promhttp.InstrumentHandlerDuration(duration.MustCurryWith(prometheus.Labels{"handler": handler}), h)
+	}
 }
 
 // ServeHTTP serves /api/v1/...

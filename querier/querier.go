@@ -68,6 +68,7 @@ type Querier struct {
 	logger *slog.Logger
 
 	storeRequests *prometheus.CounterVec
+	partial       *prometheus.CounterVec
 	storeDuration *prometheus.HistogramVec
 }
 
@@ -97,6 +98,10 @@ func New(stores func() []Store, opts Options, logger *slog.Logger, reg prometheu
 			Name: "atoll_querier_store_requests_total",
 			Help: "Requests the querier sent to stores, by kind of request and outcome.",
 		}, []string{"request", "outcome"}),
+		partial: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "atoll_querier_partial_responses_total",
+			Help: "Store fan-outs answered without some store that failed (partial response), by kind of request.",
+		}, []string{"request"}),
 		storeDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                        "atoll_querier_store_request_duration_seconds",
 			Help:                        "Time stores took to answer the querier.",
@@ -192,6 +197,7 @@ func (q *Querier) fanOut(ctx context.Context, request string, o queryOptions, mi
 		return nil, ctxErr
 	}
 	var warns annotations.Annotations
+	partial := false
 	for _, r := range results {
 		warns.Merge(r.warns)
 		if r.err != nil {
@@ -201,7 +207,11 @@ func (q *Querier) fanOut(ctx context.Context, request string, o queryOptions, mi
 			}
 			q.logger.Warn("store failed, answering without it", "store", r.store.Name(), "request", request, "err", r.err)
 			warns.Add(fmt.Errorf("partial response: store %s: %w", r.store.Name(), r.err))
+			partial = true
 		}
+	}
+	if partial {
+		q.partial.WithLabelValues(request).Inc()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
