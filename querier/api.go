@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grafana/regexp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/route"
@@ -30,6 +31,7 @@ import (
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/prometheus/prometheus/util/features"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 )
@@ -54,6 +56,9 @@ type APIOptions struct {
 	ValidateTenant func(string) error
 	// Ready gates the query endpoints: they answer 503 until it is true.
 	Ready func() bool
+	// CORSOrigin matches the origins whose pages may call the API; nil
+	// allows every origin, as Prometheus's default does.
+	CORSOrigin *regexp.Regexp
 }
 
 // DefaultAPIOptions match Prometheus's own defaults, so answers match.
@@ -84,7 +89,16 @@ func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Reg
 	if opts.Ready == nil {
 		opts.Ready = func() bool { return true }
 	}
+	if opts.CORSOrigin == nil {
+		// Prometheus's API dereferences it for every request with an
+		// Origin header, which every browser POST carries.
+		opts.CORSOrigin = regexp.MustCompile(".*")
+	}
+	// The engine records the PromQL features it has; /api/v1/features
+	// serves them.
+	featureRegistry := features.NewRegistry()
 	var engine promql.QueryEngine = promql.NewEngine(promql.EngineOpts{
+		FeatureRegistry:      featureRegistry,
 		Logger:               logger.With("component", "promql"),
 		Reg:                  reg,
 		MaxSamples:           opts.MaxSamples,
@@ -121,7 +135,7 @@ func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Reg
 		func(context.Context) v1.RulesRetriever { return noTargets{} },
 		0, 0, 0,
 		false,
-		nil,
+		opts.CORSOrigin,
 		a.runtimeInfo,
 		&buildInfo,
 		func() []notifications.Notification { return nil },
@@ -136,7 +150,7 @@ func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Reg
 		false,
 		false,
 		overrideStoreUnavailable(),
-		nil,
+		featureRegistry,
 		v1.OpenAPIOptions{},
 		nil,
 		false,
@@ -160,7 +174,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/api/v1/status/tsdb", "/api/v1/status/tsdb/blocks", "/api/v1/status/walreplay",
 		"/api/v1/admin/tsdb/delete_series", "/api/v1/admin/tsdb/clean_tombstones", "/api/v1/admin/tsdb/snapshot",
-		"/api/v1/read", "/api/v1/write", "/api/v1/otlp/v1/metrics":
+		"/api/v1/read", "/api/v1/write", "/api/v1/otlp/v1/metrics",
+		"/api/v1/search/metric_names", "/api/v1/search/label_names", "/api/v1/search/label_values":
 		writeAPIError(w, http.StatusNotFound, "not_found", fmt.Errorf("%s is not served by the atoll query API", r.URL.Path))
 		return
 	}

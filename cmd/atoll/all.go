@@ -89,10 +89,10 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	mux := newOpsMux(reg, ready)
 	mux.Handle("/api/v1/", apiHandler)
 	mux.Handle("/", uiHandler())
-	if _, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux); err != nil {
+	if _, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux); err != nil {
 		return closeBucket, err
 	}
-	if err := core.listen(g, logger, c.ingest.address); err != nil {
+	if err := core.listen(g, logger, reg, c.ingest.address); err != nil {
 		return closeBucket, err
 	}
 	grpcServer := grpc.NewServer(grpcServerOptions()...)
@@ -123,7 +123,10 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		core.serveWrites(router, &c.ingest, limits, ready, logger, reg)
 
 		q := querier.New(func() []querier.Store { return []querier.Store{core.store, gw} }, c.query.options(), logger.With("subsystem", "querier"), reg)
-		apiOpts := c.query.apiOptions(flags)
+		apiOpts, err := c.query.apiOptions(flags)
+		if err != nil {
+			return err
+		}
 		apiOpts.Ready = ready.isReady
 		apiOpts.BuildInfo = buildInfo()
 		apiHandler.set(querier.NewAPI(q, apiOpts, logger.With("subsystem", "api"), reg, reg))

@@ -127,7 +127,7 @@ func setupCompact(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 	if c.wait {
 		ready := &readiness{}
 		mux := newOpsMux(reg, ready)
-		if _, err := addHTTPServer(g, logger, "http", c.httpAddress, mux); err != nil {
+		if _, err := addHTTPServer(g, logger, reg, "http", c.httpAddress, mux); err != nil {
 			return cleanup, err
 		}
 		ctx, cancel := context.WithCancel(context.Background())

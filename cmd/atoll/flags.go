@@ -9,6 +9,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
+	"github.com/grafana/regexp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -182,6 +183,7 @@ type queryConfig struct {
 	lookbackDelta   model.Duration
 	maxSamples      int
 	storeTimeout    model.Duration
+	corsOrigin      string
 }
 
 func (c *queryConfig) register(cmd *kingpin.CmdClause) {
@@ -205,6 +207,8 @@ func (c *queryConfig) register(cmd *kingpin.CmdClause) {
 		Default("50000000").IntVar(&c.maxSamples)
 	cmd.Flag("query.store-timeout", "Longest one store may take to answer; 0 leaves only the query timeout.").
 		Default("0s").SetValue(&c.storeTimeout)
+	cmd.Flag("web.cors.origin", `Regex of the origins whose browser pages may call the HTTP API (CORS), fully anchored, e.g. 'https?://(grafana|dash)\.example\.com'.`).
+		Default(".*").StringVar(&c.corsOrigin)
 }
 
 func (c *queryConfig) options() querier.Options {
@@ -218,14 +222,19 @@ func (c *queryConfig) options() querier.Options {
 	return o
 }
 
-func (c *queryConfig) apiOptions(flags map[string]string) querier.APIOptions {
+func (c *queryConfig) apiOptions(flags map[string]string) (querier.APIOptions, error) {
 	o := querier.DefaultAPIOptions()
+	cors, err := regexp.Compile("^(?:" + c.corsOrigin + ")$")
+	if err != nil {
+		return o, fmt.Errorf("--web.cors.origin: %w", err)
+	}
+	o.CORSOrigin = cors
 	o.QueryTimeout = time.Duration(c.timeout)
 	o.LookbackDelta = time.Duration(c.lookbackDelta)
 	o.MaxSamples = c.maxSamples
 	o.Flags = flags
 	o.ValidateTenant = tsdbshard.ValidateTenant
-	return o
+	return o, nil
 }
 
 // defaultInstanceID names this process in the ring and in its replica label.

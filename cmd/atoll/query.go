@@ -47,7 +47,10 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	ready := &readiness{}
 	endpoints := querier.NewEndpoints(logger.With("subsystem", "endpoints"), reg)
 	q := querier.New(endpoints.Stores, c.query.options(), logger.With("subsystem", "querier"), reg)
-	apiOpts := c.query.apiOptions(flags)
+	apiOpts, err := c.query.apiOptions(flags)
+	if err != nil {
+		return nil, err
+	}
 	apiOpts.Ready = ready.isReady
 	apiOpts.BuildInfo = buildInfo()
 	mux := newOpsMux(reg, ready)
@@ -55,7 +58,7 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	mux.Handle("/", uiHandler())
 	ringPage := &lateHandler{}
 	mux.Handle("/ring", ringPage)
-	httpAddr, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux)
+	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return nil, err
 	}

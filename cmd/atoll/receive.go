@@ -74,11 +74,11 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 	mux := newOpsMux(reg, ready)
 	ringPage := &lateHandler{}
 	mux.Handle("/ring", ringPage)
-	httpAddr, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux)
+	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return nil, err
 	}
-	if err := core.listen(g, logger, c.ingest.address); err != nil {
+	if err := core.listen(g, logger, reg, c.ingest.address); err != nil {
 		return nil, err
 	}
 	grpcServer := grpc.NewServer(grpcServerOptions()...)

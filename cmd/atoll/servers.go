@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -72,14 +73,15 @@ func newOpsMux(reg *prometheus.Registry, ready *readiness) *http.ServeMux {
 }
 
 // addHTTPServer listens at once, so a taken port fails the start rather
-// than a later request, and serves h until interrupted.
-func addHTTPServer(g *run.Group, logger *slog.Logger, name, addr string, h http.Handler) (net.Addr, error) {
+// than a later request, and serves h until interrupted. A handler that
+// panics answers 500 (see recoverPanics) instead of dropping the connection.
+func addHTTPServer(g *run.Group, logger *slog.Logger, reg prometheus.Registerer, name, addr string, h http.Handler) (net.Addr, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for %s on %s: %w", name, addr, err)
 	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           recoverPanics(h, name, logger, panicCounter(reg)),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -97,6 +99,91 @@ func addHTTPServer(g *run.Group, logger *slog.Logger, name, addr string, h http.
 	})
 	return l.Addr(), nil
 }
+
+// panicCounter returns the process's count of handler panics; every
+// server of the process shares it, told apart by the server label.
+func panicCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "atoll_http_panics_total",
+		Help: "HTTP requests whose handler panicked; each was answered 500 and logged with its stack.",
+	}, []string{"server"})
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+// recoverPanics turns a panicking handler into a 500, a count and an error
+// log with the stack. Without it net/http recovers the panic by closing the
+// connection, which a client sees as an empty reply and nobody counts. When
+// the handler had already started its answer, the status can no longer be
+// changed, so the connection is aborted as net/http would have done.
+func recoverPanics(h http.Handler, server string, logger *slog.Logger, panics *prometheus.CounterVec) http.Handler {
+	panics.WithLabelValues(server)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := &headerWatcher{ResponseWriter: w}
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			panics.WithLabelValues(server).Inc()
+			outcome := "answered 500"
+			if rw.wroteHeader {
+				outcome = "aborted the response it had started"
+			}
+			logger.Error("HTTP handler panicked; "+outcome, "server", server, "method", r.Method,
+				"path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if rw.wroteHeader {
+				panic(http.ErrAbortHandler)
+			}
+			// Drop what the handler had set for its own answer (a
+			// Content-Encoding, say), which would garble this one.
+			clear(w.Header())
+			http.Error(w, fmt.Sprintf("internal error: the handler of %s failed; this is a bug, see the server log", r.URL.Path), http.StatusInternalServerError)
+		}()
+		h.ServeHTTP(rw, r)
+	})
+}
+
+// headerWatcher notes whether the answer has started.
+type headerWatcher struct {
+	http.ResponseWriter
+	wroteHeader bool
+}
+
+func (w *headerWatcher) WriteHeader(code int) {
+	w.wroteHeader = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *headerWatcher) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush keeps streaming answers (server-sent events) working through the
+// wrapper.
+func (w *headerWatcher) Flush() {
+	w.wroteHeader = true
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *headerWatcher) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // addGRPCServer listens at once and serves s until interrupted, letting
 // streams in flight finish within the grace period.

@@ -97,7 +97,7 @@ func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	mux := newOpsMux(reg, ready)
 	ringPage := &lateHandler{}
 	mux.Handle("/ring", ringPage)
-	httpAddr, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux)
+	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return cleanup, err
 	}

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/prometheus/prometheus/prompb"
+	"gopkg.in/yaml.v3"
+)
+
+// apiEndpoints lists every path under /api/v1/ with the methods it is
+// served for: those of the OpenAPI document the API serves, and the ones it
+// leaves out, so a new upstream endpoint is covered without a test change.
+func apiEndpoints(t *testing.T, httpURL string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	add := func(path string, methods ...string) {
+		for _, m := range methods {
+			if !slices.Contains(out[path], m) {
+				out[path] = append(out[path], m)
+			}
+		}
+	}
+	resp, err := http.Get(httpURL + "/api/v1/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var doc struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	if len(doc.Paths) < 10 {
+		t.Fatalf("openapi.yaml lists only %d paths:\n%s", len(doc.Paths), tail(string(body), 2000))
+	}
+	for p, ops := range doc.Paths {
+		p = strings.ReplaceAll(p, "{name}", "job")
+		for m := range ops {
+			add(p, strings.ToUpper(m))
+		}
+	}
+	for _, p := range []string{
+		"/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query", "/labels", "/label/job/values",
+		"/series", "/scrape_pools", "/scrape_pools/config", "/targets", "/targets/metadata", "/targets/relabel_steps",
+		"/alertmanagers", "/metadata", "/status/config", "/status/runtimeinfo", "/status/buildinfo", "/status/flags",
+		"/status/tsdb", "/status/tsdb/blocks", "/status/self_metrics", "/features", "/status/walreplay",
+		"/notifications", "/notifications/live", "/rules", "/alerts", "/read", "/write", "/otlp/v1/metrics",
+		"/search/metric_names", "/search/label_names", "/search/label_values",
+		"/admin/tsdb/delete_series", "/admin/tsdb/clean_tombstones", "/admin/tsdb/snapshot", "/openapi.yaml",
+	} {
+		add(p, http.MethodGet, http.MethodPost)
+	}
+	for p := range out {
+		// Every endpoint is also asked with the other method, and with the
+		// preflight a browser sends before a cross-origin call.
+		add(p, http.MethodGet, http.MethodPost, http.MethodOptions)
+	}
+	return out
+}
+
+// TestAPIAnswersRequestsWithOrigin sends an Origin header, as every browser
+// POST carries, to every /api/v1 endpoint with every method: each must
+// answer (no dropped connection), never 500, and the query endpoints must
+// allow the origin by default.
+func TestAPIAnswersRequestsWithOrigin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	a := startAtoll(t, t.TempDir())
+	now := time.Now().UnixMilli()
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "origin_test"}, {Name: "job", Value: "j"}},
+		Samples: []prompb.Sample{{Timestamp: now, Value: 1}},
+	}}}
+	if code, body := remoteWrite(t, a.writeURL, "", req); code != http.StatusNoContent {
+		t.Fatalf("write: %d %s", code, body)
+	}
+	params := url.Values{
+		"query": {"origin_test"}, "match[]": {"origin_test"}, "start": {fmt.Sprint(now/1000 - 60)},
+		"end": {fmt.Sprint(now/1000 + 1)}, "step": {"15"}, "metric": {"origin_test"},
+	}
+	const origin = "http://dashboards.example"
+	client := &http.Client{Timeout: 10 * time.Second}
+	endpoints := apiEndpoints(t, a.httpURL)
+	asked := 0
+	for path, methods := range endpoints {
+		for _, m := range methods {
+			var body io.Reader
+			target := a.httpURL + "/api/v1" + path
+			if m == http.MethodPost {
+				body = strings.NewReader(params.Encode())
+			} else {
+				target += "?" + params.Encode()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			r, err := http.NewRequestWithContext(ctx, m, target, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Header.Set("Origin", origin)
+			if m == http.MethodPost {
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			if m == http.MethodOptions {
+				r.Header.Set("Access-Control-Request-Method", http.MethodPost)
+			}
+			resp, err := client.Do(r)
+			if err != nil {
+				cancel()
+				if path == "/notifications/live" && ctx.Err() != nil {
+					continue // a stream that stays open is an answer
+				}
+				t.Errorf("%s %s with Origin: %v", m, path, err)
+				continue
+			}
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			cancel()
+			asked++
+			if resp.StatusCode >= 500 {
+				t.Errorf("%s %s with Origin: status %d", m, path, resp.StatusCode)
+			}
+			if (path == "/query" || path == "/query_range" || path == "/series" || path == "/labels") &&
+				resp.Header.Get("Access-Control-Allow-Origin") == "" {
+				t.Errorf("%s %s: no Access-Control-Allow-Origin for %s under the default --web.cors.origin", m, path, origin)
+			}
+		}
+	}
+	if v := metricValue(t, a.httpURL, "atoll_http_panics_total"); v != 0 {
+		t.Errorf("atoll_http_panics_total = %v after the sweep", v)
+	}
+	if strings.Contains(a.log.String(), "panic") {
+		t.Errorf("the log reports a panic:\n%s", tail(a.log.String(), 4096))
+	}
+	t.Logf("%d requests with Origin to %d endpoints answered", asked, len(endpoints))
+}
+
+// TestCORSOriginFlag checks that --web.cors.origin restricts the origins
+// allowed, fully anchored, as Prometheus's flag of the same name does.
+func TestCORSOriginFlag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	a := startAtoll(t, t.TempDir(), `--web.cors.origin=https?://grafana\.example`)
+	for origin, allowed := range map[string]bool{
+		"https://grafana.example":      true,
+		"http://grafana.example":       true,
+		"https://grafana.example.evil": false,
+		"https://other.example":        false,
+	} {
+		r, _ := http.NewRequest(http.MethodGet, a.httpURL+"/api/v1/query?query=1", nil)
+		r.Header.Set("Origin", origin)
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatalf("%s: %v", origin, err)
+		}
+		resp.Body.Close()
+		got := resp.Header.Get("Access-Control-Allow-Origin")
+		if resp.StatusCode != http.StatusOK || (got != "") != allowed {
+			t.Errorf("Origin %s: status %d, Access-Control-Allow-Origin %q, want allowed=%v", origin, resp.StatusCode, got, allowed)
+		}
+	}
+	out, err := exec.Command(atollBinary, "all", "--web.cors.origin=(", "--data-dir="+filepath.Join(t.TempDir(), "d"),
+		"--http-address=127.0.0.1:0", "--remote-write.address=127.0.0.1:0", "--grpc-address=127.0.0.1:0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--web.cors.origin") {
+		t.Errorf("an invalid --web.cors.origin must stop the start and be named: err %v\n%s", err, out)
+	}
+}
+
+// chromiumPath finds the browser the UI test drives.
+func chromiumPath() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// TestUIQueryInChromium loads the bundled page in a real headless Chromium,
+// runs a query the way a user does (the page POSTs, so the browser sends
+// Origin) and checks that the result is shown and the console stays clean.
+func TestUIQueryInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	browser := chromiumPath()
+	if browser == "" {
+		t.Skip("chromium is not installed (apt-get install chromium; .ci/run installs it)")
+	}
+	a := startAtoll(t, t.TempDir())
+	now := time.Now().UnixMilli()
+	// Ten minutes of samples, so the graph has a line to draw; the newest
+	// is 42.
+	series := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "ui_test_metric"}, {Name: "job", Value: "browser"}}}
+	for i := int64(20); i >= 0; i-- {
+		series.Samples = append(series.Samples, prompb.Sample{Timestamp: now - i*30_000, Value: float64(42 - i)})
+	}
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series}}
+	if code, body := remoteWrite(t, a.writeURL, "", req); code != http.StatusNoContent {
+		t.Fatalf("write: %d %s", code, body)
+	}
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		append(chromedp.DefaultExecAllocatorOptions[:],
+			chromedp.ExecPath(browser),
+			chromedp.NoSandbox,
+			chromedp.DisableGPU,
+			chromedp.UserDataDir(t.TempDir()),
+		)...)
+	defer cancelAlloc()
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	defer cancelCtx()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+
+	// Console subscribes at once, so nothing the page logs is missed.
+	messages := chromedp.Console(ctx)
+	var (
+		mtx      sync.Mutex
+		problems []string
+	)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleWarning || m.IsException() {
+				mtx.Lock()
+				problems = append(problems, m.String())
+				mtx.Unlock()
+			}
+		}
+	}()
+	collect := func() []string {
+		time.Sleep(300 * time.Millisecond) // messages still on their way
+		mtx.Lock()
+		defer mtx.Unlock()
+		return slices.Clone(problems)
+	}
+
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(a.httpURL+"/"),
+		chromedp.WaitVisible(chromedp.ID("q")),
+		chromedp.SetValue(chromedp.ID("q"), "ui_test_metric"),
+		chromedp.Click(chromedp.CSS(`button[value="table"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#out table")),
+	)
+	if err != nil {
+		out, _ := chromedp.Run(ctx, chromedp.Evaluate[string]("document.getElementById('out').innerText"))
+		t.Fatalf("query in the page: %v\npage output: %q\nbrowser console: %v", err, out, collect())
+	}
+	table, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#out")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table, `ui_test_metric{job="browser"`) || !strings.Contains(table, "42") {
+		t.Errorf("the page shows %q, want the series and its value 42", table)
+	}
+	// Graph mode asks query_range; the page draws one line per series.
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`button[value="graph"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#out svg")),
+	); err != nil {
+		t.Fatalf("graph in the page: %v\nbrowser console: %v", err, collect())
+	}
+	lines, err := chromedp.Run(ctx, chromedp.Evaluate[int]("document.querySelectorAll('#out polyline').length"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines != 1 {
+		t.Errorf("graph has %d lines, want 1", lines)
+	}
+	if p := collect(); len(p) > 0 {
+		t.Errorf("the browser console reported problems:\n%s", strings.Join(p, "\n"))
+	}
+}
