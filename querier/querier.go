@@ -345,9 +345,44 @@ func (q *Querier) seriesSet(o queryOptions, series []*collectedSeries, warns ann
 		// showed as a quarter of the querier's CPU on big fan-outs.
 		return dedup.NewSeriesSet([]storage.SeriesSet{set}, q.opts.ReplicaLabels, dedup.WithFunc(fn))
 	}
+	// Without dedup only the replica labels stay: a series that several
+	// blocks or stores returned under the same labels is still one series,
+	// as with dedup.
 	sort.SliceStable(series, func(i, j int) bool { return labels.Compare(series[i].lset, series[j].lset) < 0 })
-	return dedup.NewSeriesSet([]storage.SeriesSet{set}, nil)
+	return &chainedList{seriesList: set}
 }
+
+// chainedList is a seriesList whose series with equal labels, next to each
+// other once sorted, are united sample by sample.
+type chainedList struct {
+	*seriesList
+	cur storage.Series
+}
+
+func (l *chainedList) Next() bool {
+	s := l.series
+	i := l.i
+	if i >= len(s) {
+		return false
+	}
+	j := i + 1
+	for j < len(s) && labels.Equal(s[i].lset, s[j].lset) {
+		j++
+	}
+	l.i = j
+	if j == i+1 {
+		l.cur = s[i]
+		return true
+	}
+	same := make([]storage.Series, 0, j-i)
+	for _, cs := range s[i:j] {
+		same = append(same, cs)
+	}
+	l.cur = storage.ChainedSeriesMerge(same...)
+	return true
+}
+
+func (l *chainedList) At() storage.Series { return l.cur }
 
 // seriesList is a sorted SeriesSet held in memory.
 type seriesList struct {
