@@ -274,13 +274,14 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 		aggr = aggregateFor(fn)
 	}
 	req := &SeriesRequest{
-		MinTime:       mint,
-		MaxTime:       maxt,
-		Matchers:      ms,
-		Hints:         hints,
-		SkipChunks:    fn == "series",
-		MaxResolution: o.resolutionFor(hints),
-		Aggregate:     aggr,
+		MinTime:         mint,
+		MaxTime:         maxt,
+		Matchers:        ms,
+		Hints:           hints,
+		SkipChunks:      fn == "series",
+		MaxResolution:   o.resolutionFor(hints),
+		Aggregate:       aggr,
+		PartialResponse: o.partialResponse,
 	}
 	// A raw series answering for the count aggregate counts 1 per sample.
 	// A rewritten query (marked) may read raw data only: with auto, a
@@ -419,7 +420,7 @@ func (sq *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms
 	q := sq.q
 	o := q.optionsFrom(ctx)
 	ms = q.scope(o, ms)
-	req := &LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms}
+	req := &LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms, PartialResponse: o.partialResponse}
 	var (
 		mtx  sync.Mutex
 		sets [][]string
@@ -453,7 +454,7 @@ func (sq *querier) LabelValues(ctx context.Context, name string, hints *storage.
 		return nil, nil, nil
 	}
 	ms = q.scope(o, ms)
-	req := &LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms}
+	req := &LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms, PartialResponse: o.partialResponse}
 	var (
 		mtx  sync.Mutex
 		sets [][]string

@@ -230,6 +230,44 @@ func TestPartialResponse(t *testing.T) {
 	}
 }
 
+// TestLocalAndBucketPartialResponse: when the bucket's part of the local
+// and bucket store fails, the local part still answers, with a warning, if
+// the request allows partial responses.
+func TestLocalAndBucketPartialResponse(t *testing.T) {
+	start := time.Now().Add(-time.Hour).UnixMilli()
+	a := newTestTSDB(t, "tenant_id", "default-tenant")
+	a.fill(t, labels.FromStrings("__name__", "up"), start, 10, 0, nil)
+	bad := unreachableStore(t)
+	both := NewLocalAndBucket(NewLocalStore("local", ComponentAll, func() []TSDB { return []TSDB{a} }), bad)
+	q := New(func() []Store { return []Store{both} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	sq, _ := q.Querier(start, start+10_000)
+	up := labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")
+
+	ctx := withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true, partialResponse: true})
+	set := sq.Select(ctx, true, nil, up)
+	n := 0
+	for set.Next() {
+		n++
+	}
+	if set.Err() != nil || n != 1 {
+		t.Fatalf("partial response: %d series, err %v", n, set.Err())
+	}
+	if !strings.Contains(fmt.Sprint(set.Warnings().AsErrors()), bad.Name()) {
+		t.Fatalf("want a warning naming the bucket's store, got %v", set.Warnings())
+	}
+	if names, warns, err := sq.LabelNames(ctx, nil); err != nil || len(names) == 0 || len(warns) == 0 {
+		t.Fatalf("label names with partial response: %v, %v, %v", names, warns, err)
+	}
+
+	ctx = withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true, partialResponse: false})
+	set = sq.Select(ctx, true, nil, up)
+	for set.Next() {
+	}
+	if !errors.Is(set.Err(), ErrStoreUnavailable) {
+		t.Fatalf("without partial response: %v, want ErrStoreUnavailable", set.Err())
+	}
+}
+
 func TestStoreAPIRoundTrip(t *testing.T) {
 	start := time.Now().Add(-time.Hour).UnixMilli()
 	a := newTestTSDB(t, "receive_replica", "a", "tenant_id", "t1")

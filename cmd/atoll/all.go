@@ -122,7 +122,10 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		router := ingest.NewRouter(shards, nil, ingest.RouterOptions{ReplicationFactor: 1, Limits: limits}, logger, reg)
 		core.serveWrites(router, &c.ingest, limits, ready, logger, reg)
 
-		q := querier.New(func() []querier.Store { return []querier.Store{core.store, gw} }, c.query.options(), logger.With("subsystem", "querier"), reg)
+		// The local TSDBs and the bucket they ship to are one store, so
+		// a block on disk and in the bucket at once is read once.
+		stores := []querier.Store{querier.NewLocalAndBucket(core.store, gw)}
+		q := querier.New(func() []querier.Store { return stores }, c.query.options(), logger.With("subsystem", "querier"), reg)
 		apiOpts, err := c.query.apiOptions(flags)
 		if err != nil {
 			return err

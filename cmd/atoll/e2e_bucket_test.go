@@ -211,3 +211,130 @@ func TestS3OutageDelaysShippingOnly(t *testing.T) {
 	}
 	t.Logf("%d blocks, %d samples in S3 after an outage in the middle", len(ls.Blocks), samples)
 }
+
+// withoutReplicaLabel decodes an API answer and removes the replica label
+// from every series in it, so a dedup=false answer over one replica can be
+// compared with the dedup=true one.
+func withoutReplicaLabel(t *testing.T, raw json.RawMessage) json.RawMessage {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	var strip func(any)
+	strip = func(x any) {
+		switch x := x.(type) {
+		case map[string]any:
+			delete(x, "receive_replica")
+			for _, e := range x {
+				strip(e)
+			}
+		case []any:
+			for _, e := range x {
+				strip(e)
+			}
+		}
+	}
+	strip(v)
+	out, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// dedupAnswers asks series, instant and range queries over the history
+// with the given dedup parameter, replica labels removed.
+func (h history) dedupAnswers(t *testing.T, httpURL, dedup string) map[string]string {
+	t.Helper()
+	start := strconv.FormatInt(h.start/1000, 10)
+	end := strconv.FormatInt((h.end-15_000)/1000, 10)
+	mid := strconv.FormatInt((h.start+(h.end-h.start)/2)/1000, 10)
+	out := map[string]string{}
+	ask := func(name, path string, params url.Values) {
+		params.Set("dedup", dedup)
+		code, r := promAPI(t, httpURL, path, params, nil)
+		if code != http.StatusOK {
+			t.Fatalf("%s with dedup=%s: %d %s", name, dedup, code, r.Error)
+		}
+		b, _ := json.Marshal(normalize(t, withoutReplicaLabel(t, r.Data)))
+		out[name] = string(b)
+	}
+	ask("series", "/api/v1/series", url.Values{"match[]": {"bucket_test_total"}, "start": {start}, "end": {end}})
+	ask("series count", "/api/v1/query", url.Values{"query": {"count(count by (series, job) (bucket_test_total))"}, "time": {mid}})
+	ask("instant", "/api/v1/query", url.Values{"query": {"bucket_test_total"}, "time": {mid}})
+	ask("count_over_time", "/api/v1/query", url.Values{"query": {"count_over_time(bucket_test_total[3h])"}, "time": {end}})
+	ask("range", "/api/v1/query_range", url.Values{"query": {"bucket_test_total"}, "start": {start}, "end": {end}, "step": {"300"}, "max_source_resolution": {"0s"}})
+	ask("rate range", "/api/v1/query_range", url.Values{"query": {"sum by (job) (rate(bucket_test_total[10m]))"}, "start": {start}, "end": {end}, "step": {"300"}, "max_source_resolution": {"0s"}})
+	return out
+}
+
+// TestDedupFalseOverShippedBlocks: with one replica, dedup=false answers
+// as dedup=true does, once the replica label is set aside, after blocks are
+// shipped: a series stored in several consecutive blocks is one series,
+// and a block both on local disk and in the bucket is read once, with the
+// local TSDB's blocks (restart on the same data dir) and without them
+// (data dir lost, everything from the bucket).
+func TestDedupFalseOverShippedBlocks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "bucket.yml")
+	if err := os.WriteFile(cfg, []byte("type: FILESYSTEM\nconfig:\n  directory: "+filepath.Join(dir, "bucket")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bkt, err := ship.NewFilesystemBucket(filepath.Join(dir, "bucket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(dir, "data")
+	// The compactor would merge the blocks into deduplicated ones without
+	// the replica label; this test is about the querier and the stores.
+	a := startAtoll(t, dataDir, "--tsdb.block-duration=20m", "--shipper.interval=1s", "--objstore.config-file="+cfg, "--compact.disable")
+	h := newHistory(10, 3*time.Hour)
+	h.write(t, a.writeURL, h.start, h.end)
+	eventually(t, 90*time.Second, func() error {
+		if n := countBlocks(t, bkt); n < 6 {
+			return fmt.Errorf("%d blocks in the bucket", n)
+		}
+		return nil
+	})
+
+	compare := func(when string) {
+		t.Helper()
+		want := h.dedupAnswers(t, a.httpURL, "true")
+		got := h.dedupAnswers(t, a.httpURL, "false")
+		for k := range want {
+			if got[k] != want[k] {
+				t.Errorf("%s: %s with dedup=false differs from dedup=true:\ndedup=true:  %s\ndedup=false: %s", when, k, tail(want[k], 600), tail(got[k], 600))
+			}
+		}
+		if !strings.Contains(want["series count"], `"10"`) {
+			t.Errorf("%s: %d series expected, answer %s", when, h.series, want["series count"])
+		}
+	}
+	// The restarted process finds its blocks on disk and the same blocks in
+	// the bucket at its first sync.
+	a.stop(60 * time.Second)
+	a.restart(t)
+	compare("local blocks and bucket")
+	// Every block of the bucket is also on disk: the gateway loaded them
+	// all and read none.
+	if n := metricValue(t, a.httpURL, "atoll_gateway_blocks_loaded"); n < 6 {
+		t.Errorf("the gateway loaded %v blocks after the restart, want every shipped block", n)
+	}
+	if n := metricValue(t, a.httpURL, "atoll_gateway_blocks_queried_sum"); n != 0 {
+		t.Errorf("the gateway read %v blocks that the local TSDB serves", n)
+	}
+
+	a.stop(60 * time.Second)
+	if err := os.RemoveAll(dataDir); err != nil {
+		t.Fatal(err)
+	}
+	a.restart(t)
+	compare("bucket only")
+	if n := metricValue(t, a.httpURL, "atoll_gateway_blocks_queried_sum"); n == 0 {
+		t.Error("without local blocks the gateway read none")
+	}
+}
