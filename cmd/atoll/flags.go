@@ -92,7 +92,7 @@ type bucketConfig struct {
 }
 
 func (c *bucketConfig) register(cmd *kingpin.CmdClause, what string) {
-	cmd.Flag("objstore.config-file", "YAML file describing the bucket, as Thanos: `type: FILESYSTEM` with `config: {directory: ...}`, or `type: S3` with `config: {bucket, endpoint, region, access_key, secret_key, insecure}`. "+what).
+	cmd.Flag("objstore.config-file", "YAML file describing the bucket, as Thanos: `type: FILESYSTEM` with `config: {directory: ...}`, or `type: S3` with `config: {bucket, endpoint, region, access_key, secret_key, insecure, http_config, sse_config, ...}`, and an optional `prefix`. See docs/bucket.md. "+what).
 		PlaceHolder("<file>").StringVar(&c.file)
 	cmd.Flag("objstore.config", "The bucket YAML inline, instead of --objstore.config-file.").
 		PlaceHolder("<yaml>").StringVar(&c.inline)
