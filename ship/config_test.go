@@ -1,6 +1,7 @@
 package ship_test
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -279,4 +280,27 @@ func gatherValue(t *testing.T, g prometheus.Gatherer, name, label, value string)
 	}
 	t.Fatalf("metric %s{%s=%q} not found", name, label, value)
 	return 0
+}
+
+// Every bucket config shown in the docs parses: the docs are what users
+// copy.
+func TestDocumentedBucketConfigsParse(t *testing.T) {
+	doc, err := os.ReadFile("../docs/bucket.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := 0
+	for _, part := range strings.Split(string(doc), "```yaml\n")[1:] {
+		body, _, ok := strings.Cut(part, "```")
+		if !ok {
+			t.Fatalf("unterminated yaml block: %q", part)
+		}
+		blocks++
+		if _, err := ship.ParseBucketConfig([]byte(body)); err != nil {
+			t.Errorf("documented config does not parse: %v\n%s", err, body)
+		}
+	}
+	if blocks < 3 {
+		t.Errorf("%d yaml blocks in docs/bucket.md, want the filesystem and S3 examples", blocks)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -185,6 +186,13 @@ func classifyS3(op, name string, err error) error {
 	var resp minio.ErrorResponse
 	if errors.As(err, &resp) && (resp.Code == "NoSuchKey" || (resp.StatusCode == http.StatusNotFound && resp.Code != "NoSuchBucket")) {
 		return fmt.Errorf("%s %q: %w", op, name, ErrObjectNotFound)
+	}
+	if resp.Code == "NoSuchBucket" {
+		return fmt.Errorf("%s %q: the bucket %q does not exist: %w", op, name, resp.BucketName, err)
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return fmt.Errorf("%s %q: cannot reach the S3 endpoint: %w", op, name, err)
 	}
 	return fmt.Errorf("%s %q: %w", op, name, err)
 }

@@ -316,3 +316,26 @@ func TestS3ServerSideEncryptionIsSent(t *testing.T) {
 		mtx.Unlock()
 	}
 }
+
+// CheckBucket tells a bucket that does not exist and a server that cannot
+// be reached from a usable bucket, in words an operator can act on.
+func TestCheckBucket(t *testing.T) {
+	srv := shiptest.StartS3Server(t)
+	cfg := srv.CreateBucket(t)
+	cfg.MaxRetries = 1
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := ship.CheckBucket(ctx, newS3Bucket(t, cfg)); err != nil {
+		t.Fatalf("existing empty bucket: %v", err)
+	}
+	missing := cfg
+	missing.Bucket = "no-such-bucket"
+	if err := ship.CheckBucket(ctx, newS3Bucket(t, missing)); err == nil || !strings.Contains(err.Error(), `the bucket "no-such-bucket" does not exist`) {
+		t.Errorf("missing bucket: %v", err)
+	}
+	bkt := newS3Bucket(t, cfg)
+	srv.Stop()
+	if err := ship.CheckBucket(ctx, bkt); err == nil || !strings.Contains(err.Error(), "cannot reach the S3 endpoint") {
+		t.Errorf("stopped server: %v", err)
+	}
+}

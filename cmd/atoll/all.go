@@ -83,6 +83,7 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		_ = bkt.Close()
 	}
 	ready := &readiness{}
+	addBucketCheck(g, logger, bkt, ready)
 	core := newReceiverCore(querier.ComponentAll)
 	apiHandler := &lateHandler{}
 
@@ -134,7 +135,11 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		apiOpts.BuildInfo = buildInfo()
 		apiHandler.set(querier.NewAPI(q, apiOpts, logger.With("subsystem", "api"), reg, reg))
 		ready.set(true)
-		logger.Info("ready", "tenants", len(shards.Tenants()))
+		if ready.isReady() {
+			logger.Info("ready", "tenants", len(shards.Tenants()))
+		} else {
+			logger.Info("TSDBs open, but not ready yet", "tenants", len(shards.Tenants()), "waiting_for", ready.why())
+		}
 		return shards.Run(ctx)
 	}, func(error) {
 		ready.set(false)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/atoll-metrics/atoll/ship"
@@ -336,5 +339,86 @@ func TestDedupFalseOverShippedBlocks(t *testing.T) {
 	compare("bucket only")
 	if n := metricValue(t, a.httpURL, "atoll_gateway_blocks_queried_sum"); n == 0 {
 		t.Error("without local blocks the gateway read none")
+	}
+}
+
+// TestBucketUnusableKeepsNotReady starts `atoll all` on an S3 bucket that
+// does not exist, and on a server that is down: /-/ready stays 503 and
+// says why, the log says it too, and the process becomes ready once the
+// bucket answers.
+func TestBucketUnusableKeepsNotReady(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	s3 := shiptest.StartS3Server(t)
+	bc := s3.CreateBucket(t)
+	for _, tc := range []struct {
+		name, bucket, reason, logged string
+		fix                          func()
+	}{
+		{"missing bucket", "not-created-yet", `the bucket "not-created-yet" does not exist`, "does not exist", nil},
+		{"server down", bc.Bucket, "cannot reach the S3 endpoint", "cannot reach the S3 endpoint", s3.Start},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			yml := fmt.Sprintf("type: S3\nconfig:\n  bucket: %s\n  endpoint: %s\n  access_key: %s\n  secret_key: %s\n  insecure: true\n  bucket_lookup_type: path\n  max_retries: 1\n",
+				tc.bucket, bc.Endpoint, bc.AccessKey, bc.SecretKey)
+			dir := t.TempDir()
+			cfgFile := filepath.Join(dir, "s3.yml")
+			if err := os.WriteFile(cfgFile, []byte(yml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if tc.fix != nil {
+				s3.Stop()
+			}
+			ports := freePorts(t, 3)
+			httpURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+			p := startProcess(t, "atoll", atollBinary, "all", "--data-dir="+filepath.Join(dir, "data"),
+				fmt.Sprintf("--http-address=127.0.0.1:%d", ports[0]), fmt.Sprintf("--remote-write.address=127.0.0.1:%d", ports[1]),
+				fmt.Sprintf("--grpc-address=127.0.0.1:%d", ports[2]), "--objstore.config-file="+cfgFile)
+			eventually(t, 30*time.Second, func() error {
+				resp, err := http.Get(httpURL + "/-/ready")
+				if err != nil {
+					return err
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), tc.reason) {
+					return fmt.Errorf("/-/ready: %d %q, want 503 saying %q", resp.StatusCode, body, tc.reason)
+				}
+				return nil
+			})
+			if !strings.Contains(p.log.String(), tc.logged) || !strings.Contains(p.log.String(), "level=ERROR") {
+				t.Errorf("the log does not report the bucket as an error:\n%s", tail(p.log.String(), 2000))
+			}
+			time.Sleep(2 * time.Second)
+			if resp, err := http.Get(httpURL + "/-/ready"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("ready while the bucket is unusable: %v %v", resp, err)
+			}
+			if tc.fix != nil {
+				tc.fix()
+			} else {
+				fixed := bc
+				fixed.Bucket = tc.bucket
+				createBucket(t, fixed)
+			}
+			waitReady(t, p, httpURL+"/-/ready", 30*time.Second)
+			if strings.Contains(p.log.String(), string(bc.SecretKey)) {
+				t.Error("the log shows the S3 secret key")
+			}
+		})
+	}
+}
+
+// createBucket creates the bucket of cfg on its server.
+func createBucket(t *testing.T, cfg ship.S3Config) {
+	t.Helper()
+	c, err := minio.New(cfg.Endpoint, &minio.Options{
+		Creds: credentials.NewStaticV4(cfg.AccessKey, string(cfg.SecretKey), ""), Region: cfg.Region, BucketLookup: minio.BucketLookupPath,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MakeBucket(t.Context(), cfg.Bucket, minio.MakeBucketOptions{Region: cfg.Region}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -70,6 +70,9 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		return nil, err
 	}
 	ready := &readiness{}
+	if bkt != nil {
+		addBucketCheck(g, logger, bkt, ready)
+	}
 	core := newReceiverCore(querier.ComponentReceive)
 	mux := newOpsMux(reg, ready)
 	ringPage := &lateHandler{}

@@ -94,6 +94,7 @@ func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	}
 
 	ready := &readiness{}
+	addBucketCheck(g, logger, bkt, ready)
 	mux := newOpsMux(reg, ready)
 	ringPage := &lateHandler{}
 	mux.Handle("/ring", ringPage)
