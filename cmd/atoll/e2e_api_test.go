@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -16,7 +18,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/prometheus/prometheus/prompb"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"gopkg.in/yaml.v3"
+
+	"github.com/atoll-metrics/atoll/ship/shiptest"
 )
 
 // apiEndpoints lists every path under /api/v1/ with the methods it is
@@ -287,5 +292,153 @@ func TestUIQueryInChromium(t *testing.T) {
 	}
 	if p := collect(); len(p) > 0 {
 		t.Errorf("the browser console reported problems:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// getBody fetches a URL with optional headers and returns status and body.
+func getBody(t *testing.T, u string, header http.Header) (int, string) {
+	t.Helper()
+	r, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		r.Header[k] = v
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(r)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestStatusEndpointsTellTheTruth checks /api/v1/status/{config,flags,
+// runtimeinfo,tsdb} of `atoll all` on an S3 bucket with a secret key: real
+// configuration and runtime values, head cardinality per tenant, and the
+// secret nowhere, neither in any API answer nor in the log.
+func TestStatusEndpointsTellTheTruth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	s3 := shiptest.StartS3Server(t)
+	bc := s3.CreateBucket(t)
+	secret := string(bc.SecretKey)
+	inline := fmt.Sprintf("type: S3\nconfig: {bucket: %s, endpoint: %q, access_key: %s, secret_key: %s, insecure: true, bucket_lookup_type: path}\n",
+		bc.Bucket, bc.Endpoint, bc.AccessKey, secret)
+	dir := t.TempDir()
+	limitsFile := filepath.Join(dir, "limits.yml")
+	if err := os.WriteFile(limitsFile, []byte("default:\n  max_series: 1234\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startAtoll(t, filepath.Join(dir, "data"), "--objstore.config="+inline, "--receive.limits-config-file="+limitsFile)
+	now := time.Now().UnixMilli()
+	req := &prompb.WriteRequest{}
+	for i := range 7 {
+		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+			Labels:  []prompb.Label{{Name: "__name__", Value: "status_test"}, {Name: "i", Value: fmt.Sprint(i)}},
+			Samples: []prompb.Sample{{Timestamp: now, Value: 1}},
+		})
+	}
+	if code, body := remoteWrite(t, a.writeURL, "team-a", req); code != http.StatusNoContent {
+		t.Fatalf("write: %d %s", code, body)
+	}
+	api := a.httpURL + "/api/v1"
+
+	code, r := promAPI(t, api, "/status/config", nil, nil)
+	var cfg struct {
+		YAML string `json:"yaml"`
+	}
+	_ = json.Unmarshal(r.Data, &cfg)
+	for _, want := range []string{"command: all", "data-dir: ", "web.cors.origin: .*", "bucket:", "type: S3", "bucket: " + bc.Bucket, "secret_key: <secret>", "max_series: 1234"} {
+		if code != http.StatusOK || !strings.Contains(cfg.YAML, want) {
+			t.Errorf("/status/config (%d) lacks %q:\n%s", code, want, cfg.YAML)
+		}
+	}
+	if strings.Contains(cfg.YAML, "global:") || strings.Contains(cfg.YAML, "scrape_configs") {
+		t.Errorf("/status/config shows a Prometheus config:\n%s", cfg.YAML)
+	}
+
+	code, r = promAPI(t, api, "/status/flags", nil, nil)
+	var flags map[string]string
+	_ = json.Unmarshal(r.Data, &flags)
+	if code != http.StatusOK || flags["receive.limits-config-file"] != limitsFile || !strings.Contains(flags["objstore.config"], "secret_key: <secret>") {
+		t.Errorf("/status/flags (%d): limits file %q, objstore.config %q", code, flags["receive.limits-config-file"], flags["objstore.config"])
+	}
+
+	code, r = promAPI(t, api, "/status/runtimeinfo", nil, nil)
+	var rt v1.RuntimeInfo
+	if err := json.Unmarshal(r.Data, &rt); err != nil || code != http.StatusOK {
+		t.Fatalf("/status/runtimeinfo: %d %v", code, err)
+	}
+	host, _ := os.Hostname()
+	cwd, _ := os.Getwd()
+	switch {
+	case rt.Hostname != host, rt.CWD != cwd:
+		t.Errorf("runtimeinfo hostname %q CWD %q, want %q %q", rt.Hostname, rt.CWD, host, cwd)
+	case time.Since(rt.ServerTime).Abs() > time.Minute, rt.StartTime.After(rt.ServerTime), time.Since(rt.StartTime) > 5*time.Minute:
+		t.Errorf("runtimeinfo times: start %v, server %v", rt.StartTime, rt.ServerTime)
+	case rt.GoroutineCount < 10, rt.GOMAXPROCS < 1, rt.GOGC == "", !rt.ReloadConfigSuccess, rt.LastConfigTime.IsZero():
+		t.Errorf("runtimeinfo: %+v", rt)
+	case !strings.Contains(rt.StorageRetention, "6h"):
+		t.Errorf("runtimeinfo storage retention %q does not say 6h local", rt.StorageRetention)
+	}
+
+	code, r = promAPI(t, api, "/status/tsdb", url.Values{"limit": {"3"}}, http.Header{"X-Scope-Orgid": {"team-a"}})
+	var st v1.TSDBStatus
+	if err := json.Unmarshal(r.Data, &st); err != nil || code != http.StatusOK {
+		t.Fatalf("/status/tsdb: %d %s %v", code, r.Error, err)
+	}
+	if st.HeadStats.NumSeries != 7 || st.HeadStats.ChunkCount != 7 || st.HeadStats.MinTime != now ||
+		len(st.SeriesCountByMetricName) != 1 || st.SeriesCountByMetricName[0] != (v1.TSDBStat{Name: "status_test", Value: 7}) ||
+		len(st.SeriesCountByLabelValuePair) != 3 {
+		t.Errorf("/status/tsdb of team-a: %+v", st)
+	}
+	if code, r := promAPI(t, api, "/status/tsdb", nil, http.Header{"X-Scope-Orgid": {"nobody"}}); code != http.StatusNotFound {
+		t.Errorf("/status/tsdb of a tenant without TSDB: %d %s", code, r.Error)
+	}
+	if code, r := promAPI(t, api, "/status/tsdb", url.Values{"limit": {"0"}}, http.Header{"X-Scope-Orgid": {"team-a"}}); code != http.StatusBadRequest {
+		t.Errorf("/status/tsdb?limit=0: %d %s", code, r.Error)
+	}
+
+	// The secret is in no answer of the API, whatever the endpoint.
+	for path, methods := range apiEndpoints(t, a.httpURL) {
+		if !slices.Contains(methods, http.MethodGet) || path == "/notifications/live" {
+			continue
+		}
+		_, body := getBody(t, api+path, http.Header{"X-Scope-Orgid": {"team-a"}})
+		if strings.Contains(body, secret) {
+			t.Errorf("GET /api/v1%s shows the S3 secret key", path)
+		}
+	}
+	for _, p := range []string{"/metrics", "/debug/pprof/cmdline", "/-/ready"} {
+		if _, body := getBody(t, a.httpURL+p, nil); strings.Contains(body, secret) {
+			t.Errorf("GET %s shows the S3 secret key", p)
+		}
+	}
+	a.stop(30 * time.Second)
+	if strings.Contains(a.log.String(), secret) {
+		t.Error("the log shows the S3 secret key")
+	}
+}
+
+// TestQueryStatusEndpoints: `atoll query` has no TSDB and no configuration
+// file, and says so.
+func TestQueryStatusEndpoints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	port := freePorts(t, 2)
+	q := startProcess(t, "query", atollBinary, "query", "--ring.disable",
+		fmt.Sprintf("--http-address=127.0.0.1:%d", port[0]), fmt.Sprintf("--grpc-address=127.0.0.1:%d", port[1]))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port[0])
+	waitReady(t, q, base+"/-/ready", 30*time.Second)
+	if code, r := promAPI(t, base+"/api/v1", "/status/tsdb", nil, nil); code != http.StatusNotFound {
+		t.Errorf("/status/tsdb of atoll query: %d %s, want 404", code, r.Error)
+	}
+	code, r := promAPI(t, base+"/api/v1", "/status/config", nil, nil)
+	if code != http.StatusOK || !strings.Contains(string(r.Data), "command: query") {
+		t.Errorf("/status/config of atoll query: %d %s", code, r.Data)
 	}
 }

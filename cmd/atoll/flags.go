@@ -89,6 +89,8 @@ func (c *tsdbConfig) options(replicaLabel, instanceID string, bkt ship.Bucket) t
 type bucketConfig struct {
 	file   string
 	inline string
+	// resolved is the config open used.
+	resolved ship.BucketConfig
 }
 
 func (c *bucketConfig) register(cmd *kingpin.CmdClause, what string) {
@@ -123,6 +125,7 @@ func (c *bucketConfig) open(logger *slog.Logger, reg prometheus.Registerer, defa
 	default:
 		return nil, nil
 	}
+	c.resolved = cfg
 	bkt, err := ship.NewBucket(cfg, logger.With("subsystem", "bucket"), reg)
 	if err != nil {
 		return nil, err

@@ -53,6 +53,7 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	}
 	apiOpts.Ready = ready.isReady
 	apiOpts.BuildInfo = buildInfo()
+	apiOpts.Config = runningConfig{Command: "query", Flags: flags}.String()
 	mux := newOpsMux(reg, ready)
 	mux.Handle("/api/v1/", querier.NewAPI(q, apiOpts, logger.With("subsystem", "api"), reg, reg))
 	mux.Handle("/", uiHandler())

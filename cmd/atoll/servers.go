@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -157,11 +158,28 @@ func newOpsMux(reg *prometheus.Registry, ready *readiness) *http.ServeMux {
 		_, _ = io.WriteString(w, "atoll is ready.\n")
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/cmdline", maskedCmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// maskedCmdline serves the command line as pprof does, with the secrets
+// an inline bucket config holds masked.
+func maskedCmdline(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	args := slices.Clone(os.Args)
+	for i, a := range args {
+		switch {
+		case strings.HasPrefix(a, "--objstore.config="):
+			args[i] = "--objstore.config=" + maskedBucketYAML(strings.TrimPrefix(a, "--objstore.config="))
+		case a == "--objstore.config" && i+1 < len(args):
+			args[i+1] = maskedBucketYAML(args[i+1])
+		}
+	}
+	_, _ = io.WriteString(w, strings.Join(args, "\x00"))
 }
 
 // addHTTPServer listens at once, so a taken port fails the start rather
