@@ -111,7 +111,8 @@ forge:
 	// renewals stopped, well before it expires: at once when the last
 	// renewal is old, after two renewal intervals when it is fresh.
 	renewed := time.Now()
-	fresh := `{"version":1,"holder":"b","session":"crashed","renewed":"` + renewed.UTC().Format(time.RFC3339Nano) + `","expires":"` + renewed.Add(2*time.Second).UTC().Format(time.RFC3339Nano) + `"}`
+	const crashedLease = 6 * time.Second // renewed every 1.5s
+	fresh := `{"version":1,"holder":"b","session":"crashed","renewed":"` + renewed.UTC().Format(time.RFC3339Nano) + `","expires":"` + renewed.Add(crashedLease).UTC().Format(time.RFC3339Nano) + `"}`
 	if err := bkt.Upload(ctx, compactor.LeaseObject, strings.NewReader(fresh), int64(len(fresh))); err != nil {
 		t.Fatal(err)
 	}
@@ -122,8 +123,8 @@ forge:
 	if err := cb3.Run(ctx); err != nil {
 		t.Fatalf("restarted holder, lease renewed just before the crash: %v", err)
 	}
-	if took := time.Since(renewed); took < time.Second || took > 2*time.Second {
-		t.Errorf("took over a 2s lease %v after its last renewal, want after two renewal intervals (1s), before expiry", took)
+	if took := time.Since(renewed); took < crashedLease/2 || took >= crashedLease {
+		t.Errorf("took over a %v lease %v after its last renewal, want after two renewal intervals (%v), before expiry", crashedLease, took, crashedLease/2)
 	}
 	live := `{"version":1,"holder":"b","session":"old","expires":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `"}`
 	if err := bkt.Upload(ctx, compactor.LeaseObject, strings.NewReader(live), int64(len(live))); err != nil {
