@@ -1,42 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-type lockedBuffer struct {
-	mtx sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mtx.Lock()
-	defer b.mtx.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mtx.Lock()
-	defer b.mtx.Unlock()
-	return b.buf.String()
-}
-
 // TestRecoverPanics: a panicking handler is answered 500, counted and
 // logged, whatever headers it had set; one that had started its answer
 // aborts the connection but is still counted.
 func TestRecoverPanics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	var logs lockedBuffer
+	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/before", func(w http.ResponseWriter, _ *http.Request) {

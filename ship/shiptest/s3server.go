@@ -67,31 +67,17 @@ type S3Server struct {
 // in PATH and in $(go env GOPATH)/bin; the test fails if it is missing.
 func StartS3Server(tb testing.TB) *S3Server {
 	tb.Helper()
-	bin, err := findVersitygw()
-	if err != nil {
-		tb.Fatalf("S3 tests need versitygw: %v; `make tools` installs it (%s)", err, versitygwInstall)
-	}
-	s := &S3Server{
-		Endpoint:  freeLoopbackAddr(tb),
-		AccessKey: "atoll-test",
-		SecretKey: "atoll-test-secret",
-		tb:        tb,
-		bin:       bin,
-		dir:       tb.TempDir(),
-	}
-	tb.Cleanup(func() {
-		s.Stop()
-		if tb.Failed() {
-			tb.Logf("versitygw output:\n%s", s.output)
-		}
-	})
-	s.Start()
-	return s
+	return startS3Server(tb, false)
 }
 
 // StartTLSS3Server is StartS3Server serving https with a self-signed
 // certificate for 127.0.0.1, found in CAFile.
 func StartTLSS3Server(tb testing.TB) *S3Server {
+	tb.Helper()
+	return startS3Server(tb, true)
+}
+
+func startS3Server(tb testing.TB, withTLS bool) *S3Server {
 	tb.Helper()
 	bin, err := findVersitygw()
 	if err != nil {
@@ -105,7 +91,9 @@ func StartTLSS3Server(tb testing.TB) *S3Server {
 		bin:       bin,
 		dir:       tb.TempDir(),
 	}
-	s.CAFile, s.keyFile = selfSignedCert(tb)
+	if withTLS {
+		s.CAFile, s.keyFile = selfSignedCert(tb)
+	}
 	tb.Cleanup(func() {
 		s.Stop()
 		if tb.Failed() {
