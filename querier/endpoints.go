@@ -29,10 +29,12 @@ type Endpoints struct {
 }
 
 type endpoint struct {
-	conn    *grpc.ClientConn
-	store   *RemoteStore
-	healthy bool
-	static  bool
+	conn      *grpc.ClientConn
+	store     *RemoteStore
+	healthy   bool
+	static    bool
+	lastCheck time.Time
+	lastErr   error
 }
 
 // NewEndpoints returns an empty set; Set fills it.
@@ -96,6 +98,38 @@ func (e *Endpoints) Set(ctx context.Context, addrs []string, static bool) {
 	}
 }
 
+// EndpointStatus is what the last check of an endpoint found.
+type EndpointStatus struct {
+	Name string
+	// Static endpoints were given on the command line; the others were
+	// found in the ring.
+	Static    bool
+	Healthy   bool
+	LastCheck time.Time
+	LastError error
+	// Info is the endpoint's last answer; zero if it never answered.
+	Info StoreInfo
+}
+
+// Status reports every endpoint, healthy or not, sorted by name.
+func (e *Endpoints) Status(ctx context.Context) []EndpointStatus {
+	e.mtx.RLock()
+	out := make([]EndpointStatus, 0, len(e.endpoints))
+	stores := make([]*RemoteStore, 0, len(e.endpoints))
+	for _, ep := range e.endpoints {
+		out = append(out, EndpointStatus{Name: ep.store.Name(), Static: ep.static, Healthy: ep.healthy, LastCheck: ep.lastCheck, LastError: ep.lastErr})
+		stores = append(stores, ep.store)
+	}
+	e.mtx.RUnlock()
+	for i, s := range stores {
+		if !out[i].LastCheck.IsZero() {
+			out[i].Info, _ = s.Info(ctx)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
 // Stores lists the endpoints that answered their last check.
 func (e *Endpoints) Stores() []Store {
 	e.mtx.RLock()
@@ -141,6 +175,7 @@ func (e *Endpoints) check(ctx context.Context, ep *endpoint) {
 	e.mtx.Lock()
 	was := ep.healthy
 	ep.healthy = err == nil
+	ep.lastCheck, ep.lastErr = time.Now(), err
 	e.mtx.Unlock()
 	if err != nil {
 		e.checks.WithLabelValues("failure").Inc()

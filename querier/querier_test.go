@@ -458,3 +458,47 @@ func TestAutoNarrowRangeReadsRawExactly(t *testing.T) {
 		}
 	}
 }
+
+// TestEndpointStatus checks what the UI's stores page reads: every
+// endpoint, healthy or not, with its last check, error and answer.
+func TestEndpointStatus(t *testing.T) {
+	start := time.Now().Add(-time.Hour).UnixMilli()
+	a := newTestTSDB(t, "receive_replica", "a", "tenant_id", "t1")
+	a.fill(t, labels.FromStrings("__name__", "m"), start, 10, 1, nil)
+	srv := grpc.NewServer()
+	RegisterStoreServer(srv, NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a} }))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(srv.Stop)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	_ = dead.Close()
+
+	e := NewEndpoints(nil, prometheus.NewRegistry())
+	ctx := context.Background()
+	before := time.Now()
+	e.Set(ctx, []string{deadAddr}, true)
+	e.Set(ctx, []string{l.Addr().String()}, false)
+	st := e.Status(ctx)
+	if len(st) != 2 {
+		t.Fatalf("status of %d endpoints, want 2", len(st))
+	}
+	byName := map[string]EndpointStatus{st[0].Name: st[0], st[1].Name: st[1]}
+	live, down := byName[l.Addr().String()], byName[deadAddr]
+	if !live.Healthy || live.Static || live.LastError != nil || live.LastCheck.Before(before) ||
+		live.Info.Component != ComponentReceive || len(live.Info.LabelSets) != 1 || live.Info.MinTime != start {
+		t.Errorf("live endpoint: %+v", live)
+	}
+	if down.Healthy || !down.Static || down.LastError == nil || down.LastCheck.Before(before) {
+		t.Errorf("dead endpoint: %+v", down)
+	}
+	if got := e.Stores(); len(got) != 1 || got[0].Name() != l.Addr().String() {
+		t.Errorf("queried stores = %v, want only the live one", got)
+	}
+}

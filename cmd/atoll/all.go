@@ -25,6 +25,7 @@ import (
 	"github.com/atoll-metrics/atoll/querier/gateway"
 	"github.com/atoll-metrics/atoll/ship"
 	"github.com/atoll-metrics/atoll/tsdbshard"
+	"github.com/atoll-metrics/atoll/web"
 )
 
 // allConfig is `atoll all`: remote write, TSDBs and the query API in one
@@ -97,7 +98,11 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 
 	mux := newOpsMux(reg, ready)
 	mux.Handle("/api/v1/", apiHandler)
-	mux.Handle("/", uiHandler())
+	wo := c.query.webOptions(newWebOptions(querier.ComponentAll, c.instanceID, flags, logger))
+	wo.Stores = localStores(core.store, gw)
+	wo.Tenants = receiverTenants(core, limits, reg)
+	wo.Blocks = bucketBlocks(bkt, logger)
+	web.New(wo).Register(mux)
 	if _, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux); err != nil {
 		return closeBucket, err
 	}
@@ -183,18 +188,22 @@ func buildInfo() v1.PrometheusVersion {
 	}
 }
 
+// secretFlags may hold credentials inline (an S3 secret key in the bucket
+// YAML): their values are served through a function that masks them.
+var secretFlags = map[string]func(string) string{"objstore.config": maskedBucketYAML}
+
 // flagValues lists a command's flags and their values for
 // /api/v1/status/flags and /api/v1/status/config, secrets masked.
 func flagValues(app *kingpin.Application, cmd *kingpin.CmdClause) map[string]string {
 	out := map[string]string{}
-	for _, f := range app.Model().Flags {
-		out[f.Name] = f.Value.String()
-	}
-	for _, f := range cmd.Model().Flags {
-		out[f.Name] = f.Value.String()
-	}
-	if v := out["objstore.config"]; v != "" {
-		out["objstore.config"] = maskedBucketYAML(v)
+	for _, fs := range [][]*kingpin.FlagModel{app.Model().Flags, cmd.Model().Flags} {
+		for _, f := range fs {
+			v := f.Value.String()
+			if mask := secretFlags[f.Name]; mask != nil && v != "" {
+				v = mask(v)
+			}
+			out[f.Name] = v
+		}
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/atoll-metrics/atoll/compactor"
+	"github.com/atoll-metrics/atoll/web"
 )
 
 // compactConfig is `atoll compact`: the one compactor of a bucket.
@@ -46,7 +47,7 @@ func registerCompact(app *kingpin.Application, setups map[string]setupFunc) {
 		leaseDuration: model.Duration(d.LeaseDuration),
 	}
 	c.bucket.register(cmd, "Required.")
-	cmd.Flag("http-address", "Listen address for /metrics, /-/healthy and /-/ready (with --wait).").
+	cmd.Flag("http-address", "Listen address for the UI (the bucket's blocks), /metrics, /-/healthy and /-/ready (with --wait).").
 		Default("0.0.0.0:10912").StringVar(&c.httpAddress)
 	cmd.Flag("data-dir", "Scratch space for blocks being compacted; needs room for a group's largest compaction.").
 		Default("./data-compact").StringVar(&c.dataDir)
@@ -72,7 +73,7 @@ func registerCompact(app *kingpin.Application, setups map[string]setupFunc) {
 	cmd.Flag("lease.duration", "How long the lease lasts unrenewed, i.e. how long a crashed compactor keeps another one out.").
 		Default("5m").SetValue(&c.leaseDuration)
 	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
-		return setupCompact(g, logger, reg, c)
+		return setupCompact(g, logger, reg, c, flagValues(app, cmd))
 	}
 }
 
@@ -107,7 +108,7 @@ func (c *compactConfig) options() (compactor.Options, error) {
 	return o, nil
 }
 
-func setupCompact(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *compactConfig) (func(), error) {
+func setupCompact(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *compactConfig, flags map[string]string) (func(), error) {
 	if !c.bucket.configured() {
 		return nil, errors.New("atoll compact needs a bucket: --objstore.config-file or --objstore.config")
 	}
@@ -127,6 +128,9 @@ func setupCompact(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 	if c.wait {
 		ready := &readiness{}
 		mux := newOpsMux(reg, ready)
+		wo := newWebOptions("compact", c.leaseHolder, flags, logger)
+		wo.Blocks = bucketBlocks(bkt, logger)
+		web.New(wo).Register(mux)
 		if _, err := addHTTPServer(g, logger, reg, "http", c.httpAddress, mux); err != nil {
 			return cleanup, err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/ring"
+	"github.com/atoll-metrics/atoll/web"
 )
 
 // queryCmdConfig is `atoll query`: PromQL over every receiver the ring
@@ -56,9 +58,15 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	apiOpts.Config = runningConfig{Command: "query", Flags: flags}.String()
 	mux := newOpsMux(reg, ready)
 	mux.Handle("/api/v1/", querier.NewAPI(q, apiOpts, logger.With("subsystem", "api"), reg, reg))
-	mux.Handle("/", uiHandler())
 	ringPage := &lateHandler{}
-	mux.Handle("/ring", ringPage)
+	var joined atomic.Pointer[ring.Ring]
+	wo := c.query.webOptions(newWebOptions("query", c.ring.InstanceID, flags, logger))
+	wo.Stores = endpointStores(endpoints)
+	if !c.noRing {
+		wo.Ring = ringPage
+		wo.Receivers = ringReceivers(&joined)
+	}
+	web.New(wo).Register(mux)
 	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return nil, err
@@ -69,6 +77,7 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 		if rg, err = joinRing(g, logger, reg, c.ring, ring.RoleQuerier, httpAddr, nil, "", ready, ringPage); err != nil {
 			return nil, err
 		}
+		joined.Store(rg)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
