@@ -288,13 +288,14 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 		aggr = aggregateFor(fn)
 	}
 	req := &SeriesRequest{
-		MinTime:       mint,
-		MaxTime:       maxt,
-		Matchers:      ms,
-		Hints:         hints,
-		SkipChunks:    fn == "series",
-		MaxResolution: o.resolutionFor(hints),
-		Aggregate:     aggr,
+		MinTime:         mint,
+		MaxTime:         maxt,
+		Matchers:        ms,
+		Hints:           hints,
+		SkipChunks:      fn == "series",
+		MaxResolution:   o.resolutionFor(hints),
+		Aggregate:       aggr,
+		PartialResponse: o.partialResponse,
 	}
 	// A raw series answering for the count aggregate counts 1 per sample.
 	// A rewritten query (marked) may read raw data only: with auto, a
@@ -363,9 +364,44 @@ func (q *Querier) seriesSet(o queryOptions, series []*collectedSeries, warns ann
 		// showed as a quarter of the querier's CPU on big fan-outs.
 		return dedup.NewSeriesSet([]storage.SeriesSet{set}, q.opts.ReplicaLabels, dedup.WithFunc(fn))
 	}
+	// Without dedup only the replica labels stay: a series that several
+	// blocks or stores returned under the same labels is still one series,
+	// as with dedup.
 	sort.SliceStable(series, func(i, j int) bool { return labels.Compare(series[i].lset, series[j].lset) < 0 })
-	return dedup.NewSeriesSet([]storage.SeriesSet{set}, nil)
+	return &chainedList{seriesList: set}
 }
+
+// chainedList is a seriesList whose series with equal labels, next to each
+// other once sorted, are united sample by sample.
+type chainedList struct {
+	*seriesList
+	cur storage.Series
+}
+
+func (l *chainedList) Next() bool {
+	s := l.series
+	i := l.i
+	if i >= len(s) {
+		return false
+	}
+	j := i + 1
+	for j < len(s) && labels.Equal(s[i].lset, s[j].lset) {
+		j++
+	}
+	l.i = j
+	if j == i+1 {
+		l.cur = s[i]
+		return true
+	}
+	same := make([]storage.Series, 0, j-i)
+	for _, cs := range s[i:j] {
+		same = append(same, cs)
+	}
+	l.cur = storage.ChainedSeriesMerge(same...)
+	return true
+}
+
+func (l *chainedList) At() storage.Series { return l.cur }
 
 // seriesList is a sorted SeriesSet held in memory.
 type seriesList struct {
@@ -402,7 +438,7 @@ func (sq *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms
 	q := sq.q
 	o := q.optionsFrom(ctx)
 	ms = q.scope(o, ms)
-	req := &LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms}
+	req := &LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms, PartialResponse: o.partialResponse}
 	var (
 		mtx  sync.Mutex
 		sets [][]string
@@ -436,7 +472,7 @@ func (sq *querier) LabelValues(ctx context.Context, name string, hints *storage.
 		return nil, nil, nil
 	}
 	ms = q.scope(o, ms)
-	req := &LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms}
+	req := &LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms, PartialResponse: o.partialResponse}
 	var (
 		mtx  sync.Mutex
 		sets [][]string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
@@ -87,6 +88,13 @@ type SeriesRequest struct {
 	// Aggregate is the aggregate of downsampled series wanted (ship.Aggr*);
 	// empty means the average. Raw series are returned as they are.
 	Aggregate string
+	// SkipBlocks names blocks another store of the same process reads for
+	// this request (LocalAndBucket): a store over a bucket leaves out every
+	// block made only from them. It does not travel over the Store API.
+	SkipBlocks map[ulid.ULID]struct{}
+	// PartialResponse lets a store made of parts answer without a part
+	// that failed, with a warning, instead of failing.
+	PartialResponse bool
 }
 
 // LabelsRequest asks a store for label names or values.
@@ -94,6 +102,8 @@ type LabelsRequest struct {
 	MinTime, MaxTime int64
 	Matchers         []*labels.Matcher
 	Limit            int
+	// PartialResponse is as in SeriesRequest.
+	PartialResponse bool
 }
 
 // MetadataRequest asks a store for metric metadata.

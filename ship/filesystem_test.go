@@ -12,6 +12,18 @@ import (
 	"github.com/atoll-metrics/atoll/ship/shiptest"
 )
 
+func TestPrefixedFilesystemBucketConformance(t *testing.T) {
+	shiptest.BucketConformance(t, func(t *testing.T) ship.Bucket {
+		cfg := ship.FilesystemBucketConfig(filepath.Join(t.TempDir(), "bucket"))
+		cfg.Prefix = "a/b"
+		bkt, err := ship.NewBucket(cfg, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bkt
+	})
+}
+
 func TestFilesystemBucketConformance(t *testing.T) {
 	shiptest.BucketConformance(t, func(t *testing.T) ship.Bucket {
 		bkt, err := ship.NewFilesystemBucket(filepath.Join(t.TempDir(), "bucket"))

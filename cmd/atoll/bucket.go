@@ -103,12 +103,13 @@ func setupBucketWeb(g *run.Group, logger *slog.Logger, reg *prometheus.Registry,
 	}
 	cleanup := func() { _ = bkt.Close() }
 	ready := &readiness{}
+	addBucketCheck(g, logger, bkt, ready)
 	mux := newOpsMux(reg, ready)
 	wo := newWebOptions("bucket web", defaultInstanceID(), flags, logger)
 	wo.Blocks = bucketBlocks(bkt, logger)
 	wo.BlocksMaxAge = c.refresh
 	web.New(wo).Register(mux)
-	if _, err := addHTTPServer(g, logger, "http", c.httpAddress, mux); err != nil {
+	if _, err := addHTTPServer(g, logger, reg, "http", c.httpAddress, mux); err != nil {
 		return cleanup, err
 	}
 	ready.set(true)

@@ -68,7 +68,7 @@ func registerCompact(app *kingpin.Application, setups map[string]setupFunc) {
 	cmd.Flag("downsampling.disable", "Do not downsample.").BoolVar(&c.noDownsample)
 	cmd.Flag("downsample.raw-min-span", "Shortest raw block downsampled to 5m.").Default("40h").SetValue(&c.downsampleRaw)
 	cmd.Flag("downsample.5m-min-span", "Shortest 5m block downsampled to 1h.").Default("10d").SetValue(&c.downsample5m)
-	cmd.Flag("lease.holder", "Identity in the bucket's lease; a compactor restarted with the same one takes its lease over at once. Must differ between compactors. Default: the host name.").
+	cmd.Flag("lease.holder", "Identity in the bucket's lease. A compactor restarted with the same one takes over its lease as soon as the lease's renewals have stopped, without waiting for it to expire; a lease still renewed is never taken. Should differ between compactors. Default: the host name.").
 		Default(d.LeaseHolder).StringVar(&c.leaseHolder)
 	cmd.Flag("lease.duration", "How long the lease lasts unrenewed, i.e. how long a crashed compactor keeps another one out.").
 		Default("5m").SetValue(&c.leaseDuration)
@@ -131,7 +131,7 @@ func setupCompact(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		wo := newWebOptions("compact", c.leaseHolder, flags, logger)
 		wo.Blocks = bucketBlocks(bkt, logger)
 		web.New(wo).Register(mux)
-		if _, err := addHTTPServer(g, logger, "http", c.httpAddress, mux); err != nil {
+		if _, err := addHTTPServer(g, logger, reg, "http", c.httpAddress, mux); err != nil {
 			return cleanup, err
 		}
 		ctx, cancel := context.WithCancel(context.Background())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -45,7 +46,14 @@ func TestFlagValuesHideInlineCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := flagValues(app, cmd)
-	if got["objstore.config"] != "<hidden>" || got["data-dir"] != "/d" {
+	if got["objstore.config"] != "<secret>" || got["data-dir"] != "/d" {
 		t.Errorf("flag values = %v, want the inline bucket config hidden and the rest shown", got)
+	}
+	// A valid one is shown with its secrets masked.
+	if _, err := app.Parse([]string{"store", "--objstore.config=type: S3\nconfig: {bucket: b, endpoint: e, access_key: a, secret_key: s3cr3t}"}); err != nil {
+		t.Fatal(err)
+	}
+	if v := flagValues(app, cmd)["objstore.config"]; strings.Contains(v, "s3cr3t") || !strings.Contains(v, "secret_key: <secret>") || !strings.Contains(v, "bucket: b") {
+		t.Errorf("inline bucket config shown as %q, want it with the secret masked", v)
 	}
 }

@@ -49,9 +49,13 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	ready := &readiness{}
 	endpoints := querier.NewEndpoints(logger.With("subsystem", "endpoints"), reg)
 	q := querier.New(endpoints.Stores, c.query.options(), logger.With("subsystem", "querier"), reg)
-	apiOpts := c.query.apiOptions(flags)
+	apiOpts, err := c.query.apiOptions(flags)
+	if err != nil {
+		return nil, err
+	}
 	apiOpts.Ready = ready.isReady
 	apiOpts.BuildInfo = buildInfo()
+	apiOpts.Config = runningConfig{Command: "query", Flags: flags}.String()
 	mux := newOpsMux(reg, ready)
 	mux.Handle("/api/v1/", querier.NewAPI(q, apiOpts, logger.With("subsystem", "api"), reg, reg))
 	ringPage := &lateHandler{}
@@ -63,7 +67,7 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 		wo.Receivers = ringReceivers(&joined)
 	}
 	web.New(wo).Register(mux)
-	httpAddr, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux)
+	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return nil, err
 	}

@@ -71,6 +71,9 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		return nil, err
 	}
 	ready := &readiness{}
+	if bkt != nil {
+		addBucketCheck(g, logger, bkt, ready)
+	}
 	core := newReceiverCore(querier.ComponentReceive)
 	mux := newOpsMux(reg, ready)
 	ringPage := &lateHandler{}
@@ -78,11 +81,11 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 	wo.Ring = ringPage
 	wo.Tenants = receiverTenants(core, limits, reg)
 	web.New(wo).Register(mux)
-	httpAddr, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux)
+	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return nil, err
 	}
-	if err := core.listen(g, logger, c.ingest.address); err != nil {
+	if err := core.listen(g, logger, reg, c.ingest.address); err != nil {
 		return nil, err
 	}
 	grpcServer := grpc.NewServer(grpcServerOptions()...)

@@ -95,6 +95,7 @@ func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	}
 
 	ready := &readiness{}
+	addBucketCheck(g, logger, bkt, ready)
 	mux := newOpsMux(reg, ready)
 	ringPage := &lateHandler{}
 	wo := newWebOptions(querier.ComponentStore, c.ring.InstanceID, flags, logger)
@@ -103,7 +104,7 @@ func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 		wo.Ring = ringPage
 	}
 	web.New(wo).Register(mux)
-	httpAddr, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux)
+	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return cleanup, err
 	}

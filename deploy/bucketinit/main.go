@@ -57,7 +57,7 @@ func run(path string, timeout time.Duration, logger *slog.Logger) error {
 		lookup = minio.BucketLookupDNS
 	}
 	client, err := minio.New(c.Endpoint, &minio.Options{
-		Creds:        credentials.NewStaticV4(c.AccessKey, c.SecretKey, c.SessionToken),
+		Creds:        credentials.NewStaticV4(c.AccessKey, string(c.SecretKey), string(c.SessionToken)),
 		Secure:       !c.Insecure,
 		Region:       c.Region,
 		BucketLookup: lookup,
