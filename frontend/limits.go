@@ -47,7 +47,7 @@ type TenantLimits struct {
 //	    max_query_length: 7d
 type Limits struct {
 	Default TenantLimits            `yaml:"default"`
-	Tenants map[string]TenantLimits `yaml:"-"`
+	Tenants map[string]TenantLimits `yaml:"tenants,omitempty"`
 }
 
 // defaultMaxQueued is the queue of a tenant with a concurrency limit and no

@@ -18,9 +18,9 @@ const (
 
 func TestSplitByInterval(t *testing.T) {
 	for _, c := range []struct {
-		name                      string
+		name                       string
 		start, end, step, interval int64
-		want                      []span
+		want                       []span
 	}{
 		{"one day", 0, day - minute, minute, day, []span{{0, day - minute}}},
 		{"across midnight", day - 2*minute, day + minute, minute, day, []span{{day - 2*minute, day - minute}, {day, day + minute}}},
@@ -94,11 +94,11 @@ func TestPinStartEnd(t *testing.T) {
 func TestLookAhead(t *testing.T) {
 	p := parser.NewParser(parser.Options{})
 	for q, want := range map[string][3]int64{
-		`a`:                                {0, 0, 0},
-		`a offset -5m`:                     {5 * minute, 0, 0},
-		`a offset 5m`:                      {0, 0, 0},
+		`a`:                                 {0, 0, 0},
+		`a offset -5m`:                      {5 * minute, 0, 0},
+		`a offset 5m`:                       {0, 0, 0},
 		`max_over_time(a[10m:] offset -1h)`: {hour, 0, 0},
-		`a @ 100 + b offset -1m`:           {minute, 100_000, 1},
+		`a @ 100 + b offset -1m`:            {minute, 100_000, 1},
 	} {
 		e, err := p.ParseExpr(q)
 		if err != nil {
