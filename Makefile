@@ -49,8 +49,15 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./ingest ./tsdbshard ./ring ./querier/...
 
-# The real programs tests run against, cached in GOPATH/bin.
-tools: $(GOBIN)/prometheus $(GOBIN)/promtool $(GOBIN)/versitygw
+# The real programs tests run against, cached in GOPATH/bin; memcached (for
+# the query-frontend's results cache) is Debian's package.
+tools: $(GOBIN)/prometheus $(GOBIN)/promtool $(GOBIN)/versitygw memcached
+
+.PHONY: memcached
+memcached:
+	@command -v memcached >/dev/null || { \
+		echo "memcached missing: installing Debian's package"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq memcached; }
 
 $(GOBIN)/prometheus:
 	$(GO) install github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)

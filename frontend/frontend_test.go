@@ -12,99 +12,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/atoll-metrics/atoll/internal/rwhistory"
 )
-
-// testData is several days of series, one sample a minute, written in time
-// order to a real Prometheus's remote-write receiver.
-type testData struct {
-	start, end int64 // first and last sample
-}
-
-const dataStep = 60_000
-
-func newTestData(now time.Time, days int) testData {
-	end := now.Add(-2*time.Minute).UnixMilli() / dataStep * dataStep
-	return testData{start: end - int64(days)*day, end: end}
-}
-
-// sample values are functions of series and time, so more can be written
-// later that continue them.
-func (d testData) series(t int64) []prompb.TimeSeries {
-	var out []prompb.TimeSeries
-	lbl := func(kv ...string) []prompb.Label {
-		var ls []prompb.Label
-		for i := 0; i < len(kv); i += 2 {
-			ls = append(ls, prompb.Label{Name: kv[i], Value: kv[i+1]})
-		}
-		return ls
-	}
-	min := (t - d.start) / dataStep
-	jobs := []string{"api", "db", "web"}
-	for j, job := range jobs {
-		for i := range 4 {
-			inst := "i" + strconv.Itoa(i)
-			code := []string{"200", "500"}[i%2]
-			v := float64(min * int64(j+i+1))
-			if job == "db" && i == 1 {
-				// A counter reset every 25 hours.
-				v = float64((min % 1500) * 3)
-			}
-			if job == "web" && i == 3 && min%2000 > 1700 {
-				continue // a series with gaps of 5 hours
-			}
-			out = append(out, prompb.TimeSeries{
-				Labels:  lbl("__name__", "fe_requests_total", "code", code, "instance", inst, "job", job),
-				Samples: []prompb.Sample{{Timestamp: t, Value: v}},
-			})
-		}
-		for i := range 2 {
-			v := 20 + 10*math.Sin(float64(min)/(100+float64(j*30+i*7))) + float64(j)
-			out = append(out, prompb.TimeSeries{
-				Labels:  lbl("__name__", "fe_temperature", "instance", "i"+strconv.Itoa(i), "job", job),
-				Samples: []prompb.Sample{{Timestamp: t, Value: v}},
-			})
-		}
-		for k, le := range []string{"0.1", "1", "+Inf"} {
-			out = append(out, prompb.TimeSeries{
-				Labels:  lbl("__name__", "fe_latency_bucket", "job", job, "le", le),
-				Samples: []prompb.Sample{{Timestamp: t, Value: float64(min * int64(k+j+1))}},
-			})
-		}
-	}
-	h := &histogram.Histogram{
-		Count: uint64(min * 6), Sum: float64(min) * 2.5, Schema: 0, ZeroThreshold: 0.001, ZeroCount: uint64(min),
-		PositiveSpans:   []histogram.Span{{Offset: 0, Length: 2}},
-		PositiveBuckets: []int64{min * 2, min},
-	}
-	out = append(out, prompb.TimeSeries{
-		Labels:     lbl("__name__", "fe_native_seconds", "job", "api"),
-		Histograms: []prompb.Histogram{prompb.FromIntHistogram(t, h)},
-	})
-	return out
-}
-
-// write sends the samples from..to (inclusive) to a remote-write URL.
-func (d testData) write(t *testing.T, writeURL string, from, to int64) {
-	t.Helper()
-	for ts := from; ts <= to; {
-		var series []prompb.TimeSeries
-		batchEnd := min(ts+2*hour, to+dataStep)
-		for ; ts < batchEnd; ts += dataStep {
-			series = append(series, d.series(ts)...)
-		}
-		remoteWrite(t, writeURL, series)
-	}
-}
 
 // startPrometheus runs a real Prometheus that receives remote writes and
 // scrapes nothing, and returns its URL.
@@ -252,8 +169,10 @@ func TestFrontendMatchesPrometheus(t *testing.T) {
 	promURL := startPrometheus(t)
 	mc := startMemcached(t)
 	now := time.Now()
-	data := newTestData(now, 3)
-	data.write(t, promURL+"/api/v1/write", data.start, data.end)
+	data := rwhistory.New(now, 3*24*time.Hour)
+	if err := data.Write(context.Background(), promURL+"/api/v1/write", data.Start, data.End); err != nil {
+		t.Fatal(err)
+	}
 
 	memcached, err := NewCache(CacheConfig{Type: CacheMemcached, Config: CacheBackendCfg{
 		Addresses: []string{mc}, Timeout: 0, MaxIdleConnections: 4, MaxItemSize: 4 << 20,
@@ -288,7 +207,7 @@ func TestFrontendMatchesPrometheus(t *testing.T) {
 		return window{name, floorDiv(start, step) * step, floorDiv(end, step) * step, step}
 	}
 	windows := []window{
-		aligned("three days to now", data.start, nowMs, 10*minute),
+		aligned("three days to now", data.Start, nowMs, 10*minute),
 		aligned("last hour, over the freshness boundary", nowMs-hour, nowMs, minute),
 		aligned("around midnight, odd step", midnight-2*hour, midnight+2*hour, 37_000),
 		aligned("one point at midnight", midnight, midnight, minute),
@@ -345,11 +264,16 @@ func TestFrontendMatchesPrometheus(t *testing.T) {
 		// frontend must show them at once.
 		fresh := time.Now().UnixMilli() - 45_000
 		for ts := fresh; ts <= time.Now().UnixMilli(); ts += 15_000 {
-			series := data.series(ts)
-			for i := range series {
-				series[i].Samples = []prompb.Sample{{Timestamp: ts, Value: 1000 + float64(ts%100_000)}}
+			var series []prompb.TimeSeries
+			for _, s := range data.Series(ts) {
+				if len(s.Samples) > 0 {
+					s.Samples = []prompb.Sample{{Timestamp: ts, Value: 1000 + float64(ts%100_000)}}
+					series = append(series, s)
+				}
 			}
-			remoteWrite(t, promURL+"/api/v1/write", series)
+			if err := rwhistory.Send(context.Background(), promURL+"/api/v1/write", "", series); err != nil {
+				t.Fatal(err)
+			}
 		}
 		w = aligned("last 20m", nowMs-20*minute, time.Now().UnixMilli(), 15_000)
 		_, want := ask(t, promURL, q, w)
@@ -432,7 +356,7 @@ tenants:
 		o.Limits = limits
 		o.TenantFromHeader = func(h http.Header) string { return h.Get("X-Scope-OrgID") }
 		f := newTestFrontend(t, "limits", o)
-		params := url.Values{"query": {"fe_temperature"}, "start": {formatMs(data.start)}, "end": {formatMs(nowMs)}, "step": {"3600"}}
+		params := url.Values{"query": {"fe_temperature"}, "start": {formatMs(data.Start)}, "end": {formatMs(nowMs)}, "step": {"3600"}}
 		for _, c := range []struct {
 			tenant string
 			code   int
@@ -454,28 +378,6 @@ tenants:
 			t.Errorf("%v refusals counted, want 2", n)
 		}
 	})
-}
-
-// remoteWrite sends series with remote write 1.0.
-func remoteWrite(t *testing.T, writeURL string, series []prompb.TimeSeries) {
-	t.Helper()
-	raw, err := (&prompb.WriteRequest{Timeseries: series}).Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, _ := http.NewRequest(http.MethodPost, writeURL, bytes.NewReader(snappy.Encode(nil, raw)))
-	r.Header.Set("Content-Encoding", "snappy")
-	r.Header.Set("Content-Type", "application/x-protobuf")
-	r.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("write: %d %s", resp.StatusCode, b)
-	}
 }
 
 // sameAnswer compares two answers of the Prometheus API: the same series
