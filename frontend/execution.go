@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -145,7 +146,9 @@ func (ex *execution) shardedRange(ctx context.Context, q *rangeQuery, start, end
 	}
 	a := &answer{resultType: "matrix", warnings: sa.warningList, infos: sa.infoList}
 	for _, s := range mat {
-		a.series = append(a.series, &series{lset: s.Metric, floats: s.Floats})
+		// The engine takes its point slices back when the query is
+		// closed.
+		a.series = append(a.series, &series{lset: s.Metric, floats: slices.Clone(s.Floats)})
 	}
 	return a, nil
 }
@@ -186,7 +189,7 @@ func (ex *execution) shardedInstant(ctx context.Context, q *instantQuery) (*answ
 	case promql.Matrix:
 		a.resultType = "matrix"
 		for _, s := range v {
-			a.series = append(a.series, &series{lset: s.Metric, floats: s.Floats})
+			a.series = append(a.series, &series{lset: s.Metric, floats: slices.Clone(s.Floats)})
 		}
 	default:
 		return nil, fmt.Errorf("evaluate sharded query: unexpected result %T", res.Value)

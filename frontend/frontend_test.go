@@ -5,21 +5,19 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/atoll-metrics/atoll/internal/apicompare"
 	"github.com/atoll-metrics/atoll/internal/rwhistory"
 )
 
@@ -227,7 +225,7 @@ func TestFrontendMatchesPrometheus(t *testing.T) {
 			for _, f := range frontends {
 				for _, round := range []string{"cold", "cached"} {
 					code, got := ask(t, f.url, q, w)
-					if err := sameAnswer(got, want); code != wantCode || err != nil {
+					if err := apicompare.Same(got, want); code != wantCode || err != nil {
 						t.Errorf("%s, %s, %s, %s: %v\nprometheus %d: %s\nfrontend   %d: %s", f.name, round, w.name, q, err, wantCode, clip(want), code, clip(got))
 					}
 				}
@@ -248,7 +246,7 @@ func TestFrontendMatchesPrometheus(t *testing.T) {
 		for _, q := range rangeQueries[:5] {
 			_, want := ask(t, promURL, q, w)
 			_, got := ask(t, frontends[1].url, q, window{w.name, w.start + 13_000, w.end + 17_000, w.step})
-			if err := sameAnswer(got, want); err != nil {
+			if err := apicompare.Same(got, want); err != nil {
 				t.Errorf("%s: got %s, want %s", q, clip(got), clip(want))
 			}
 		}
@@ -282,8 +280,8 @@ func TestFrontendMatchesPrometheus(t *testing.T) {
 			t.Fatalf("the fresh samples are not in Prometheus's answer: %s", clip(want))
 		}
 		for _, f := range frontends {
-			if _, got := ask(t, f.url, q, w); sameAnswer(got, want) != nil {
-				t.Errorf("%s: %v\nprometheus: %s\nfrontend:   %s", f.name, sameAnswer(got, want), clip(want), clip(got))
+			if _, got := ask(t, f.url, q, w); apicompare.Same(got, want) != nil {
+				t.Errorf("%s: %v\nprometheus: %s\nfrontend:   %s", f.name, apicompare.Same(got, want), clip(want), clip(got))
 			}
 		}
 	})
@@ -322,7 +320,7 @@ func TestFrontendMatchesPrometheus(t *testing.T) {
 		w := windows[0]
 		for _, q := range rangeQueries[:4] {
 			_, want := ask(t, promURL, q, w)
-			if _, got := ask(t, f.url, q, w); sameAnswer(got, want) != nil {
+			if _, got := ask(t, f.url, q, w); apicompare.Same(got, want) != nil {
 				t.Errorf("%s: got %s", q, clip(got))
 			}
 		}
@@ -378,59 +376,6 @@ tenants:
 			t.Errorf("%v refusals counted, want 2", n)
 		}
 	})
-}
-
-// sameAnswer compares two answers of the Prometheus API: the same series
-// with the same points, warnings and infos, and the same values up to
-// float rounding. Prometheus itself sums (avg, sum, ...) the series of one
-// step in the order storage returns them, which depends on the blocks the
-// query's whole range touches, so a piece of a range query may differ
-// from the whole in the last bits of a sum.
-func sameAnswer(got, want []byte) error {
-	g, gerr := decodeAnswer(got)
-	w, werr := decodeAnswer(want)
-	if gerr != nil || werr != nil {
-		if string(got) == string(want) {
-			return nil
-		}
-		return fmt.Errorf("answers differ (%v, %v)", gerr, werr)
-	}
-	if g.resultType != w.resultType || g.scalarT != w.scalarT || g.scalarV != w.scalarV || len(g.series) != len(w.series) {
-		return fmt.Errorf("result type, scalar or number of series differ")
-	}
-	if !sameSet(g.warnings, w.warnings) || !sameSet(g.infos, w.infos) {
-		return fmt.Errorf("warnings %q or infos %q differ from %q, %q", g.warnings, g.infos, w.warnings, w.infos)
-	}
-	for i, ws := range w.series {
-		gs := g.series[i]
-		if !labels.Equal(gs.lset, ws.lset) || len(gs.floats) != len(ws.floats) || len(gs.hists) != len(ws.hists) {
-			return fmt.Errorf("series %d: %s with %d points, want %s with %d", i, gs.lset, len(gs.floats)+len(gs.hists), ws.lset, len(ws.floats)+len(ws.hists))
-		}
-		for j, wp := range ws.floats {
-			gp := gs.floats[j]
-			if gp.T != wp.T || !(gp.F == wp.F || math.IsNaN(gp.F) && math.IsNaN(wp.F) || math.Abs(gp.F-wp.F) <= 1e-12*math.Max(math.Abs(gp.F), math.Abs(wp.F))) {
-				return fmt.Errorf("%s: point %v, want %v", ws.lset, gp, wp)
-			}
-		}
-		for j, wp := range ws.hists {
-			if gp := gs.hists[j]; gp.T != wp.T || !bytes.Equal(gp.JSON, wp.JSON) {
-				return fmt.Errorf("%s: histogram %d %s, want %d %s", ws.lset, gp.T, gp.JSON, wp.T, wp.JSON)
-			}
-		}
-	}
-	return nil
-}
-
-func sameSet(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for _, s := range a {
-		if !slices.Contains(b, s) {
-			return false
-		}
-	}
-	return true
 }
 
 func clip(b []byte) string {
