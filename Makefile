@@ -84,4 +84,5 @@ clean:
 -include bench/store/Makefile.inc
 -include bench/compact/Makefile.inc
 -include bench/cluster/Makefile.inc
+-include bench/frontend/Makefile.inc
 -include deploy/Makefile.inc
