@@ -129,28 +129,9 @@ func (ex *execution) shardedRange(ctx context.Context, q *rangeQuery, start, end
 		return nil, err
 	}
 	sa.step, sa.end = q.step, end
-	ctx, cancel := context.WithTimeout(ctx, ex.f.opts.QueryTimeout)
-	defer cancel()
-	qry, err := ex.f.engine.NewRangeQuery(ctx, sa, nil, ex.plan.outer, time.UnixMilli(start), time.UnixMilli(end), time.Duration(q.step)*time.Millisecond)
-	if err != nil {
-		return nil, fmt.Errorf("evaluate sharded query: %w", err)
-	}
-	defer qry.Close()
-	res := qry.Exec(ctx)
-	if res.Err != nil {
-		return nil, fmt.Errorf("evaluate sharded query: %w", res.Err)
-	}
-	mat, err := res.Matrix()
-	if err != nil {
-		return nil, fmt.Errorf("evaluate sharded query: %w", err)
-	}
-	a := &answer{resultType: "matrix", warnings: sa.warningList, infos: sa.infoList}
-	for _, s := range mat {
-		// The engine takes its point slices back when the query is
-		// closed.
-		a.series = append(a.series, &series{lset: s.Metric, floats: slices.Clone(s.Floats)})
-	}
-	return a, nil
+	return ex.evaluate(ctx, sa, func(ctx context.Context) (promql.Query, error) {
+		return ex.f.engine.NewRangeQuery(ctx, sa, nil, ex.plan.outer, time.UnixMilli(start), time.UnixMilli(end), time.Duration(q.step)*time.Millisecond)
+	})
 }
 
 func (ex *execution) shardedInstant(ctx context.Context, q *instantQuery) (*answer, error) {
@@ -165,19 +146,38 @@ func (ex *execution) shardedInstant(ctx context.Context, q *instantQuery) (*answ
 	if err != nil {
 		return nil, err
 	}
+	return ex.evaluate(ctx, sa, func(ctx context.Context) (promql.Query, error) {
+		return ex.f.engine.NewInstantQuery(ctx, sa, nil, ex.plan.outer, time.UnixMilli(q.time))
+	})
+}
+
+// evaluate runs the plan's outer query over the shards' answers. Its
+// errors are the ones the querier would have answered with.
+func (ex *execution) evaluate(ctx context.Context, sa *shardAnswers, newQuery func(context.Context) (promql.Query, error)) (*answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, ex.f.opts.QueryTimeout)
 	defer cancel()
-	qry, err := ex.f.engine.NewInstantQuery(ctx, sa, nil, ex.plan.outer, time.UnixMilli(q.time))
+	qry, err := newQuery(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate sharded query: %w", err)
+		return nil, &apiError{status: http.StatusBadRequest, errorType: "bad_data", msg: err.Error()}
 	}
 	defer qry.Close()
 	res := qry.Exec(ctx)
-	if res.Err != nil {
-		return nil, fmt.Errorf("evaluate sharded query: %w", res.Err)
+	var timeout promql.ErrQueryTimeout
+	switch {
+	case errors.As(res.Err, &timeout):
+		return nil, &apiError{status: http.StatusServiceUnavailable, errorType: "timeout", msg: res.Err.Error()}
+	case res.Err != nil:
+		return nil, &apiError{status: http.StatusUnprocessableEntity, errorType: "execution", msg: res.Err.Error()}
 	}
 	a := &answer{warnings: sa.warningList, infos: sa.infoList}
 	switch v := res.Value.(type) {
+	case promql.Matrix:
+		a.resultType = "matrix"
+		for _, s := range v {
+			// The engine takes its point slices back when the query is
+			// closed.
+			a.series = append(a.series, &series{lset: s.Metric, floats: slices.Clone(s.Floats)})
+		}
 	case promql.Vector:
 		a.resultType = "vector"
 		for _, s := range v {
@@ -186,11 +186,6 @@ func (ex *execution) shardedInstant(ctx context.Context, q *instantQuery) (*answ
 	case promql.Scalar:
 		a.resultType = "scalar"
 		a.scalarT, a.scalarV = v.T, formatFloat(v.V)
-	case promql.Matrix:
-		a.resultType = "matrix"
-		for _, s := range v {
-			a.series = append(a.series, &series{lset: s.Metric, floats: slices.Clone(s.Floats)})
-		}
 	default:
 		return nil, fmt.Errorf("evaluate sharded query: unexpected result %T", res.Value)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -295,9 +296,19 @@ func (f *Frontend) writeErr(w http.ResponseWriter, err error) {
 	}
 }
 
-// admit applies the tenant's concurrency limit; the caller runs release
-// when the query is done.
-func (f *Frontend) admit(ctx context.Context, w http.ResponseWriter, tenant string, l TenantLimits) (func(), bool) {
+// admit applies the limits of the request's tenant to a query of the
+// points from start to end: it refuses what they do not allow, passes the
+// sample limit down in params, and waits for one of the tenant's slots.
+// The caller runs release when the query is done.
+func (f *Frontend) admit(ctx context.Context, w http.ResponseWriter, in *incoming, start, end int64, now time.Time, params url.Values) (string, func(), bool) {
+	tenant := f.opts.TenantFromHeader(in.header)
+	l := f.opts.Limits.For(tenant)
+	if limit, e := l.check(tenant, start, end, now); e != nil {
+		f.m.refused.WithLabelValues(limit).Inc()
+		writeError(w, e)
+		return tenant, nil, false
+	}
+	l.applySamples(params)
 	waited, release, err := f.queues.acquire(ctx, tenant, l)
 	f.m.queueDuration.Observe(waited.Seconds())
 	if err != nil {
@@ -309,15 +320,9 @@ func (f *Frontend) admit(ctx context.Context, w http.ResponseWriter, tenant stri
 		} else {
 			f.writeErr(w, err)
 		}
-		return nil, false
+		return tenant, nil, false
 	}
-	return release, true
-}
-
-// refuse answers a query a limit does not allow.
-func (f *Frontend) refuse(w http.ResponseWriter, limit string, e *apiError) {
-	f.m.refused.WithLabelValues(limit).Inc()
-	writeError(w, e)
+	return tenant, release, true
 }
 
 func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, in *incoming, start time.Time) {
@@ -326,19 +331,8 @@ func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, in *in
 		f.passThrough(ctx, w, in)
 		return
 	}
-	tenant := f.opts.TenantFromHeader(in.header)
-	lim := f.opts.Limits.For(tenant)
 	now := f.opts.Now()
-	if e := lim.checkRange(tenant, q.start, q.end, now); e != nil {
-		limit := "max_query_length"
-		if strings.Contains(e.msg, "lookback") {
-			limit = "max_query_lookback"
-		}
-		f.refuse(w, limit, e)
-		return
-	}
-	lim.applySamples(q.params)
-	release, ok := f.admit(ctx, w, tenant, lim)
+	tenant, release, ok := f.admit(ctx, w, in, q.start, q.end, now, q.params)
 	if !ok {
 		return
 	}
@@ -396,14 +390,7 @@ func (f *Frontend) serveInstant(ctx context.Context, w http.ResponseWriter, in *
 		f.passThrough(ctx, w, in)
 		return
 	}
-	tenant := f.opts.TenantFromHeader(in.header)
-	lim := f.opts.Limits.For(tenant)
-	if e := lim.checkLookback(tenant, q.time, now); e != nil {
-		f.refuse(w, "max_query_lookback", e)
-		return
-	}
-	lim.applySamples(q.params)
-	release, ok := f.admit(ctx, w, tenant, lim)
+	tenant, release, ok := f.admit(ctx, w, in, q.time, q.time, now, q.params)
 	if !ok {
 		return
 	}

@@ -106,24 +106,20 @@ func (l *Limits) For(tenant string) TenantLimits {
 	return l.Default
 }
 
-// checkRange refuses a range query the tenant may not run.
-func (t TenantLimits) checkRange(tenant string, start, end int64, now time.Time) *apiError {
+// check refuses a query of the points from start to end the tenant may
+// not run, naming the limit.
+func (t TenantLimits) check(tenant string, start, end int64, now time.Time) (string, *apiError) {
 	if max := time.Duration(t.MaxQueryLength); max > 0 && time.Duration(end-start)*time.Millisecond > max {
-		return &apiError{status: http.StatusBadRequest, errorType: "bad_data", msg: fmt.Sprintf(
+		return "max_query_length", &apiError{status: http.StatusBadRequest, errorType: "bad_data", msg: fmt.Sprintf(
 			"the query time range exceeds the limit (query length: %s, limit: %s) of tenant %q",
 			model.Duration(time.Duration(end-start)*time.Millisecond), t.MaxQueryLength, tenant)}
 	}
-	return t.checkLookback(tenant, start, now)
-}
-
-// checkLookback refuses a query reading further back than the tenant may.
-func (t TenantLimits) checkLookback(tenant string, start int64, now time.Time) *apiError {
 	if max := time.Duration(t.MaxQueryLookback); max > 0 && now.Sub(time.UnixMilli(start)) > max {
-		return &apiError{status: http.StatusBadRequest, errorType: "bad_data", msg: fmt.Sprintf(
+		return "max_query_lookback", &apiError{status: http.StatusBadRequest, errorType: "bad_data", msg: fmt.Sprintf(
 			"the query reads from %s, further back than the limit (max query lookback: %s) of tenant %q",
 			time.UnixMilli(start).UTC().Format(time.RFC3339), t.MaxQueryLookback, tenant)}
 	}
-	return nil
+	return "", nil
 }
 
 // applySamples adds the tenant's max_samples_read to what is asked of the

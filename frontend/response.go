@@ -152,39 +152,13 @@ func decodeSeriesList(raw []byte, vector bool) ([]*series, error) {
 				b.Sort()
 				s.lset = b.Labels()
 			case "values":
-				it.ReadArrayCB(func(it *jsoniter.Iterator) bool {
-					p, e := readFloatPoint(it)
-					if e != nil {
-						err = e
-						return false
-					}
-					s.floats = append(s.floats, p)
-					return true
-				})
+				err = readEach(it, s.readFloat)
 			case "histograms":
-				it.ReadArrayCB(func(it *jsoniter.Iterator) bool {
-					p, e := readHistPoint(it)
-					if e != nil {
-						err = e
-						return false
-					}
-					s.hists = append(s.hists, p)
-					return true
-				})
+				err = readEach(it, s.readHist)
 			case "value":
-				p, e := readFloatPoint(it)
-				if e != nil {
-					err = e
-					return false
-				}
-				s.floats = append(s.floats, p)
+				err = s.readFloat(it)
 			case "histogram":
-				p, e := readHistPoint(it)
-				if e != nil {
-					err = e
-					return false
-				}
-				s.hists = append(s.hists, p)
+				err = s.readHist(it)
 			default:
 				it.Skip()
 			}
@@ -199,17 +173,28 @@ func decodeSeriesList(raw []byte, vector bool) ([]*series, error) {
 	return out, err
 }
 
-// readFloatPoint reads [<time>, "<value>"].
-func readFloatPoint(it *jsoniter.Iterator) (promql.FPoint, error) {
-	var p promql.FPoint
+// readEach calls read for every element of an array, up to the first
+// error.
+func readEach(it *jsoniter.Iterator, read func(*jsoniter.Iterator) error) error {
+	var err error
+	it.ReadArrayCB(func(it *jsoniter.Iterator) bool {
+		err = read(it)
+		return err == nil
+	})
+	return err
+}
+
+// readSample reads [<time>, <value>], the value by readValue.
+func readSample(it *jsoniter.Iterator, readValue func(*jsoniter.Iterator) error) (int64, error) {
+	var t int64
 	var err error
 	i := 0
 	it.ReadArrayCB(func(it *jsoniter.Iterator) bool {
 		switch i {
 		case 0:
-			p.T, err = parseTimestamp(string(it.ReadNumber()))
+			t, err = parseTimestamp(string(it.ReadNumber()))
 		case 1:
-			p.F, err = strconv.ParseFloat(it.ReadString(), 64)
+			err = readValue(it)
 		default:
 			it.Skip()
 		}
@@ -219,51 +204,39 @@ func readFloatPoint(it *jsoniter.Iterator) (promql.FPoint, error) {
 	if err == nil && i != 2 {
 		err = errors.New("sample is not [time, value]")
 	}
-	return p, err
+	return t, err
 }
 
-func readHistPoint(it *jsoniter.Iterator) (histPoint, error) {
-	var p histPoint
-	var err error
-	i := 0
-	it.ReadArrayCB(func(it *jsoniter.Iterator) bool {
-		switch i {
-		case 0:
-			p.T, err = parseTimestamp(string(it.ReadNumber()))
-		case 1:
-			p.JSON = slices.Clone(it.SkipAndReturnBytes())
-		default:
-			it.Skip()
-		}
-		i++
-		return err == nil
+// readFloat appends a [<time>, "<value>"] sample.
+func (s *series) readFloat(it *jsoniter.Iterator) error {
+	var v float64
+	t, err := readSample(it, func(it *jsoniter.Iterator) (err error) {
+		v, err = strconv.ParseFloat(it.ReadString(), 64)
+		return err
 	})
-	if err == nil && i != 2 {
-		err = errors.New("histogram sample is not [time, histogram]")
-	}
-	return p, err
+	s.floats = append(s.floats, promql.FPoint{T: t, F: v})
+	return err
+}
+
+// readHist appends a [<time>, {<histogram>}] sample, the histogram kept as
+// JSON.
+func (s *series) readHist(it *jsoniter.Iterator) error {
+	var h []byte
+	t, err := readSample(it, func(it *jsoniter.Iterator) error {
+		h = slices.Clone(it.SkipAndReturnBytes())
+		return nil
+	})
+	s.hists = append(s.hists, histPoint{T: t, JSON: h})
+	return err
 }
 
 func decodeScalar(raw []byte) (int64, string, error) {
 	it := json.BorrowIterator(raw)
 	defer json.ReturnIterator(it)
-	var (
-		t   int64
-		v   string
-		err error
-	)
-	i := 0
-	it.ReadArrayCB(func(it *jsoniter.Iterator) bool {
-		switch i {
-		case 0:
-			t, err = parseTimestamp(string(it.ReadNumber()))
-		case 1:
-			v = it.ReadString()
-		default:
-			it.Skip()
-		}
-		i++
-		return err == nil
+	var v string
+	t, err := readSample(it, func(it *jsoniter.Iterator) error {
+		v = it.ReadString()
+		return nil
 	})
 	return t, v, err
 }
