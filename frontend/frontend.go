@@ -174,7 +174,12 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(sw, &apiError{status: code, errorType: "bad_data", msg: err.Error()})
 		return
 	}
-	switch strings.TrimSuffix(r.URL.Path, "/") {
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		// OPTIONS and the like are the querier's to answer.
+		path = ""
+	}
+	switch path {
 	case "/api/v1/query_range":
 		f.serveRange(r.Context(), sw, in, start)
 	case "/api/v1/query":
