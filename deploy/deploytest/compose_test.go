@@ -143,6 +143,9 @@ func startCompose(t *testing.T) *composeStack {
 		"ATOLL_STORE_SYNC_INTERVAL=3s",
 		"ATOLL_COMPACT_INTERVAL=5s",
 		"ATOLL_COMPACT_RANGES=2m,8m",
+		// A killed compactor restarted under its own holder takes its lease over once renewals
+		// have stopped for half the lease: 30s here, not the default 2.5m.
+		"ATOLL_COMPACT_LEASE_DURATION=1m",
 	)
 	for i := 1; i <= 3; i++ {
 		svc := fmt.Sprintf("receive-%d", i)
