@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/atoll-metrics/atoll/ingest/writepb"
-	"github.com/atoll-metrics/atoll/tsdbshard"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 // peerPool keeps one gRPC connection per peer receiver, created on first
@@ -99,7 +99,7 @@ func (w *writeServer) Write(ctx context.Context, req *writepb.WriteRequest) (*wr
 	if router == nil || !w.ready() {
 		return nil, status.Error(codes.Unavailable, "receiver is starting or stopping")
 	}
-	if err := tsdbshard.ValidateTenant(req.Tenant); err != nil {
+	if err := tenant.Validate(req.Tenant); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	wr, _ := w.pool.Get().(*WriteRequest)

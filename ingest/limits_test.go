@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/atoll-metrics/atoll/tenant"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
@@ -177,11 +178,11 @@ func TestForwardedCopiesMayBeOvertaken(t *testing.T) {
 	if err := wr.Decode(raw); err != nil {
 		t.Fatal(err)
 	}
-	res, err := router.writeLocal(t.Context(), tsdbshard.DefaultTenant, &wr)
+	res, err := router.writeLocal(t.Context(), tenant.Default, &wr)
 	if err != nil || res.outcome != outcomeStored {
 		t.Fatalf("overtaken replica copy: %v %+v", err, res)
 	}
-	got := read(t, m, tsdbshard.DefaultTenant, "x")
+	got := read(t, m, tenant.Default, "x")
 	if vs := got[`{__name__="x"}`]; len(vs) != 2 || vs[0] != 1.5 || vs[1] != 2 {
 		t.Fatalf("samples %v, want [1.5 2]", got)
 	}

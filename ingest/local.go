@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/atoll-metrics/atoll/tenant"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
@@ -82,11 +83,11 @@ func newLocalWriter(shards *tsdbshard.MultiTSDB, limits LimitsConfig) *localWrit
 // take them: client writes get the out-of-order policy they asked for,
 // while a replica's copy that a newer write overtook on the way still fits
 // in the window.
-func (w *localWriter) write(ctx context.Context, tenant string, wr *WriteRequest, only []uint32, rejectOOO bool) (seriesResult, error) {
+func (w *localWriter) write(ctx context.Context, tenantID string, wr *WriteRequest, only []uint32, rejectOOO bool) (seriesResult, error) {
 	var res seriesResult
-	t, err := w.shards.Tenant(tenant)
+	t, err := w.shards.Tenant(tenantID)
 	if err != nil {
-		if errors.Is(err, tsdbshard.ErrInvalidTenant) {
+		if errors.Is(err, tenant.ErrInvalid) {
 			return res, err
 		}
 		return res, fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -99,7 +100,7 @@ func (w *localWriter) write(ctx context.Context, tenant string, wr *WriteRequest
 
 	scratch.opts = storage.AOptions{RejectOutOfOrder: rejectOOO}
 	scratch.seriesRoom = -1
-	if maxSeries := w.limits.For(tenant).MaxSeries; maxSeries > 0 {
+	if maxSeries := w.limits.For(tenantID).MaxSeries; maxSeries > 0 {
 		scratch.seriesRoom = max(0, maxSeries-int(t.HeadSeries()))
 	}
 	app := t.AppenderV2(ctx)
@@ -114,7 +115,7 @@ func (w *localWriter) write(ctx context.Context, tenant string, wr *WriteRequest
 		}
 	}
 	if err := app.Commit(); err != nil {
-		return seriesResult{}, fmt.Errorf("%w: commit to tenant %q: %w", ErrUnavailable, tenant, err)
+		return seriesResult{}, fmt.Errorf("%w: commit to tenant %q: %w", ErrUnavailable, tenantID, err)
 	}
 	for _, m := range wr.Metadata {
 		if len(m.FamilyName) == 0 {

@@ -32,11 +32,9 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
-)
 
-// TenantHeaders are read, in order, for the tenant of a request; the first
-// is what Thanos users send, the second what Mimir and Cortex users send.
-var TenantHeaders = []string{"THANOS-TENANT", "X-Scope-OrgID"}
+	"github.com/atoll-metrics/atoll/tenant"
+)
 
 // APIOptions configure the HTTP API.
 type APIOptions struct {
@@ -50,8 +48,6 @@ type APIOptions struct {
 	LookbackDelta time.Duration
 	// MaxSamples bounds the samples one query may hold in memory.
 	MaxSamples int
-	// ValidateTenant rejects tenant ids that are not allowed.
-	ValidateTenant func(string) error
 	// Ready gates the query endpoints: they answer 503 until it is true.
 	Ready func() bool
 }
@@ -171,21 +167,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // parameters that PromQL itself does not know.
 func (a *API) requestOptions(r *http.Request) (queryOptions, error) {
 	o := queryOptions{dedup: true, partialResponse: a.q.opts.PartialResponse, autoResolution: a.q.opts.AutoDownsampling}
-	tenant := ""
-	for _, h := range TenantHeaders {
-		if v := r.Header.Get(h); v != "" {
-			tenant = v
-			break
-		}
-	}
+	id := tenant.FromHeader(r.Header)
 	switch {
-	case tenant != "":
-		if a.opts.ValidateTenant != nil {
-			if err := a.opts.ValidateTenant(tenant); err != nil {
-				return o, err
-			}
+	case id != "":
+		if err := tenant.Validate(id); err != nil {
+			return o, err
 		}
-		o.tenant = tenant
+		o.tenant = id
 	case a.q.opts.AllTenants:
 		o.tenant = ""
 	default:

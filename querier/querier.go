@@ -23,6 +23,7 @@ import (
 
 	"github.com/atoll-metrics/atoll/querier/dedup"
 	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 // Options configure a Querier.
@@ -30,8 +31,6 @@ type Options struct {
 	// ReplicaLabels tell replicas of a series apart; deduplication removes
 	// them and merges the replicas.
 	ReplicaLabels []string
-	// TenantLabel is the external label naming a series' tenant.
-	TenantLabel string
 	// DefaultTenant is queried when a request names no tenant.
 	DefaultTenant string
 	// AllTenants makes requests without a tenant query every tenant; their
@@ -53,8 +52,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		ReplicaLabels:       []string{"receive_replica"},
-		TenantLabel:         "tenant_id",
-		DefaultTenant:       "default-tenant",
+		DefaultTenant:       tenant.Default,
 		MaxConcurrentStores: 32,
 	}
 }
@@ -81,9 +79,6 @@ var (
 func New(stores func() []Store, opts Options, logger *slog.Logger, reg prometheus.Registerer) *Querier {
 	if opts.MaxConcurrentStores <= 0 {
 		opts.MaxConcurrentStores = DefaultOptions().MaxConcurrentStores
-	}
-	if opts.TenantLabel == "" {
-		opts.TenantLabel = DefaultOptions().TenantLabel
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -128,7 +123,7 @@ func (q *Querier) scope(o queryOptions, ms []*labels.Matcher) []*labels.Matcher 
 	}
 	out := make([]*labels.Matcher, 0, len(ms)+1)
 	out = append(out, ms...)
-	return append(out, labels.MustNewMatcher(labels.MatchEqual, q.opts.TenantLabel, o.tenant))
+	return append(out, labels.MustNewMatcher(labels.MatchEqual, tenant.Label, o.tenant))
 }
 
 // hiddenLabels are removed from results: the tenant label of a
@@ -137,7 +132,7 @@ func (q *Querier) scope(o queryOptions, ms []*labels.Matcher) []*labels.Matcher 
 func (q *Querier) hiddenLabels(o queryOptions) []string {
 	var out []string
 	if o.tenant != "" {
-		out = append(out, q.opts.TenantLabel)
+		out = append(out, tenant.Label)
 	}
 	if o.dedup {
 		out = append(out, q.opts.ReplicaLabels...)
@@ -335,7 +330,7 @@ func (q *Querier) seriesSet(o queryOptions, series []*collectedSeries, warns ann
 		b := labels.NewBuilder(labels.EmptyLabels())
 		for _, s := range series {
 			b.Reset(s.lset)
-			b.Del(q.opts.TenantLabel)
+			b.Del(tenant.Label)
 			s.lset = b.Labels()
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,21 +19,14 @@ import (
 	"github.com/prometheus/prometheus/util/compression"
 
 	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 var (
 	// ErrClosed is returned once the MultiTSDB is closing: the caller should
 	// answer "unavailable" so the client retries elsewhere or later.
 	ErrClosed = errors.New("tsdb is closed")
-	// ErrInvalidTenant is returned for tenant ids that cannot name a directory.
-	ErrInvalidTenant = errors.New("invalid tenant")
 )
-
-// DefaultTenant receives writes that carry no tenant header.
-const DefaultTenant = "default-tenant"
-
-// MaxTenantLength bounds tenant ids; they become directory names and label values.
-const MaxTenantLength = 128
 
 // Options configure every tenant's TSDB. The zero value is not usable; start
 // from DefaultOptions.
@@ -57,8 +49,6 @@ type Options struct {
 	// ExternalLabels are added to every tenant's external labels, for example
 	// the replica label that tells receivers apart.
 	ExternalLabels labels.Labels
-	// TenantLabel is the external label naming the tenant.
-	TenantLabel string
 	// Bucket receives every finished block; nil keeps blocks local only.
 	// With a bucket, a block past retention is deleted only once shipped.
 	Bucket ship.Bucket
@@ -78,7 +68,6 @@ func DefaultOptions() Options {
 		Retention:      15 * 24 * time.Hour,
 		MaxExemplars:   100_000,
 		WALCompression: true,
-		TenantLabel:    "tenant_id",
 		ShipInterval:   30 * time.Second,
 	}
 }
@@ -102,9 +91,6 @@ type MultiTSDB struct {
 func Open(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*MultiTSDB, error) {
 	if opts.BlockDuration <= 0 {
 		return nil, fmt.Errorf("block duration must be positive, got %s", opts.BlockDuration)
-	}
-	if opts.TenantLabel == "" {
-		opts.TenantLabel = "tenant_id"
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -133,7 +119,7 @@ func Open(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*MultiT
 		return nil, fmt.Errorf("read data dir: %w", err)
 	}
 	for _, e := range entries {
-		if !e.IsDir() || ValidateTenant(e.Name()) != nil {
+		if !e.IsDir() || tenant.Validate(e.Name()) != nil {
 			continue
 		}
 		if _, err := m.Tenant(e.Name()); err != nil {
@@ -142,26 +128,6 @@ func Open(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*MultiT
 		}
 	}
 	return m, nil
-}
-
-// ValidateTenant reports whether id is safe as a directory name and label value.
-func ValidateTenant(id string) error {
-	switch {
-	case id == "":
-		return fmt.Errorf("%w: empty tenant id", ErrInvalidTenant)
-	case len(id) > MaxTenantLength:
-		return fmt.Errorf("%w: tenant id is %d bytes, more than %d", ErrInvalidTenant, len(id), MaxTenantLength)
-	case id == "." || id == "..":
-		return fmt.Errorf("%w: tenant id %q is a relative path", ErrInvalidTenant, id)
-	case !utf8.ValidString(id):
-		return fmt.Errorf("%w: tenant id is not valid UTF-8", ErrInvalidTenant)
-	}
-	for _, r := range id {
-		if r == '/' || r == '\\' || r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%w: tenant id %q contains a path separator or control character", ErrInvalidTenant, id)
-		}
-	}
-	return nil
 }
 
 // Tenant returns the tenant's TSDB, opening (and creating) it on first use.
@@ -177,7 +143,7 @@ func (m *MultiTSDB) Tenant(id string) (*Tenant, error) {
 	if ok {
 		return t, nil
 	}
-	if err := ValidateTenant(id); err != nil {
+	if err := tenant.Validate(id); err != nil {
 		return nil, err
 	}
 
@@ -226,7 +192,7 @@ func (m *MultiTSDB) openTenant(id string) (*Tenant, error) {
 	logger := m.logger.With("tenant", id)
 
 	b := labels.NewBuilder(m.opts.ExternalLabels)
-	b.Set(m.opts.TenantLabel, id)
+	b.Set(tenant.Label, id)
 	t := &Tenant{
 		id:        id,
 		dir:       dir,

@@ -23,6 +23,7 @@ import (
 	"github.com/atoll-metrics/atoll/bench/procstat"
 	"github.com/atoll-metrics/atoll/compactor/blockgen"
 	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 // The query benchmark: months of data compacted and downsampled, then one
@@ -94,7 +95,7 @@ func benchQueries(ctx context.Context, c queryConfig) ([]queryResult, error) {
 		Interval: c.interval,
 		Series:   c.series,
 		// The querier's default tenant, so queries need no header.
-		ExternalLabels: map[string]string{"tenant_id": "default-tenant"},
+		ExternalLabels: map[string]string{tenant.Label: tenant.Default},
 		Seed:           2,
 	}.WithDefaults()
 	bucketDir, err := filepath.Abs(filepath.Join(c.dir, "bucket"))

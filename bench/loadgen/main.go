@@ -32,6 +32,7 @@ import (
 
 	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 type config struct {
@@ -78,7 +79,7 @@ type Result struct {
 func main() {
 	var c config
 	flag.StringVar(&c.url, "url", "", "Remote-write URL to post to (required).")
-	flag.StringVar(&c.tenantHeader, "tenant-header", "THANOS-TENANT", "Header carrying the tenant, sent when -tenant is set.")
+	flag.StringVar(&c.tenantHeader, "tenant-header", tenant.HeaderThanos, "Header carrying the tenant, sent when -tenant is set.")
 	flag.StringVar(&c.tenant, "tenant", "", "Tenant to write as; empty sends no tenant header.")
 	flag.IntVar(&c.pid, "pid", 0, "Process id of the receiver, to measure its CPU time and memory. 0 measures only throughput.")
 	flag.IntVar(&c.series, "series", 100_000, "Number of series.")

@@ -42,6 +42,7 @@ import (
 	"github.com/atoll-metrics/atoll/bench/procstat"
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 type config struct {
@@ -347,7 +348,7 @@ func upload(ctx context.Context, bkt ship.Bucket, blockDir string, id ulid.ULID)
 	if err != nil {
 		return err
 	}
-	meta.Thanos.Labels = map[string]string{"tenant_id": "default-tenant", "receive_replica": "bench"}
+	meta.Thanos.Labels = map[string]string{tenant.Label: tenant.Default, "receive_replica": "bench"}
 	meta.Thanos.Source = ship.SourceReceive
 	var files []ship.BlockFile
 	err = filepath.WalkDir(blockDir, func(p string, d fs.DirEntry, err error) error {

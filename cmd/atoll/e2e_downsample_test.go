@@ -23,7 +23,7 @@ import (
 	"github.com/atoll-metrics/atoll/compactor/blockgen"
 	"github.com/atoll-metrics/atoll/compactor/blockset"
 	"github.com/atoll-metrics/atoll/ship"
-	"github.com/atoll-metrics/atoll/tsdbshard"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 // Tolerances of answers read from downsampled data, against the raw answer
@@ -96,7 +96,7 @@ func TestQueriesReadDownsampledData(t *testing.T) {
 		Duration:       31 * day,
 		Interval:       2 * time.Minute,
 		Series:         200,
-		ExternalLabels: map[string]string{"tenant_id": tsdbshard.DefaultTenant},
+		ExternalLabels: map[string]string{"tenant_id": tenant.Default},
 		Seed:           5,
 	}.WithDefaults()
 	late := month

@@ -16,6 +16,7 @@ import (
 	"github.com/atoll-metrics/atoll/ingest"
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/tenant"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
@@ -144,7 +145,7 @@ func (c *ingestConfig) register(cmd *kingpin.CmdClause) {
 	cmd.Flag("remote-write.address", "Listen address for Prometheus remote write (POST /api/v1/receive or /api/v1/write).").
 		Default("0.0.0.0:19291").StringVar(&c.address)
 	cmd.Flag("receive.default-tenant", "Tenant of writes that carry neither a THANOS-TENANT nor an X-Scope-OrgID header.").
-		Default(tsdbshard.DefaultTenant).StringVar(&c.defaultTenant)
+		Default(tenant.Default).StringVar(&c.defaultTenant)
 	cmd.Flag("remote-write.max-request-size", "Largest snappy-compressed request body accepted; bigger ones get 413.").
 		Default("16MiB").BytesVar(&c.maxBody)
 	cmd.Flag("remote-write.max-decoded-size", "Largest request body after snappy decoding; bigger ones get 413.").
@@ -196,7 +197,7 @@ func (c *queryConfig) register(cmd *kingpin.CmdClause) {
 	cmd.Flag("query.auto-downsampling", "Read downsampled data for queries whose step is coarse enough (max_source_resolution=auto unless a request says otherwise).").
 		Default("true").BoolVar(&c.autoDownsample)
 	cmd.Flag("query.default-tenant", "Tenant queried when a request carries no tenant header (unless --query.all-tenants).").
-		Default(tsdbshard.DefaultTenant).StringVar(&c.defaultTenant)
+		Default(tenant.Default).StringVar(&c.defaultTenant)
 	cmd.Flag("query.timeout", "Longest a query may run.").
 		Default("2m").SetValue(&c.timeout)
 	cmd.Flag("query.lookback-delta", "How far back an instant vector selector looks for a sample.").
@@ -224,7 +225,6 @@ func (c *queryConfig) apiOptions(flags map[string]string) querier.APIOptions {
 	o.LookbackDelta = time.Duration(c.lookbackDelta)
 	o.MaxSamples = c.maxSamples
 	o.Flags = flags
-	o.ValidateTenant = tsdbshard.ValidateTenant
 	return o
 }
 
