@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor/blockio"
 	"github.com/atoll-metrics/atoll/compactor/blockset"
 	"github.com/atoll-metrics/atoll/compactor/downsample"
@@ -33,7 +34,7 @@ const partialMinAge = time.Hour
 
 // Compactor keeps one bucket in order. See the package documentation.
 type Compactor struct {
-	bkt     ship.Bucket
+	bkt     bucket.Bucket
 	opts    Options
 	logger  *slog.Logger
 	fetcher *blockset.Fetcher
@@ -49,7 +50,7 @@ type Compactor struct {
 
 // New returns a Compactor for bkt. Metrics (atoll_compactor_*) are
 // registered on reg, which may be nil.
-func New(bkt ship.Bucket, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Compactor, error) {
+func New(bkt bucket.Bucket, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Compactor, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
@@ -797,7 +798,7 @@ func (c *Compactor) idleSince(ctx context.Context, p *blockset.Partial) (time.Ti
 	var newest time.Time
 	for _, name := range p.Objects {
 		a, err := c.bkt.Attributes(ctx, name)
-		if ship.IsNotFound(err) {
+		if bucket.IsNotFound(err) {
 			continue
 		}
 		if err != nil {

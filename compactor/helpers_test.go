@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor"
 	"github.com/atoll-metrics/atoll/compactor/blockgen"
 	"github.com/atoll-metrics/atoll/compactor/blockio"
@@ -31,9 +32,9 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func newBucket(t *testing.T) ship.Bucket {
+func newBucket(t *testing.T) bucket.Bucket {
 	t.Helper()
-	bkt, err := ship.NewFilesystemBucket(filepath.Join(t.TempDir(), "bucket"))
+	bkt, err := bucket.NewFilesystem(filepath.Join(t.TempDir(), "bucket"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func newBucket(t *testing.T) ship.Bucket {
 	return bkt
 }
 
-func generate(t *testing.T, ctx context.Context, bkt ship.Bucket, cfg blockgen.Config) blockgen.Stats {
+func generate(t *testing.T, ctx context.Context, bkt bucket.Bucket, cfg blockgen.Config) blockgen.Stats {
 	t.Helper()
 	st, err := blockgen.Generate(ctx, bkt, t.TempDir(), cfg)
 	if err != nil {
@@ -69,7 +70,7 @@ func testOptions(t *testing.T, now time.Time) compactor.Options {
 	return o
 }
 
-func runCompactor(t *testing.T, ctx context.Context, bkt ship.Bucket, opts compactor.Options) {
+func runCompactor(t *testing.T, ctx context.Context, bkt bucket.Bucket, opts compactor.Options) {
 	t.Helper()
 	c, err := compactor.New(bkt, opts, testLogger(t), nil)
 	if err != nil {
@@ -81,7 +82,7 @@ func runCompactor(t *testing.T, ctx context.Context, bkt ship.Bucket, opts compa
 }
 
 // liveBlocks returns the blocks a reader reads, by resolution.
-func liveBlocks(t *testing.T, ctx context.Context, bkt ship.Bucket) map[int64][]*blockset.Block {
+func liveBlocks(t *testing.T, ctx context.Context, bkt bucket.Bucket) map[int64][]*blockset.Block {
 	t.Helper()
 	set, err := blockset.NewFetcher(bkt, nil).Fetch(ctx)
 	if err != nil {
@@ -98,7 +99,7 @@ func liveBlocks(t *testing.T, ctx context.Context, bkt ship.Bucket) map[int64][]
 }
 
 // openBlocks downloads and opens blocks, closing them when the test ends.
-func openBlocks(t *testing.T, ctx context.Context, bkt ship.Bucket, bs []*blockset.Block) []*tsdb.Block {
+func openBlocks(t *testing.T, ctx context.Context, bkt bucket.Bucket, bs []*blockset.Block) []*tsdb.Block {
 	t.Helper()
 	dir := t.TempDir()
 	var out []*tsdb.Block

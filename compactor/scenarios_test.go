@@ -12,11 +12,12 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/bucket/buckettest"
 	"github.com/atoll-metrics/atoll/compactor"
 	"github.com/atoll-metrics/atoll/compactor/blockgen"
 	"github.com/atoll-metrics/atoll/compactor/blockset"
 	"github.com/atoll-metrics/atoll/ship"
-	"github.com/atoll-metrics/atoll/ship/shiptest"
 )
 
 func TestLeaseExclusion(t *testing.T) {
@@ -123,16 +124,16 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 func TestBrokenBlockMarkedNoCompact(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		breaks func(ctx context.Context, bkt ship.Bucket, id ulid.ULID) error
+		breaks func(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) error
 	}{
-		{"missing chunks", func(ctx context.Context, bkt ship.Bucket, id ulid.ULID) error {
+		{"missing chunks", func(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) error {
 			return bkt.Delete(ctx, path.Join(id.String(), "chunks", "000001"))
 		}},
-		{"garbage index", func(ctx context.Context, bkt ship.Bucket, id ulid.ULID) error {
+		{"garbage index", func(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) error {
 			junk := bytes.Repeat([]byte{0xab}, 4096)
 			return bkt.Upload(ctx, path.Join(id.String(), "index"), bytes.NewReader(junk), int64(len(junk)))
 		}},
-		{"truncated chunks", func(ctx context.Context, bkt ship.Bucket, id ulid.ULID) error {
+		{"truncated chunks", func(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) error {
 			name := path.Join(id.String(), "chunks", "000001")
 			rc, err := bkt.Get(ctx, name)
 			if err != nil {
@@ -340,7 +341,7 @@ func TestCrashAfterUploadBeforeMarks(t *testing.T) {
 	}
 }
 
-func copyBucket(t *testing.T, ctx context.Context, from, to ship.Bucket) {
+func copyBucket(t *testing.T, ctx context.Context, from, to bucket.Bucket) {
 	t.Helper()
 	err := from.Iter(ctx, "", func(name string) error { return copyObject(ctx, from, to, name) }, true)
 	if err != nil {
@@ -348,7 +349,7 @@ func copyBucket(t *testing.T, ctx context.Context, from, to ship.Bucket) {
 	}
 }
 
-func copyObject(ctx context.Context, from, to ship.Bucket, name string) error {
+func copyObject(ctx context.Context, from, to bucket.Bucket, name string) error {
 	rc, err := from.Get(ctx, name)
 	if err != nil {
 		return err
@@ -398,8 +399,8 @@ func TestPartialBlocksCleaned(t *testing.T) {
 // TestPassOverS3 makes one pass over a real S3 server.
 func TestPassOverS3(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
-	srv := shiptest.StartS3Server(t)
-	bkt, err := ship.NewBucket(ship.BucketConfig{Type: ship.BucketTypeS3, S3: srv.CreateBucket(t)}, nil, nil)
+	srv := buckettest.StartS3Server(t)
+	bkt, err := bucket.New(bucket.Config{Type: bucket.TypeS3, S3: srv.CreateBucket(t)}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

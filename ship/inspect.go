@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/index"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/atoll-metrics/atoll/bucket"
 )
 
 // Operator tools over a bucket: listing its blocks, inspecting one, and
@@ -48,7 +50,7 @@ type BlockListing struct {
 }
 
 // ListBlocks reads the meta.json and deletion mark of every block in bkt.
-func ListBlocks(ctx context.Context, bkt Bucket) (*BlockListing, error) {
+func ListBlocks(ctx context.Context, bkt bucket.Bucket) (*BlockListing, error) {
 	var ids []ulid.ULID
 	err := bkt.Iter(ctx, "", func(name string) error {
 		if dir, ok := strings.CutSuffix(name, "/"); ok {
@@ -83,7 +85,7 @@ func ListBlocks(ctx context.Context, bkt Bucket) (*BlockListing, error) {
 			mtx.Lock()
 			defer mtx.Unlock()
 			switch {
-			case IsNotFound(err):
+			case bucket.IsNotFound(err):
 				out.Partial = append(out.Partial, id)
 			case err != nil:
 				out.BadMeta[id] = err
@@ -119,10 +121,10 @@ func ListBlocks(ctx context.Context, bkt Bucket) (*BlockListing, error) {
 // readDeletionMarkTime returns when block id was marked for deletion. A
 // mark that does not parse counts as made at the Unix epoch: the block is
 // going away either way.
-func readDeletionMarkTime(ctx context.Context, bkt Bucket, id ulid.ULID) (time.Time, bool, error) {
+func readDeletionMarkTime(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) (time.Time, bool, error) {
 	m, err := ReadDeletionMark(ctx, bkt, id)
 	switch {
-	case IsNotFound(err):
+	case bucket.IsNotFound(err):
 		return time.Time{}, false, nil
 	case errors.Is(err, ErrMalformedMark):
 		return time.Unix(0, 0), true, nil
@@ -165,7 +167,7 @@ type LabelPairStats struct {
 // InspectBlock reads the meta.json of block id and the symbol count, TOC
 // and postings offset table of its index: enough for the cardinality of
 // every label without reading any postings list or series.
-func InspectBlock(ctx context.Context, bkt Bucket, id ulid.ULID, top int) (*Meta, *IndexStats, error) {
+func InspectBlock(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, top int) (*Meta, *IndexStats, error) {
 	meta, err := ReadMetaFromBucket(ctx, bkt, id)
 	if err != nil {
 		return nil, nil, err
@@ -313,7 +315,7 @@ type VerifyOptions struct {
 
 // VerifyBucket checks every block of bkt and returns the problems found,
 // in a stable order. The error is for a bucket it could not read at all.
-func VerifyBucket(ctx context.Context, bkt Bucket, opts VerifyOptions) ([]Problem, error) {
+func VerifyBucket(ctx context.Context, bkt bucket.Bucket, opts VerifyOptions) ([]Problem, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 4
 	}
@@ -402,7 +404,7 @@ func fmtMillis(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RF
 
 // verifyBlock checks one block. Problems found are returned; the error is
 // for a bucket that could not be read.
-func verifyBlock(ctx context.Context, bkt Bucket, meta *Meta, deep bool) ([]Problem, error) {
+func verifyBlock(ctx context.Context, bkt bucket.Bucket, meta *Meta, deep bool) ([]Problem, error) {
 	id := meta.ULID
 	var problems []Problem
 	report := func(kind, format string, args ...any) {
@@ -548,7 +550,7 @@ func corruptf(format string, args ...any) error {
 
 // bucketIndex is an index in a bucket, read by range.
 type bucketIndex struct {
-	bkt     Bucket
+	bkt     bucket.Bucket
 	name    string
 	size    int64
 	version int
@@ -560,7 +562,7 @@ type memBytes []byte
 func (b memBytes) Len() int                    { return len(b) }
 func (b memBytes) Range(start, end int) []byte { return b[start:end] }
 
-func openBucketIndex(ctx context.Context, bkt Bucket, id ulid.ULID) (*bucketIndex, error) {
+func openBucketIndex(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) (*bucketIndex, error) {
 	ix := &bucketIndex{bkt: bkt, name: path.Join(id.String(), "index")}
 	attrs, err := bkt.Attributes(ctx, ix.name)
 	if err != nil {
@@ -596,7 +598,7 @@ func openBucketIndex(ctx context.Context, bkt Bucket, id ulid.ULID) (*bucketInde
 	return ix, nil
 }
 
-func readObjectRange(ctx context.Context, bkt Bucket, name string, off, length int64) ([]byte, error) {
+func readObjectRange(ctx context.Context, bkt bucket.Bucket, name string, off, length int64) ([]byte, error) {
 	rc, err := bkt.GetRange(ctx, name, off, length)
 	if err != nil {
 		return nil, err
@@ -819,7 +821,7 @@ func uvarintLen(v uint64) int {
 }
 
 // checkSegmentHeader reads the magic number and version of a segment.
-func checkSegmentHeader(ctx context.Context, bkt Bucket, name string) error {
+func checkSegmentHeader(ctx context.Context, bkt bucket.Bucket, name string) error {
 	b, err := readObjectRange(ctx, bkt, name, 0, chunks.SegmentHeaderSize)
 	if err != nil {
 		return err
@@ -835,7 +837,7 @@ func checkSegmentHeader(ctx context.Context, bkt Bucket, name string) error {
 
 // scanSegment streams a chunk segment, checking every chunk's checksum,
 // and returns how many chunks it holds.
-func scanSegment(ctx context.Context, bkt Bucket, name string) (uint64, error) {
+func scanSegment(ctx context.Context, bkt bucket.Bucket, name string) (uint64, error) {
 	rc, err := bkt.Get(ctx, name)
 	if err != nil {
 		return 0, err

@@ -18,13 +18,14 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ship"
 )
 
 // inspBlock writes a block of n series of two metrics over [mint, maxt)
 // with the real TSDB block writer, gives it a Thanos section with ext,
 // and uploads it, meta.json last. It returns the block's local directory.
-func inspBlock(t *testing.T, bkt ship.Bucket, ext map[string]string, n int, mint, maxt int64) (ulid.ULID, string) {
+func inspBlock(t *testing.T, bkt bucket.Bucket, ext map[string]string, n int, mint, maxt int64) (ulid.ULID, string) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -81,7 +82,7 @@ func inspBlock(t *testing.T, bkt ship.Bucket, ext map[string]string, n int, mint
 	return id, blockDir
 }
 
-func inspUpload(t *testing.T, bkt ship.Bucket, src, name string) {
+func inspUpload(t *testing.T, bkt bucket.Bucket, src, name string) {
 	t.Helper()
 	data, err := os.ReadFile(src)
 	if err != nil {
@@ -90,16 +91,16 @@ func inspUpload(t *testing.T, bkt ship.Bucket, src, name string) {
 	inspPut(t, bkt, name, data)
 }
 
-func inspPut(t *testing.T, bkt ship.Bucket, name string, data []byte) {
+func inspPut(t *testing.T, bkt bucket.Bucket, name string, data []byte) {
 	t.Helper()
 	if err := bkt.Upload(context.Background(), name, strings.NewReader(string(data)), int64(len(data))); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func inspBucket(t *testing.T) ship.Bucket {
+func inspBucket(t *testing.T) bucket.Bucket {
 	t.Helper()
-	bkt, err := ship.NewFilesystemBucket(t.TempDir())
+	bkt, err := bucket.NewFilesystem(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestInspectBlock(t *testing.T) {
 	if !slices.Equal(st.TopPairs, wantPairs) {
 		t.Errorf("top pairs %+v, want %+v", st.TopPairs, wantPairs)
 	}
-	if _, _, err := ship.InspectBlock(context.Background(), bkt, ulid.Make(), 2); !ship.IsNotFound(err) {
+	if _, _, err := ship.InspectBlock(context.Background(), bkt, ulid.Make(), 2); !bucket.IsNotFound(err) {
 		t.Errorf("inspecting a missing block: %v, want not found", err)
 	}
 }

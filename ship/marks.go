@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/atoll-metrics/atoll/bucket"
 )
 
 // DeletionMarkFilename is the object the compactor puts beside a block it
@@ -39,7 +41,7 @@ func (m *DeletionMark) Time() time.Time { return time.Unix(m.DeletionTime, 0) }
 // ReadDeletionMark reads block id's deletion mark. A block without one
 // yields an error for which IsNotFound holds; a mark that does not decode
 // yields one matching ErrMalformedMark.
-func ReadDeletionMark(ctx context.Context, bkt Bucket, id ulid.ULID) (*DeletionMark, error) {
+func ReadDeletionMark(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) (*DeletionMark, error) {
 	name := path.Join(id.String(), DeletionMarkFilename)
 	rc, err := bkt.Get(ctx, name)
 	if err != nil {
@@ -60,7 +62,7 @@ func ReadDeletionMark(ctx context.Context, bkt Bucket, id ulid.ULID) (*DeletionM
 // WriteDeletionMark marks block id for deletion. Marking a marked block
 // again replaces the mark, which is harmless: the older time is lost, so the
 // block lives a little longer.
-func WriteDeletionMark(ctx context.Context, bkt Bucket, id ulid.ULID, details string, now time.Time) error {
+func WriteDeletionMark(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, details string, now time.Time) error {
 	data, err := json.MarshalIndent(&DeletionMark{ID: id, Version: 1, Details: details, DeletionTime: now.Unix()}, "", "\t")
 	if err != nil {
 		return err

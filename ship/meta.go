@@ -14,6 +14,9 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/atomicfile"
 )
 
 // MetaFilename is the name of a block's meta file, in a block directory and
@@ -154,13 +157,13 @@ func WriteMetaToDir(dir string, m *Meta) error {
 	if err != nil {
 		return fmt.Errorf("encode meta of block %s: %w", m.ULID, err)
 	}
-	return writeFileAtomic(filepath.Join(dir, MetaFilename), data)
+	return atomicfile.Write(filepath.Join(dir, MetaFilename), data)
 }
 
 // ReadMetaFromBucket reads the meta.json of block id. A block without one
 // (absent, or still being uploaded) yields an error for which IsNotFound
 // reports true.
-func ReadMetaFromBucket(ctx context.Context, bkt Bucket, id ulid.ULID) (*Meta, error) {
+func ReadMetaFromBucket(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) (*Meta, error) {
 	rc, err := bkt.Get(ctx, path.Join(id.String(), MetaFilename))
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ship"
 )
 
@@ -203,12 +204,12 @@ func TestWriteMetaToDirUsesThanosFieldNames(t *testing.T) {
 }
 
 func TestReadMetaFromBucket(t *testing.T) {
-	bkt, err := ship.NewFilesystemBucket(t.TempDir())
+	bkt, err := bucket.NewFilesystem(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := ulid.MustParse(blockID)
-	if _, err := ship.ReadMetaFromBucket(t.Context(), bkt, id); !ship.IsNotFound(err) {
+	if _, err := ship.ReadMetaFromBucket(t.Context(), bkt, id); !bucket.IsNotFound(err) {
 		t.Errorf("absent block: %v, want not found", err)
 	}
 	body := `{"ulid": "` + blockID + `", "minTime": 1, "maxTime": 2, "version": 1, "thanos": {"labels": {"a": "b"}, "source": "receive", "downsample": {"resolution": 0}}}`

@@ -20,6 +20,9 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/atomicfile"
 )
 
 // shipperStateFile records, inside the TSDB directory, which blocks are in
@@ -74,7 +77,7 @@ func WithUploadConcurrency(n int) ShipperOption {
 // bucket instead. Blocks without samples never appear in Shipped and hold no
 // data to lose.
 type Shipper struct {
-	bkt    Bucket
+	bkt    bucket.Bucket
 	dir    string
 	logger *slog.Logger
 	opts   shipperOptions
@@ -96,7 +99,7 @@ type Shipper struct {
 // constant label, e.g. tenant (prometheus.WrapRegistererWith).
 //
 // The state file is read here; Shipped is meaningful before the first Sync.
-func NewShipper(bkt Bucket, dir string, logger *slog.Logger, reg prometheus.Registerer, opts ...ShipperOption) (*Shipper, error) {
+func NewShipper(bkt bucket.Bucket, dir string, logger *slog.Logger, reg prometheus.Registerer, opts ...ShipperOption) (*Shipper, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -382,7 +385,7 @@ func segmentFiles(files []BlockFile) []string {
 	return segs
 }
 
-func uploadFile(ctx context.Context, bkt Bucket, src, name string, size int64) error {
+func uploadFile(ctx context.Context, bkt bucket.Bucket, src, name string, size int64) error {
 	f, err := os.Open(src)
 	if err != nil {
 		return err
@@ -437,7 +440,7 @@ func (s *Shipper) saveStateLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.dir, shipperStateFile), data)
+	return atomicfile.Write(filepath.Join(s.dir, shipperStateFile), data)
 }
 
 // Run calls Sync every interval until ctx ends, and returns nil then. After

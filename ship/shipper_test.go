@@ -21,8 +21,10 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/bucket/buckettest"
+	"github.com/atoll-metrics/atoll/internal/metrictest"
 	"github.com/atoll-metrics/atoll/ship"
-	"github.com/atoll-metrics/atoll/ship/shiptest"
 )
 
 // blockRange is the test TSDB's block length; samples use synthetic
@@ -80,7 +82,7 @@ func localBlockIDs(t *testing.T, db *tsdb.DB) []ulid.ULID {
 // recordingBucket wraps a real bucket to see what the shipper uploads, and
 // lets a test act right after an upload (to cut the bucket off mid-block).
 type recordingBucket struct {
-	ship.Bucket
+	bucket.Bucket
 	mu          sync.Mutex
 	uploads     []string
 	afterUpload func(name string)
@@ -128,7 +130,7 @@ func mustSync(t *testing.T, s *ship.Shipper) int {
 
 // checkBlockInBucket compares a shipped block with its local directory:
 // same files and bytes, and a meta.json with the thanos section filled in.
-func checkBlockInBucket(t *testing.T, bkt ship.Bucket, tsdbDir string, id ulid.ULID, ext labels.Labels) {
+func checkBlockInBucket(t *testing.T, bkt bucket.Bucket, tsdbDir string, id ulid.ULID, ext labels.Labels) {
 	t.Helper()
 	ctx := t.Context()
 	blockDir := filepath.Join(tsdbDir, id.String())
@@ -244,7 +246,7 @@ func TestShipperShipsEachBlockOnce(t *testing.T) {
 			}
 			removeDecoys := addDecoyBlocks(t, db.Dir())
 
-			fsBucket, err := ship.NewFilesystemBucket(t.TempDir())
+			fsBucket, err := bucket.NewFilesystem(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -271,10 +273,10 @@ func TestShipperShipsEachBlockOnce(t *testing.T) {
 				checkBlockInBucket(t, bkt, db.Dir(), id, ext)
 			}
 			checkMetaLast(t, bkt.uploaded())
-			if got := gatherValue(t, reg, "atoll_shipper_uploads_total", "", ""); got != 3 {
+			if got := metrictest.Value(t, reg, "atoll_shipper_uploads_total"); got != 3 {
 				t.Errorf("atoll_shipper_uploads_total = %v, want 3", got)
 			}
-			if got := gatherValue(t, reg, "atoll_shipper_last_successful_upload_time_seconds", "", ""); got < float64(time.Now().Add(-time.Minute).Unix()) {
+			if got := metrictest.Value(t, reg, "atoll_shipper_last_successful_upload_time_seconds"); got < float64(time.Now().Add(-time.Minute).Unix()) {
 				t.Errorf("atoll_shipper_last_successful_upload_time_seconds = %v", got)
 			}
 			uploadsAfterFirst := len(bkt.uploaded())
@@ -384,10 +386,10 @@ func addDecoyBlocks(t *testing.T, dir string) (remove func()) {
 // A bucket outage in the middle of a block delays shipping but loses
 // nothing, and the half-uploaded block stays invisible to readers.
 func TestShipperSurvivesBucketOutage(t *testing.T) {
-	srv := shiptest.StartS3Server(t)
+	srv := buckettest.StartS3Server(t)
 	cfg := srv.CreateBucket(t)
 	cfg.MaxRetries = 1 // fail fast while the server is down
-	s3, err := ship.NewBucket(ship.BucketConfig{Type: ship.BucketTypeS3, S3: cfg}, nil, nil)
+	s3, err := bucket.New(bucket.Config{Type: bucket.TypeS3, S3: cfg}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +436,7 @@ func TestShipperSurvivesBucketOutage(t *testing.T) {
 	if got := shippedIDs(s); !slices.Equal(got, before) {
 		t.Errorf("Shipped() during the outage = %v, want only %v", got, before)
 	}
-	if got := gatherValue(t, reg, "atoll_shipper_upload_failures_total", "", ""); got != 3 {
+	if got := metrictest.Value(t, reg, "atoll_shipper_upload_failures_total"); got != 3 {
 		t.Errorf("atoll_shipper_upload_failures_total = %v, want 3 (one per pending block)", got)
 	}
 	if !strings.Contains(logs.String(), "block upload failed") {
@@ -468,7 +470,7 @@ func TestShipperSurvivesBucketOutage(t *testing.T) {
 
 func TestShipperRun(t *testing.T) {
 	db := openTSDB(t)
-	bkt, err := ship.NewFilesystemBucket(t.TempDir())
+	bkt, err := bucket.NewFilesystem(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

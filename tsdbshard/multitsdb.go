@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/compression"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ship"
 	"github.com/atoll-metrics/atoll/tenant"
 )
@@ -51,7 +52,7 @@ type Options struct {
 	ExternalLabels labels.Labels
 	// Bucket receives every finished block; nil keeps blocks local only.
 	// With a bucket, a block past retention is deleted only once shipped.
-	Bucket ship.Bucket
+	Bucket bucket.Bucket
 	// ShipInterval is how often finished blocks are looked for and shipped.
 	ShipInterval time.Duration
 

@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"go.uber.org/goleak"
 
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/tenant"
 )
 
@@ -169,7 +169,7 @@ func TestMetadata(t *testing.T) {
 // disk until shipped, then that Flush moves the head into a shipped block.
 func TestShippingAndFlush(t *testing.T) {
 	bdir := t.TempDir()
-	bkt, err := ship.NewFilesystemBucket(bdir)
+	bkt, err := bucket.NewFilesystem(bdir)
 	if err != nil {
 		t.Fatal(err)
 	}

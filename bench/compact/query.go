@@ -21,8 +21,8 @@ import (
 
 	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor/blockgen"
-	"github.com/atoll-metrics/atoll/ship"
 	"github.com/atoll-metrics/atoll/tenant"
 )
 
@@ -192,7 +192,7 @@ func ensureQueryBucket(ctx context.Context, c queryConfig, cfg blockgen.Config, 
 			return err
 		}
 	}
-	bkt, err := ship.NewFilesystemBucket(bucketDir)
+	bkt, err := bucket.NewFilesystem(bucketDir)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,7 @@ import (
 
 	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/ship"
 	"github.com/atoll-metrics/atoll/tenant"
@@ -277,7 +278,7 @@ func ensureBucket(ctx context.Context, c config, dir string) (int, bool, error) 
 	if err := os.RemoveAll(dir); err != nil {
 		return 0, false, err
 	}
-	bkt, err := ship.NewFilesystemBucket(dir)
+	bkt, err := bucket.NewFilesystem(dir)
 	if err != nil {
 		return 0, false, err
 	}
@@ -303,7 +304,7 @@ func ensureBucket(ctx context.Context, c config, dir string) (int, bool, error) 
 
 // writeBlock writes one block of c.series series over [mint, maxt): ten
 // metrics, counters and gauges, spread over jobs and instances.
-func writeBlock(ctx context.Context, bkt ship.Bucket, dir string, c config, mint, maxt int64) error {
+func writeBlock(ctx context.Context, bkt bucket.Bucket, dir string, c config, mint, maxt int64) error {
 	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, c.block.Milliseconds())
 	if err != nil {
 		return err
@@ -343,7 +344,7 @@ func writeBlock(ctx context.Context, bkt ship.Bucket, dir string, c config, mint
 
 // upload puts a block into the bucket with its Thanos meta section, as a
 // receiver of the default tenant would ship it, meta.json last.
-func upload(ctx context.Context, bkt ship.Bucket, blockDir string, id ulid.ULID) error {
+func upload(ctx context.Context, bkt bucket.Bucket, blockDir string, id ulid.ULID) error {
 	meta, err := ship.ReadMetaFromDir(blockDir)
 	if err != nil {
 		return err

@@ -15,11 +15,11 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"google.golang.org/grpc"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor"
 	"github.com/atoll-metrics/atoll/ingest"
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/querier/gateway"
-	"github.com/atoll-metrics/atoll/ship"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
@@ -177,7 +177,7 @@ func flagValues(app *kingpin.Application, cmd *kingpin.CmdClause) map[string]str
 // addBuiltinCompactor keeps the all-in-one's bucket compacted, deduplicated
 // and downsampled. Replicas sharing a bucket take turns through the lease:
 // the one that does not hold it waits and tries again.
-func addBuiltinCompactor(g *run.Group, logger *slog.Logger, reg prometheus.Registerer, bkt ship.Bucket, c *allConfig) error {
+func addBuiltinCompactor(g *run.Group, logger *slog.Logger, reg prometheus.Registerer, bkt bucket.Bucket, c *allConfig) error {
 	o := compactor.DefaultOptions()
 	o.DataDir = filepath.Join(c.tsdb.dataDir, "compact")
 	o.ReplicaLabels = c.query.replicaLabels

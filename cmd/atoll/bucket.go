@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ship"
 )
 
@@ -55,7 +56,7 @@ func registerBucket(app *kingpin.Application, setups map[string]setupFunc) {
 	verify := cmd.Command("verify", "Check every block: overlaps within one set of external labels and resolution, missing or corrupt index and chunks, meta.json disagreeing with the files. Exits 1 if anything is wrong.")
 	verify.Flag("deep", "Also read every series entry and chunk, checking checksums and where chunks lie (reads the whole bucket).").BoolVar(&c.deep)
 
-	add := func(sub *kingpin.CmdClause, do func(ctx context.Context, bkt ship.Bucket, w io.Writer) error) {
+	add := func(sub *kingpin.CmdClause, do func(ctx context.Context, bkt bucket.Bucket, w io.Writer) error) {
 		setups[sub.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
 			return setupBucketTool(g, logger, reg, c, do)
 		}
@@ -65,7 +66,7 @@ func registerBucket(app *kingpin.Application, setups map[string]setupFunc) {
 	add(verify, c.verify)
 }
 
-func setupBucketTool(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *bucketToolConfig, f func(context.Context, ship.Bucket, io.Writer) error) (func(), error) {
+func setupBucketTool(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *bucketToolConfig, f func(context.Context, bucket.Bucket, io.Writer) error) (func(), error) {
 	bkt, err := c.bucket.open(logger, reg, filepath.Join(c.dataDir, "bucket"))
 	if err != nil {
 		return nil, err
@@ -78,7 +79,7 @@ func setupBucketTool(g *run.Group, logger *slog.Logger, reg *prometheus.Registry
 	}, nil
 }
 
-func (c *bucketToolConfig) list(ctx context.Context, bkt ship.Bucket, w io.Writer) error {
+func (c *bucketToolConfig) list(ctx context.Context, bkt bucket.Bucket, w io.Writer) error {
 	list, err := ship.ListBlocks(ctx, bkt)
 	if err != nil {
 		return err
@@ -132,7 +133,7 @@ func (c *bucketToolConfig) list(ctx context.Context, bkt ship.Bucket, w io.Write
 	return err
 }
 
-func (c *bucketToolConfig) inspect(ctx context.Context, bkt ship.Bucket, w io.Writer) error {
+func (c *bucketToolConfig) inspect(ctx context.Context, bkt bucket.Bucket, w io.Writer) error {
 	id, err := ulid.ParseStrict(c.block)
 	if err != nil {
 		return fmt.Errorf("block %q: %w", c.block, err)
@@ -180,7 +181,7 @@ func (c *bucketToolConfig) inspect(ctx context.Context, bkt ship.Bucket, w io.Wr
 	return tw.Flush()
 }
 
-func (c *bucketToolConfig) verify(ctx context.Context, bkt ship.Bucket, w io.Writer) error {
+func (c *bucketToolConfig) verify(ctx context.Context, bkt bucket.Bucket, w io.Writer) error {
 	list, err := ship.ListBlocks(ctx, bkt)
 	if err != nil {
 		return err

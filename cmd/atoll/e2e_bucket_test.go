@@ -16,8 +16,9 @@ import (
 
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/bucket/buckettest"
 	"github.com/atoll-metrics/atoll/ship"
-	"github.com/atoll-metrics/atoll/ship/shiptest"
 )
 
 // history writes series samples every 15s over span ending now, in order,
@@ -77,7 +78,7 @@ func (h history) answers(t *testing.T, httpURL string) map[string]any {
 	return out
 }
 
-func countBlocks(t *testing.T, bkt ship.Bucket) int {
+func countBlocks(t *testing.T, bkt bucket.Bucket) int {
 	t.Helper()
 	ls, err := ship.ListBlocks(context.Background(), bkt)
 	if err != nil {
@@ -99,7 +100,7 @@ func TestAllShipsToBucketAndAnswersFromIt(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("type: FILESYSTEM\nconfig:\n  directory: "+bucketDir+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bkt, err := ship.NewFilesystemBucket(bucketDir)
+	bkt, err := bucket.NewFilesystem(bucketDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestS3OutageDelaysShippingOnly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	s3 := shiptest.StartS3Server(t)
+	s3 := buckettest.StartS3Server(t)
 	bc := s3.CreateBucket(t)
 	bc.MaxRetries = 1
 	yml := fmt.Sprintf("type: S3\nconfig:\n  bucket: %s\n  endpoint: %s\n  region: %s\n  access_key: %s\n  secret_key: %s\n  insecure: true\n  bucket_lookup_type: path\n  max_retries: 1\n",
@@ -153,11 +154,11 @@ func TestS3OutageDelaysShippingOnly(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ship.ParseBucketConfig([]byte(yml))
+	cfg, err := bucket.ParseConfig([]byte(yml))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bkt, err := ship.NewBucket(cfg, nil, nil)
+	bkt, err := bucket.New(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor"
 	"github.com/atoll-metrics/atoll/compactor/blockgen"
 	"github.com/atoll-metrics/atoll/compactor/blockio"
@@ -38,7 +39,7 @@ func TestCompactSurvivesKill9(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	bucketDir := filepath.Join(dir, "bucket")
-	bkt, err := ship.NewFilesystemBucket(bucketDir)
+	bkt, err := bucket.NewFilesystem(bucketDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +196,7 @@ type seriesValues struct {
 
 // readBlocks reads every generated series of the blocks, keyed by labels
 // without __aggr__. matcher narrows the series (nil reads raw series).
-func readBlocks(t *testing.T, ctx context.Context, bkt ship.Bucket, bs []*blockset.Block, matcher *labels.Matcher) map[string]seriesValues {
+func readBlocks(t *testing.T, ctx context.Context, bkt bucket.Bucket, bs []*blockset.Block, matcher *labels.Matcher) map[string]seriesValues {
 	t.Helper()
 	dir := t.TempDir()
 	var qs []storage.Querier

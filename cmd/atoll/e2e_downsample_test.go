@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor/blockgen"
 	"github.com/atoll-metrics/atoll/compactor/blockset"
 	"github.com/atoll-metrics/atoll/ship"
@@ -471,7 +472,7 @@ func (bs localBlocks) Querier(mint, maxt int64) (storage.Querier, error) {
 
 // dsCoverage returns, per downsampled resolution, where the live blocks of
 // that resolution stop covering the bucket without a gap from start.
-func dsCoverage(t *testing.T, ctx context.Context, bkt ship.Bucket, start int64) map[int64]int64 {
+func dsCoverage(t *testing.T, ctx context.Context, bkt bucket.Bucket, start int64) map[int64]int64 {
 	t.Helper()
 	set, err := blockset.NewFetcher(bkt, nil).Fetch(ctx)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/atoll-metrics/atoll/bench/procstat"
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ship"
 )
 
@@ -41,7 +42,7 @@ const gwHour = int64(time.Hour / time.Millisecond)
 // blocks kept open locally as the reference.
 type gwBucket struct {
 	dir    string
-	bkt    ship.Bucket
+	bkt    bucket.Bucket
 	config string // objstore config file
 	local  []*tsdb.Block
 }
@@ -51,7 +52,7 @@ func newGWBucket(t *testing.T) *gwBucket {
 	dir := t.TempDir()
 	b := &gwBucket{dir: filepath.Join(dir, "bucket"), config: filepath.Join(dir, "bucket.yaml")}
 	var err error
-	if b.bkt, err = ship.NewFilesystemBucket(b.dir); err != nil {
+	if b.bkt, err = bucket.NewFilesystem(b.dir); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(b.config, fmt.Appendf(nil, "type: FILESYSTEM\nconfig:\n  directory: %s\n", b.dir), 0o644); err != nil {

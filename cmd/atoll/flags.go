@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ingest"
 	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/ship"
 	"github.com/atoll-metrics/atoll/tenant"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
@@ -63,7 +63,7 @@ func (c *tsdbConfig) register(cmd *kingpin.CmdClause) {
 		Default("30s").SetValue(&c.shipInterval)
 }
 
-func (c *tsdbConfig) options(replicaLabel, instanceID string, bkt ship.Bucket) tsdbshard.Options {
+func (c *tsdbConfig) options(replicaLabel, instanceID string, bkt bucket.Bucket) tsdbshard.Options {
 	o := tsdbshard.DefaultOptions()
 	o.Dir = filepath.Join(c.dataDir, "tsdb")
 	o.BlockDuration = time.Duration(c.blockDuration)
@@ -103,8 +103,8 @@ func (c *bucketConfig) configured() bool { return c.file != "" || c.inline != ""
 
 // open builds the bucket; without configuration it is a filesystem bucket
 // in defaultDir, or none when defaultDir is empty.
-func (c *bucketConfig) open(logger *slog.Logger, reg prometheus.Registerer, defaultDir string) (ship.Bucket, error) {
-	var cfg ship.BucketConfig
+func (c *bucketConfig) open(logger *slog.Logger, reg prometheus.Registerer, defaultDir string) (bucket.Bucket, error) {
+	var cfg bucket.Config
 	switch {
 	case c.file != "" || c.inline != "":
 		data := []byte(c.inline)
@@ -115,15 +115,15 @@ func (c *bucketConfig) open(logger *slog.Logger, reg prometheus.Registerer, defa
 			}
 		}
 		var err error
-		if cfg, err = ship.ParseBucketConfig(data); err != nil {
+		if cfg, err = bucket.ParseConfig(data); err != nil {
 			return nil, err
 		}
 	case defaultDir != "":
-		cfg = ship.FilesystemBucketConfig(defaultDir)
+		cfg = bucket.ConfigForDir(defaultDir)
 	default:
 		return nil, nil
 	}
-	bkt, err := ship.NewBucket(cfg, logger.With("subsystem", "bucket"), reg)
+	bkt, err := bucket.New(cfg, logger.With("subsystem", "bucket"), reg)
 	if err != nil {
 		return nil, err
 	}

@@ -25,8 +25,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor/blockio"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // Kind is what a synthetic series holds.
@@ -253,7 +253,7 @@ type Stats struct {
 
 // Generate writes every replica's blocks to bkt, using scratch for block
 // directories on the way. Blocks are written with bounded parallelism.
-func Generate(ctx context.Context, bkt ship.Bucket, scratch string, cfg Config) (Stats, error) {
+func Generate(ctx context.Context, bkt bucket.Bucket, scratch string, cfg Config) (Stats, error) {
 	cfg.defaults()
 	series := cfg.AllSeries()
 	bd := cfg.BlockDuration.Milliseconds()
@@ -310,7 +310,7 @@ func (c Config) ReplicaBlock(r int, mint, maxt int64) []SeriesData {
 	return out
 }
 
-func (c Config) writeReplicaBlock(ctx context.Context, bkt ship.Bucket, scratch string, series []Series, r int, mint, maxt int64) (int64, error) {
+func (c Config) writeReplicaBlock(ctx context.Context, bkt bucket.Bucket, scratch string, series []Series, r int, mint, maxt int64) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor/blockset"
 	"github.com/atoll-metrics/atoll/ship"
 )
@@ -35,7 +36,7 @@ const (
 // beforeMeta is not nil it runs just before meta.json is uploaded, and an
 // error from it stops the upload, leaving a partial block that readers
 // ignore.
-func Upload(ctx context.Context, bkt ship.Bucket, dir string, beforeMeta func() error) (*ship.Meta, error) {
+func Upload(ctx context.Context, bkt bucket.Bucket, dir string, beforeMeta func() error) (*ship.Meta, error) {
 	meta, err := ship.ReadMetaFromDir(dir)
 	if err != nil {
 		return nil, err
@@ -106,7 +107,7 @@ func dataFiles(dir string) ([]ship.BlockFile, error) {
 	return files, nil
 }
 
-func uploadFile(ctx context.Context, bkt ship.Bucket, src, name string, size int64) error {
+func uploadFile(ctx context.Context, bkt bucket.Bucket, src, name string, size int64) error {
 	f, err := os.Open(src)
 	if err != nil {
 		return err
@@ -123,14 +124,14 @@ var ErrIncomplete = errors.New("block incomplete in bucket")
 // the block's data files and meta.json are copied, not its marks. A block
 // missing from the bucket, or missing a file its meta lists, yields an
 // error matching ErrIncomplete.
-func Download(ctx context.Context, bkt ship.Bucket, id ulid.ULID, dir string) (string, error) {
+func Download(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, dir string) (string, error) {
 	dst := filepath.Join(dir, id.String())
 	if err := os.RemoveAll(dst); err != nil {
 		return "", err
 	}
 	meta, err := ship.ReadMetaFromBucket(ctx, bkt, id)
 	if err != nil {
-		if ship.IsNotFound(err) {
+		if bucket.IsNotFound(err) {
 			return "", fmt.Errorf("block %s: %w: no %s", id, ErrIncomplete, ship.MetaFilename)
 		}
 		return "", err
@@ -161,7 +162,7 @@ func Download(ctx context.Context, bkt ship.Bucket, id ulid.ULID, dir string) (s
 	}
 	for _, rel := range names {
 		if err := downloadFile(ctx, bkt, path.Join(id.String(), rel), filepath.Join(dst, filepath.FromSlash(rel))); err != nil {
-			if ship.IsNotFound(err) {
+			if bucket.IsNotFound(err) {
 				return "", fmt.Errorf("block %s: %w: %s missing", id, ErrIncomplete, rel)
 			}
 			return "", fmt.Errorf("download block %s: %w", id, err)
@@ -170,7 +171,7 @@ func Download(ctx context.Context, bkt ship.Bucket, id ulid.ULID, dir string) (s
 	return dst, nil
 }
 
-func downloadFile(ctx context.Context, bkt ship.Bucket, name, dst string) error {
+func downloadFile(ctx context.Context, bkt bucket.Bucket, name, dst string) error {
 	rc, err := bkt.Get(ctx, name)
 	if err != nil {
 		return err
@@ -193,7 +194,7 @@ func downloadFile(ctx context.Context, bkt ship.Bucket, name, dst string) error 
 // Delete removes block id from the bucket: meta.json first, so readers stop
 // seeing the block at once and an interrupted deletion leaves a partial
 // block, then the data files, then every other object (marks last).
-func Delete(ctx context.Context, bkt ship.Bucket, id ulid.ULID) error {
+func Delete(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) error {
 	prefix := id.String()
 	if err := bkt.Delete(ctx, path.Join(prefix, ship.MetaFilename)); err != nil {
 		return fmt.Errorf("delete block %s: %w", id, err)

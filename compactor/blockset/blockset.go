@@ -14,6 +14,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ship"
 )
 
@@ -68,7 +69,7 @@ func (s *Set) Sorted() []*Block {
 // written, so it keeps them and reads each only once; a Fetcher is meant to
 // live as long as its user and be asked again on every sync.
 type Fetcher struct {
-	bkt         ship.Bucket
+	bkt         bucket.Bucket
 	logger      *slog.Logger
 	concurrency int
 
@@ -79,7 +80,7 @@ type Fetcher struct {
 }
 
 // NewFetcher returns a Fetcher for bkt. logger may be nil.
-func NewFetcher(bkt ship.Bucket, logger *slog.Logger) *Fetcher {
+func NewFetcher(bkt bucket.Bucket, logger *slog.Logger) *Fetcher {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -135,7 +136,7 @@ func (f *Fetcher) Fetch(ctx context.Context) (*Set, error) {
 			switch {
 			case err == nil:
 				set.Blocks[id] = b
-			case ship.IsNotFound(err):
+			case bucket.IsNotFound(err):
 				// Deleted since the listing: as if never listed.
 			case gctx.Err() != nil:
 				return gctx.Err()
@@ -166,7 +167,7 @@ func (f *Fetcher) block(ctx context.Context, id ulid.ULID, hasDeletion, hasNoCom
 	if meta == nil {
 		m, err := ship.ReadMetaFromBucket(ctx, f.bkt, id)
 		if err != nil {
-			if ship.IsNotFound(err) || ctx.Err() != nil || !isDecodeError(err) {
+			if bucket.IsNotFound(err) || ctx.Err() != nil || !isDecodeError(err) {
 				return nil, err
 			}
 			return nil, fmt.Errorf("%w: %w", errBadObject, err)
@@ -176,7 +177,7 @@ func (f *Fetcher) block(ctx context.Context, id ulid.ULID, hasDeletion, hasNoCom
 	if hasDeletion && dm == nil {
 		m, err := ship.ReadDeletionMark(ctx, f.bkt, id)
 		if err != nil {
-			if !ship.IsNotFound(err) {
+			if !bucket.IsNotFound(err) {
 				return nil, fmt.Errorf("block %s: %w", id, err)
 			}
 		} else {
@@ -186,7 +187,7 @@ func (f *Fetcher) block(ctx context.Context, id ulid.ULID, hasDeletion, hasNoCom
 	if hasNoCompact && nm == nil {
 		var m NoCompactMark
 		if err := readJSON(ctx, f.bkt, path.Join(id.String(), NoCompactMarkFilename), &m); err != nil {
-			if !ship.IsNotFound(err) {
+			if !bucket.IsNotFound(err) {
 				return nil, fmt.Errorf("block %s: %w", id, err)
 			}
 		} else {

@@ -12,6 +12,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ship"
 )
 
@@ -58,7 +59,7 @@ func TestSuperseded(t *testing.T) {
 
 func TestFetchAndLive(t *testing.T) {
 	ctx := context.Background()
-	bkt, err := ship.NewFilesystemBucket(filepath.Join(t.TempDir(), "b"))
+	bkt, err := bucket.NewFilesystem(filepath.Join(t.TempDir(), "b"))
 	if err != nil {
 		t.Fatal(err)
 	}

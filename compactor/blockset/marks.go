@@ -11,6 +11,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ship"
 )
 
@@ -54,18 +55,18 @@ type NoCompactMark struct {
 }
 
 // WriteDeletionMark marks block id for deletion (ship.WriteDeletionMark).
-func WriteDeletionMark(ctx context.Context, bkt ship.Bucket, id ulid.ULID, details string, now time.Time) error {
+func WriteDeletionMark(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, details string, now time.Time) error {
 	return ship.WriteDeletionMark(ctx, bkt, id, details, now)
 }
 
 // WriteNoCompactMark excludes block id from compaction.
-func WriteNoCompactMark(ctx context.Context, bkt ship.Bucket, id ulid.ULID, reason, details string, now time.Time) error {
+func WriteNoCompactMark(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, reason, details string, now time.Time) error {
 	return writeJSON(ctx, bkt, path.Join(id.String(), NoCompactMarkFilename), &NoCompactMark{
 		ID: id, Version: markVersion, Reason: reason, Details: details, NoCompactTime: now.Unix(),
 	})
 }
 
-func writeJSON(ctx context.Context, bkt ship.Bucket, name string, v any) error {
+func writeJSON(ctx context.Context, bkt bucket.Bucket, name string, v any) error {
 	data, err := json.MarshalIndent(v, "", "\t")
 	if err != nil {
 		return err
@@ -77,8 +78,8 @@ func writeJSON(ctx context.Context, bkt ship.Bucket, name string, v any) error {
 }
 
 // readJSON decodes object name into v. A missing object yields an error for
-// which ship.IsNotFound reports true.
-func readJSON(ctx context.Context, bkt ship.Bucket, name string, v any) error {
+// which bucket.IsNotFound reports true.
+func readJSON(ctx context.Context, bkt bucket.Bucket, name string, v any) error {
 	rc, err := bkt.Get(ctx, name)
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/index"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ship"
 )
 
@@ -135,7 +136,7 @@ func fileSize(meta *ship.Meta, rel string) int64 {
 
 // segmentFiles lists the block's chunk segment files in order: a chunk
 // reference's segment number indexes this list.
-func segmentFiles(ctx context.Context, bkt ship.Bucket, meta *ship.Meta) ([]string, error) {
+func segmentFiles(ctx context.Context, bkt bucket.Bucket, meta *ship.Meta) ([]string, error) {
 	if len(meta.Thanos.SegmentFiles) > 0 {
 		return slices.Sorted(slices.Values(meta.Thanos.SegmentFiles)), nil
 	}

@@ -2,7 +2,7 @@
 // through the Store API (a querier.Store), with memory bounded by
 // configuration rather than by what the bucket holds.
 //
-// Gateway is the one type. New builds it over a ship.Bucket; Sync loads the
+// Gateway is the one type. New builds it over a bucket.Bucket; Sync loads the
 // current block list and Run keeps it current every SyncInterval; the
 // querier.Store methods answer queries; Close releases everything.
 //

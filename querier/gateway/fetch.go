@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/bucket"
 )
 
 // What range reads are for, as counted in metrics.
@@ -22,7 +22,7 @@ const (
 
 // bucketReader reads byte ranges of block objects and counts them.
 type bucketReader struct {
-	bkt   ship.Bucket
+	bkt   bucket.Bucket
 	bytes *prometheus.CounterVec
 	reads *prometheus.CounterVec
 }

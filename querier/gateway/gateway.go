@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/ship"
 )
@@ -105,7 +106,7 @@ func (o *Options) withDefaults() error {
 
 // Gateway serves the blocks of a bucket as a querier.Store.
 type Gateway struct {
-	bkt    ship.Bucket
+	bkt    bucket.Bucket
 	opts   Options
 	logger *slog.Logger
 	m      *metrics
@@ -131,7 +132,7 @@ var _ querier.Store = (*Gateway)(nil)
 
 // New returns a Gateway over bkt with no blocks loaded: call Sync for the
 // first block list, then Run to keep it current.
-func New(bkt ship.Bucket, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Gateway, error) {
+func New(bkt bucket.Bucket, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Gateway, error) {
 	if err := opts.withDefaults(); err != nil {
 		return nil, err
 	}

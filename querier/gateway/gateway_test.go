@@ -10,12 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/atoll-metrics/atoll/internal/metrictest"
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/ship"
 )
@@ -109,7 +108,7 @@ func TestSeriesMatchesTSDB(t *testing.T) {
 		o.SeriesBatchSize = 7
 		o.MaxRangeGap = 64
 	})
-	if got := metricValue(t, reg, "atoll_gateway_blocks_loaded"); got != 3 {
+	if got := metrictest.Value(t, reg, "atoll_gateway_blocks_loaded"); got != 3 {
 		t.Fatalf("blocks loaded = %v, want 3", got)
 	}
 	for _, tr := range timeRanges {
@@ -338,23 +337,23 @@ func TestSyncSkipsPartialCorruptAndMarkedBlocks(t *testing.T) {
 		if got := names(gw); !slices.Equal(got, []string{"up"}) {
 			t.Errorf("metric names %q, want only the good block's", got)
 		}
-		if got := metricValue(t, reg, "atoll_gateway_blocks_load_failures_total"); got != 3 {
+		if got := metrictest.Value(t, reg, "atoll_gateway_blocks_load_failures_total"); got != 3 {
 			t.Errorf("load failures = %v, want 3 (corrupt index, missing index, bad meta)", got)
 		}
-		if got := metricValue(t, reg, "atoll_gateway_partial_blocks"); got != 1 {
+		if got := metrictest.Value(t, reg, "atoll_gateway_partial_blocks"); got != 1 {
 			t.Errorf("partial blocks = %v, want 1", got)
 		}
-		if got := metricValue(t, reg, "atoll_gateway_deletion_marked_blocks"); got != 1 {
+		if got := metrictest.Value(t, reg, "atoll_gateway_deletion_marked_blocks"); got != 1 {
 			t.Errorf("marked blocks = %v, want 1", got)
 		}
 		// Failures are retried at the next sync, and nothing else changes.
 		if err := gw.Sync(testContext(t)); err != nil {
 			t.Fatal(err)
 		}
-		if got := metricValue(t, reg, "atoll_gateway_blocks_load_failures_total"); got != 6 {
+		if got := metrictest.Value(t, reg, "atoll_gateway_blocks_load_failures_total"); got != 6 {
 			t.Errorf("load failures after a second sync = %v, want 6", got)
 		}
-		if got := metricValue(t, reg, "atoll_gateway_blocks_loaded"); got != 1 {
+		if got := metrictest.Value(t, reg, "atoll_gateway_blocks_loaded"); got != 1 {
 			t.Errorf("blocks loaded = %v, want 1", got)
 		}
 	})
@@ -386,7 +385,7 @@ func TestSyncSkipsPartialCorruptAndMarkedBlocks(t *testing.T) {
 		if got := names(gw); !slices.Equal(got, []string{"partial"}) {
 			t.Errorf("metric names %q after deleting the good block", got)
 		}
-		if got := metricValue(t, reg, "atoll_gateway_block_drops_total"); got != 1 {
+		if got := metrictest.Value(t, reg, "atoll_gateway_block_drops_total"); got != 1 {
 			t.Errorf("drops = %v, want 1", got)
 		}
 		gw.closing.Wait()
@@ -492,10 +491,10 @@ func TestIndexCacheCap(t *testing.T) {
 			}
 		}
 	}
-	if got := metricValue(t, reg, "atoll_gateway_index_cache_evictions_total", "kind", "series"); got == 0 {
+	if got := metrictest.Value(t, reg, "atoll_gateway_index_cache_evictions_total", "kind", "series"); got == 0 {
 		t.Error("no series evicted from a cache far smaller than the series read")
 	}
-	if got := metricValue(t, reg, "atoll_gateway_index_cache_hits_total", "kind", "postings"); got == 0 {
+	if got := metrictest.Value(t, reg, "atoll_gateway_index_cache_hits_total", "kind", "postings"); got == 0 {
 		t.Error("no postings cache hits on repeated queries")
 	}
 	// A disabled cache still answers.
@@ -516,7 +515,7 @@ func TestIndexHeaderReusedAndRebuilt(t *testing.T) {
 		gw, reg := newGateway(t, bkt, func(o *Options) { o.Dir = cacheDir })
 		got, _ := collectSeries(t, gw, &querier.SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: all})
 		compareSeries(t, got, expectSeries(t, local, math.MinInt64, math.MaxInt64, all))
-		fetched := metricValue(t, reg, "atoll_gateway_bucket_fetched_bytes_total", "kind", "header")
+		fetched := metrictest.Value(t, reg, "atoll_gateway_bucket_fetched_bytes_total", "kind", "header")
 		if (fetched > 0) != wantHeaderBytes {
 			t.Errorf("header bytes fetched = %v, want some: %v", fetched, wantHeaderBytes)
 		}
@@ -536,34 +535,4 @@ func TestIndexHeaderReusedAndRebuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(true) // torn: rebuilt
-}
-
-// metricValue returns the value of one counter or gauge series of reg.
-func metricValue(t testing.TB, reg *prometheus.Registry, name string, lv ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(lv); i += 2 {
-				if !slices.ContainsFunc(m.GetLabel(), func(lp *dto.LabelPair) bool {
-					return lp.GetName() == lv[i] && lp.GetValue() == lv[i+1]
-				}) {
-					continue series
-				}
-			}
-			if m.Counter != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("metric %s%v not found", name, lv)
-	return 0
 }

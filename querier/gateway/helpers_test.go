@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/ship"
 )
@@ -213,7 +214,7 @@ func listFiles(t testing.TB, dir string) []ship.BlockFile {
 
 // uploadBlock uploads a block directory, meta.json last, as the shipper
 // does, and returns its ULID.
-func uploadBlock(t testing.TB, bkt ship.Bucket, blockDir string) ulid.ULID {
+func uploadBlock(t testing.TB, bkt bucket.Bucket, blockDir string) ulid.ULID {
 	t.Helper()
 	id := ulid.MustParse(filepath.Base(blockDir))
 	var names []string
@@ -236,7 +237,7 @@ func uploadBlock(t testing.TB, bkt ship.Bucket, blockDir string) ulid.ULID {
 	return id
 }
 
-func uploadFile(t testing.TB, bkt ship.Bucket, src, name string) {
+func uploadFile(t testing.TB, bkt bucket.Bucket, src, name string) {
 	t.Helper()
 	f, err := os.Open(src)
 	if err != nil {
@@ -249,7 +250,7 @@ func uploadFile(t testing.TB, bkt ship.Bucket, src, name string) {
 	}
 }
 
-func uploadBytes(t testing.TB, bkt ship.Bucket, name string, data []byte) {
+func uploadBytes(t testing.TB, bkt bucket.Bucket, name string, data []byte) {
 	t.Helper()
 	if err := bkt.Upload(testContext(t), name, strings.NewReader(string(data)), int64(len(data))); err != nil {
 		t.Fatalf("upload %s: %v", name, err)
@@ -262,9 +263,9 @@ func testContext(t testing.TB) context.Context {
 	return ctx
 }
 
-func newBucket(t testing.TB) ship.Bucket {
+func newBucket(t testing.TB) bucket.Bucket {
 	t.Helper()
-	bkt, err := ship.NewFilesystemBucket(t.TempDir())
+	bkt, err := bucket.NewFilesystem(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +273,7 @@ func newBucket(t testing.TB) ship.Bucket {
 }
 
 // newGateway starts a gateway over bkt and syncs it once.
-func newGateway(t testing.TB, bkt ship.Bucket, change func(*Options)) (*Gateway, *prometheus.Registry) {
+func newGateway(t testing.TB, bkt bucket.Bucket, change func(*Options)) (*Gateway, *prometheus.Registry) {
 	t.Helper()
 	opts := DefaultOptions()
 	opts.Dir = t.TempDir()

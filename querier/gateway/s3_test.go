@@ -8,17 +8,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/bucket/buckettest"
 	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/ship"
-	"github.com/atoll-metrics/atoll/ship/shiptest"
 )
 
 // TestS3 runs the comparison with the TSDB against a real S3 server, where
 // every read is a ranged HTTP request.
 func TestS3(t *testing.T) {
-	srv := shiptest.StartS3Server(t)
+	srv := buckettest.StartS3Server(t)
 	cfg := srv.CreateBucket(t)
-	bkt, err := ship.NewBucket(ship.BucketConfig{Type: ship.BucketTypeS3, S3: cfg}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	bkt, err := bucket.New(bucket.Config{Type: bucket.TypeS3, S3: cfg}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

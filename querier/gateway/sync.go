@@ -14,6 +14,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ship"
 )
 
@@ -207,7 +208,7 @@ func (g *Gateway) readStates(ctx context.Context, ids []ulid.ULID) (map[ulid.ULI
 			if st.meta == nil {
 				meta, err := ship.ReadMetaFromBucket(ectx, g.bkt, id)
 				switch {
-				case ship.IsNotFound(err):
+				case bucket.IsNotFound(err):
 					st.partial = true
 					return nil
 				case ectx.Err() != nil:
@@ -251,7 +252,7 @@ func (g *Gateway) readStates(ctx context.Context, ids []ulid.ULID) (map[ulid.ULI
 func (g *Gateway) readDeletionMark(ctx context.Context, id ulid.ULID) (time.Time, bool, error) {
 	m, err := ship.ReadDeletionMark(ctx, g.bkt, id)
 	switch {
-	case ship.IsNotFound(err):
+	case bucket.IsNotFound(err):
 		return time.Time{}, false, nil
 	case errors.Is(err, ship.ErrMalformedMark):
 		// The block is going away whatever the mark says.

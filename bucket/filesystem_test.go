@@ -1,4 +1,4 @@
-package ship_test
+package bucket_test
 
 import (
 	"context"
@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/atoll-metrics/atoll/ship"
-	"github.com/atoll-metrics/atoll/ship/shiptest"
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/bucket/buckettest"
 )
 
 func TestFilesystemBucketConformance(t *testing.T) {
-	shiptest.BucketConformance(t, func(t *testing.T) ship.Bucket {
-		bkt, err := ship.NewFilesystemBucket(filepath.Join(t.TempDir(), "bucket"))
+	buckettest.Conformance(t, func(t *testing.T) bucket.Bucket {
+		bkt, err := bucket.NewFilesystem(filepath.Join(t.TempDir(), "bucket"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -26,7 +26,7 @@ func TestFilesystemBucketStaysInsideRoot(t *testing.T) {
 	ctx := t.Context()
 	parent := t.TempDir()
 	root := filepath.Join(parent, "bucket")
-	bkt, err := ship.NewFilesystemBucket(root)
+	bkt, err := bucket.NewFilesystem(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestFilesystemBucketStaysInsideRoot(t *testing.T) {
 // A failed upload must leave neither a partial object nor a stray file.
 func TestFilesystemBucketFailedUploadLeavesNothing(t *testing.T) {
 	root := t.TempDir()
-	bkt, err := ship.NewFilesystemBucket(root)
+	bkt, err := bucket.NewFilesystem(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestFilesystemBucketRemovesStaleUploads(t *testing.T) {
 	if err := os.Chtimes(old, longAgo, longAgo); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ship.NewFilesystemBucket(root); err != nil {
+	if _, err := bucket.NewFilesystem(root); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(old); !os.IsNotExist(err) {

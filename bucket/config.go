@@ -1,4 +1,4 @@
-package ship
+package bucket
 
 import (
 	"errors"
@@ -14,11 +14,11 @@ import (
 
 // Bucket types, as written in the "type" field of a bucket config.
 const (
-	BucketTypeFilesystem = "FILESYSTEM"
-	BucketTypeS3         = "S3"
+	TypeFilesystem = "FILESYSTEM"
+	TypeS3         = "S3"
 )
 
-// BucketConfig selects and configures a bucket implementation. In YAML it has
+// Config selects and configures a bucket implementation. In YAML it has
 // the shape Thanos users know:
 //
 //	type: S3
@@ -28,12 +28,12 @@ const (
 //
 // Unknown fields are rejected, so a typo fails at startup rather than
 // silently falling back to a default.
-type BucketConfig struct {
-	// Type is BucketTypeFilesystem or BucketTypeS3 (case-insensitive in YAML).
+type Config struct {
+	// Type is TypeFilesystem or TypeS3 (case-insensitive in YAML).
 	Type string
-	// Filesystem is used when Type is BucketTypeFilesystem.
+	// Filesystem is used when Type is TypeFilesystem.
 	Filesystem FilesystemConfig
-	// S3 is used when Type is BucketTypeS3.
+	// S3 is used when Type is TypeS3.
 	S3 S3Config
 }
 
@@ -72,30 +72,30 @@ const (
 	minPartSize     = 5 << 20
 )
 
-// FilesystemBucketConfig is the config of a filesystem bucket in dir, the
+// ConfigForDir is the config of a filesystem bucket in dir, the
 // default of a single-node installation.
-func FilesystemBucketConfig(dir string) BucketConfig {
-	return BucketConfig{Type: BucketTypeFilesystem, Filesystem: FilesystemConfig{Directory: dir}}
+func ConfigForDir(dir string) Config {
+	return Config{Type: TypeFilesystem, Filesystem: FilesystemConfig{Directory: dir}}
 }
 
-// ParseBucketConfig parses and validates a YAML bucket config.
-func ParseBucketConfig(data []byte) (BucketConfig, error) {
-	var cfg BucketConfig
+// ParseConfig parses and validates a YAML bucket config.
+func ParseConfig(data []byte) (Config, error) {
+	var cfg Config
 	if strings.TrimSpace(string(data)) == "" {
 		return cfg, errors.New("bucket config: empty")
 	}
 	if err := yaml.Unmarshal(data, &cfg); err != nil {
-		return BucketConfig{}, fmt.Errorf("bucket config: %w", err)
+		return Config{}, fmt.Errorf("bucket config: %w", err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return BucketConfig{}, err
+		return Config{}, err
 	}
 	return cfg, nil
 }
 
 // UnmarshalYAML reads the Thanos-style {type, config} shape, rejecting
 // unknown fields at both levels.
-func (c *BucketConfig) UnmarshalYAML(node *yaml.Node) error {
+func (c *Config) UnmarshalYAML(node *yaml.Node) error {
 	var top struct {
 		Type   string    `yaml:"type"`
 		Config yaml.Node `yaml:"config"`
@@ -106,17 +106,17 @@ func (c *BucketConfig) UnmarshalYAML(node *yaml.Node) error {
 	if err := node.Decode(&top); err != nil {
 		return err
 	}
-	*c = BucketConfig{Type: strings.ToUpper(top.Type)}
+	*c = Config{Type: strings.ToUpper(top.Type)}
 	var target any
 	switch c.Type {
-	case BucketTypeFilesystem:
+	case TypeFilesystem:
 		target = &c.Filesystem
-	case BucketTypeS3:
+	case TypeS3:
 		target = &c.S3
 	case "":
-		return fmt.Errorf("line %d: missing bucket type (want %s or %s)", node.Line, BucketTypeFilesystem, BucketTypeS3)
+		return fmt.Errorf("line %d: missing bucket type (want %s or %s)", node.Line, TypeFilesystem, TypeS3)
 	default:
-		return fmt.Errorf("line %d: unknown bucket type %q (want %s or %s)", node.Line, top.Type, BucketTypeFilesystem, BucketTypeS3)
+		return fmt.Errorf("line %d: unknown bucket type %q (want %s or %s)", node.Line, top.Type, TypeFilesystem, TypeS3)
 	}
 	if top.Config.Kind == 0 {
 		return nil // Validate reports the missing fields.
@@ -165,18 +165,18 @@ func yamlFieldNames(ptr any) []string {
 	return names
 }
 
-// Validate reports the first problem that would stop NewBucket.
-func (c BucketConfig) Validate() error {
+// Validate reports the first problem that would stop New.
+func (c Config) Validate() error {
 	switch strings.ToUpper(c.Type) {
-	case BucketTypeFilesystem:
+	case TypeFilesystem:
 		if c.Filesystem.Directory == "" {
 			return errors.New("FILESYSTEM bucket config: directory is required")
 		}
 		return nil
-	case BucketTypeS3:
+	case TypeS3:
 		return c.S3.validate()
 	default:
-		return fmt.Errorf("bucket config: unknown type %q (want %s or %s)", c.Type, BucketTypeFilesystem, BucketTypeS3)
+		return fmt.Errorf("bucket config: unknown type %q (want %s or %s)", c.Type, TypeFilesystem, TypeS3)
 	}
 }
 
@@ -202,12 +202,12 @@ func (c S3Config) validate() error {
 	return nil
 }
 
-// NewBucket builds the configured bucket and records
+// New builds the configured bucket and records
 // atoll_bucket_operations_total, atoll_bucket_operation_failures_total and
 // atoll_bucket_operation_duration_seconds on reg (which may be nil).
 // Buckets sharing a registry each need reg wrapped with a distinct constant
 // label (prometheus.WrapRegistererWith); a second plain registration fails.
-func NewBucket(cfg BucketConfig, logger *slog.Logger, reg prometheus.Registerer) (Bucket, error) {
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (Bucket, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -219,9 +219,9 @@ func NewBucket(cfg BucketConfig, logger *slog.Logger, reg prometheus.Registerer)
 		err error
 	)
 	switch strings.ToUpper(cfg.Type) {
-	case BucketTypeFilesystem:
-		bkt, err = NewFilesystemBucket(cfg.Filesystem.Directory)
-	case BucketTypeS3:
+	case TypeFilesystem:
+		bkt, err = NewFilesystem(cfg.Filesystem.Directory)
+	case TypeS3:
 		bkt, err = newS3Bucket(cfg.S3)
 	}
 	if err != nil {

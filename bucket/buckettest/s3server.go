@@ -1,4 +1,4 @@
-package shiptest
+package buckettest
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/bucket"
 )
 
 // versitygwInstall is how developers and CI get the S3 server binary.
@@ -140,9 +140,9 @@ func (s *S3Server) Stop() {
 // CreateBucket creates a new, empty bucket and returns a config for it:
 // plain http, path-style lookup and the root credentials. Tests adjust the
 // remaining fields (PartSize, MaxRetries) as they need.
-func (s *S3Server) CreateBucket(tb testing.TB) ship.S3Config {
+func (s *S3Server) CreateBucket(tb testing.TB) bucket.S3Config {
 	tb.Helper()
-	cfg := ship.S3Config{
+	cfg := bucket.S3Config{
 		Bucket:           fmt.Sprintf("atoll-test-%d", s.buckets.Add(1)),
 		Endpoint:         s.Endpoint,
 		Region:           "us-east-1",

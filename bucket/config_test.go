@@ -1,4 +1,4 @@
-package ship_test
+package bucket_test
 
 import (
 	"path/filepath"
@@ -8,20 +8,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/metrictest"
 )
 
 func TestParseBucketConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		yaml    string
-		want    ship.BucketConfig
+		want    bucket.Config
 		wantErr string
 	}{
 		{
 			name: "filesystem",
 			yaml: "type: FILESYSTEM\nconfig:\n  directory: /var/lib/atoll/bucket\n",
-			want: ship.FilesystemBucketConfig("/var/lib/atoll/bucket"),
+			want: bucket.ConfigForDir("/var/lib/atoll/bucket"),
 		},
 		{
 			name: "s3 with every field",
@@ -37,7 +38,7 @@ config:
   part_size: 134217728
   max_retries: 3
 `,
-			want: ship.BucketConfig{Type: ship.BucketTypeS3, S3: ship.S3Config{
+			want: bucket.Config{Type: bucket.TypeS3, S3: bucket.S3Config{
 				Bucket: "metrics", Endpoint: "s3.eu-west-1.amazonaws.com", Region: "eu-west-1",
 				AccessKey: "AKIA", SecretKey: "shh", BucketLookupType: "virtual-hosted",
 				PartSize: 128 << 20, MaxRetries: 3,
@@ -46,7 +47,7 @@ config:
 		{
 			name: "type is case-insensitive",
 			yaml: "type: s3\nconfig: {bucket: b, endpoint: 'minio:9000', insecure: true, bucket_lookup_type: path}\n",
-			want: ship.BucketConfig{Type: ship.BucketTypeS3, S3: ship.S3Config{
+			want: bucket.Config{Type: bucket.TypeS3, S3: bucket.S3Config{
 				Bucket: "b", Endpoint: "minio:9000", Insecure: true, BucketLookupType: "path",
 			}},
 		},
@@ -71,7 +72,7 @@ config:
 		{name: "wrong value type", yaml: "type: S3\nconfig: {bucket: b, endpoint: e, part_size: big}\n", wantErr: "cannot unmarshal"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ship.ParseBucketConfig([]byte(tc.yaml))
+			got, err := bucket.ParseConfig([]byte(tc.yaml))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error = %v, want one containing %q", err, tc.wantErr)
@@ -91,13 +92,13 @@ config:
 // The bucket config can sit inside a larger Atoll config file.
 func TestBucketConfigEmbedsInLargerYAML(t *testing.T) {
 	var outer struct {
-		Bucket ship.BucketConfig `yaml:"bucket"`
+		Bucket bucket.Config `yaml:"bucket"`
 	}
 	doc := "bucket:\n  type: FILESYSTEM\n  config:\n    directory: data\n"
 	if err := yaml.Unmarshal([]byte(doc), &outer); err != nil {
 		t.Fatal(err)
 	}
-	if outer.Bucket != ship.FilesystemBucketConfig("data") {
+	if outer.Bucket != bucket.ConfigForDir("data") {
 		t.Errorf("embedded config = %+v", outer.Bucket)
 	}
 }
@@ -105,7 +106,7 @@ func TestBucketConfigEmbedsInLargerYAML(t *testing.T) {
 func TestNewBucketFromConfigRecordsMetrics(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	dir := filepath.Join(t.TempDir(), "bucket")
-	bkt, err := ship.NewBucket(ship.FilesystemBucketConfig(dir), nil, reg)
+	bkt, err := bucket.New(bucket.ConfigForDir(dir), nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestNewBucketFromConfigRecordsMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc.Close()
-	if _, err := bkt.Get(ctx, "missing"); !ship.IsNotFound(err) {
+	if _, err := bkt.Get(ctx, "missing"); !bucket.IsNotFound(err) {
 		t.Fatalf("Get(missing) = %v", err)
 	}
 
@@ -139,57 +140,22 @@ func TestNewBucketFromConfigRecordsMetrics(t *testing.T) {
 		{"atoll_bucket_operation_failures_total", "get", 0}, // not found is an answer, not a failure
 		{"atoll_bucket_operation_duration_seconds", "get", 2},
 	} {
-		if got := gatherValue(t, reg, tc.metric, "operation", tc.op); got != tc.want {
+		if got := metrictest.Value(t, reg, tc.metric, "operation", tc.op); got != tc.want {
 			t.Errorf("%s{operation=%q} = %v, want %v", tc.metric, tc.op, got, tc.want)
 		}
 	}
 
 	// A second bucket on the same registry is refused; buckets that share a
 	// registry each wrap it with their own label.
-	if _, err := ship.NewBucket(ship.FilesystemBucketConfig(dir), nil, reg); err == nil {
+	if _, err := bucket.New(bucket.ConfigForDir(dir), nil, reg); err == nil {
 		t.Error("second NewBucket on one registry succeeded; want a duplicate-registration error")
 	}
 	shared := prometheus.NewPedanticRegistry()
 	for _, name := range []string{"blocks", "backups"} {
-		b, err := ship.NewBucket(ship.FilesystemBucketConfig(dir), nil, prometheus.WrapRegistererWith(prometheus.Labels{"bucket": name}, shared))
+		b, err := bucket.New(bucket.ConfigForDir(dir), nil, prometheus.WrapRegistererWith(prometheus.Labels{"bucket": name}, shared))
 		if err != nil {
 			t.Fatalf("NewBucket with a labeled registerer: %v", err)
 		}
 		b.Close()
 	}
-}
-
-// gatherValue returns a counter or gauge value, or a histogram's sample
-// count, of the series with the given label.
-func gatherValue(t *testing.T, g prometheus.Gatherer, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			if label != "" {
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == label && lp.GetValue() != value {
-						continue series
-					}
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.GetCounter().GetValue()
-			case m.Gauge != nil:
-				return m.GetGauge().GetValue()
-			case m.Histogram != nil:
-				return float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	t.Fatalf("metric %s{%s=%q} not found", name, label, value)
-	return 0
 }

@@ -1,4 +1,4 @@
-package shiptest
+package buckettest
 
 import (
 	"bytes"
@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/bucket"
 )
 
-// BucketConformance checks that a ship.Bucket implementation behaves as the
+// Conformance checks that a bucket.Bucket implementation behaves as the
 // interface documents. newBucket must return an empty bucket for each
 // subtest; the suite does not close it.
-func BucketConformance(t *testing.T, newBucket func(t *testing.T) ship.Bucket) {
+func Conformance(t *testing.T, newBucket func(t *testing.T) bucket.Bucket) {
 	t.Run("upload and read back", func(t *testing.T) {
 		ctx := testContext(t)
 		bkt := newBucket(t)
@@ -92,13 +92,13 @@ func BucketConformance(t *testing.T, newBucket func(t *testing.T) ship.Bucket) {
 		bkt := newBucket(t)
 		mustUpload(t, bkt, "dir/present", "x")
 		for _, name := range []string{"absent", "dir/absent", "dir", "dir/present/below"} {
-			if _, err := bkt.Get(ctx, name); !ship.IsNotFound(err) {
+			if _, err := bkt.Get(ctx, name); !bucket.IsNotFound(err) {
 				t.Errorf("Get(%q) error = %v, want not found", name, err)
 			}
-			if _, err := bkt.GetRange(ctx, name, 0, 1); !ship.IsNotFound(err) {
+			if _, err := bkt.GetRange(ctx, name, 0, 1); !bucket.IsNotFound(err) {
 				t.Errorf("GetRange(%q) error = %v, want not found", name, err)
 			}
-			if _, err := bkt.Attributes(ctx, name); !ship.IsNotFound(err) {
+			if _, err := bkt.Attributes(ctx, name); !bucket.IsNotFound(err) {
 				t.Errorf("Attributes(%q) error = %v, want not found", name, err)
 			}
 			if ok, err := bkt.Exists(ctx, name); ok || err != nil {
@@ -214,7 +214,7 @@ func BucketConformance(t *testing.T, newBucket func(t *testing.T) ship.Bucket) {
 			if err := bkt.Upload(ctx, name, strings.NewReader("x"), 1); err == nil {
 				t.Errorf("Upload(%q) succeeded, want error", name)
 			}
-			if _, err := bkt.Get(ctx, name); err == nil || ship.IsNotFound(err) {
+			if _, err := bkt.Get(ctx, name); err == nil || bucket.IsNotFound(err) {
 				t.Errorf("Get(%q) error = %v, want invalid name", name, err)
 			}
 			if err := bkt.Delete(ctx, name); err == nil {
@@ -270,14 +270,14 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-func mustUpload(t *testing.T, bkt ship.Bucket, name, content string) {
+func mustUpload(t *testing.T, bkt bucket.Bucket, name, content string) {
 	t.Helper()
 	if err := bkt.Upload(testContext(t), name, strings.NewReader(content), int64(len(content))); err != nil {
 		t.Fatalf("Upload(%q): %v", name, err)
 	}
 }
 
-func mustGet(t *testing.T, bkt ship.Bucket, name string) string {
+func mustGet(t *testing.T, bkt bucket.Bucket, name string) string {
 	t.Helper()
 	rc, err := bkt.Get(testContext(t), name)
 	if err != nil {
@@ -299,7 +299,7 @@ func readAll(t *testing.T, rc io.ReadCloser) string {
 	return buf.String()
 }
 
-func iterNames(t *testing.T, bkt ship.Bucket, dir string, recursive bool) []string {
+func iterNames(t *testing.T, bkt bucket.Bucket, dir string, recursive bool) []string {
 	t.Helper()
 	var names []string
 	if err := bkt.Iter(testContext(t), dir, func(name string) error {

@@ -1,4 +1,4 @@
-package ship
+package bucket
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/atoll-metrics/atoll/internal/atomicfile"
 )
 
 // stagingDir holds uploads in flight inside a filesystem bucket. It lives in
@@ -25,11 +27,11 @@ type filesystemBucket struct {
 	root string
 }
 
-// NewFilesystemBucket returns a bucket that keeps objects as files under
+// NewFilesystem returns a bucket that keeps objects as files under
 // dir, creating dir if needed. It is the default bucket of a single-node
 // installation and the usual bucket in tests. It records no metrics; build it
-// through NewBucket with FilesystemBucketConfig to get them.
-func NewFilesystemBucket(dir string) (Bucket, error) {
+// through New with ConfigForDir to get them.
+func NewFilesystem(dir string) (Bucket, error) {
 	if dir == "" {
 		return nil, errors.New("filesystem bucket: empty directory")
 	}
@@ -192,7 +194,7 @@ func (b *filesystemBucket) Upload(ctx context.Context, name string, r io.Reader,
 	if err := os.Rename(tmp, p); err != nil {
 		return fmt.Errorf("upload %q: %w", name, err)
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("upload %q: %w", name, err)
 	}
 	return nil

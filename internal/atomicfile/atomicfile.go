@@ -1,4 +1,7 @@
-package ship
+// Package atomicfile replaces small local files so that a crash leaves the
+// old or the new content, never a torn file: block meta.json files and the
+// shipper's record of shipped blocks are written this way.
+package atomicfile
 
 import (
 	"errors"
@@ -7,11 +10,10 @@ import (
 	"path/filepath"
 )
 
-// writeFileAtomic replaces path with data so that a crash leaves either the
-// old or the new content, never a torn file: the data is written and synced
-// to a temporary file in the same directory, renamed over path, and the
+// Write replaces path with data: the data is written and synced to a
+// temporary file in the same directory, renamed over path, and the
 // directory is synced so the rename itself survives a power loss.
-func writeFileAtomic(path string, data []byte) (err error) {
+func Write(path string, data []byte) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -37,10 +39,11 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
-func syncDir(dir string) error {
+// SyncDir makes the entries of dir (a rename into it) durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package ship_test
+package bucket_test
 
 import (
 	"bytes"
@@ -14,13 +14,13 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/atoll-metrics/atoll/ship"
-	"github.com/atoll-metrics/atoll/ship/shiptest"
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/bucket/buckettest"
 )
 
-func newS3Bucket(t *testing.T, cfg ship.S3Config) ship.Bucket {
+func newS3Bucket(t *testing.T, cfg bucket.S3Config) bucket.Bucket {
 	t.Helper()
-	bkt, err := ship.NewBucket(ship.BucketConfig{Type: ship.BucketTypeS3, S3: cfg}, nil, nil)
+	bkt, err := bucket.New(bucket.Config{Type: bucket.TypeS3, S3: cfg}, nil, nil)
 	if err != nil {
 		t.Fatalf("NewBucket: %v", err)
 	}
@@ -29,8 +29,8 @@ func newS3Bucket(t *testing.T, cfg ship.S3Config) ship.Bucket {
 }
 
 func TestS3BucketConformance(t *testing.T) {
-	srv := shiptest.StartS3Server(t)
-	shiptest.BucketConformance(t, func(t *testing.T) ship.Bucket {
+	srv := buckettest.StartS3Server(t)
+	buckettest.Conformance(t, func(t *testing.T) bucket.Bucket {
 		return newS3Bucket(t, srv.CreateBucket(t))
 	})
 }
@@ -38,7 +38,7 @@ func TestS3BucketConformance(t *testing.T) {
 // Block chunk files are hundreds of MiB; they must go up in parts, and the
 // store gateway reads them back by range, across part boundaries.
 func TestS3MultipartUploadAndRangeReads(t *testing.T) {
-	srv := shiptest.StartS3Server(t)
+	srv := buckettest.StartS3Server(t)
 	cfg := srv.CreateBucket(t)
 	cfg.PartSize = 5 << 20
 	bkt := newS3Bucket(t, cfg)
@@ -119,7 +119,7 @@ func TestS3MultipartUploadAndRangeReads(t *testing.T) {
 }
 
 // rawETag asks S3 directly, since the Bucket interface rightly hides ETags.
-func rawETag(t *testing.T, cfg ship.S3Config, name string) string {
+func rawETag(t *testing.T, cfg bucket.S3Config, name string) string {
 	t.Helper()
 	c, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds:        credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
@@ -139,7 +139,7 @@ func rawETag(t *testing.T, cfg ship.S3Config, name string) string {
 // Deployments on AWS pass credentials by environment or IAM role, never in
 // the config file.
 func TestS3CredentialsFromEnvironment(t *testing.T) {
-	srv := shiptest.StartS3Server(t)
+	srv := buckettest.StartS3Server(t)
 	cfg := srv.CreateBucket(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", cfg.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", cfg.SecretKey)
@@ -153,7 +153,7 @@ func TestS3CredentialsFromEnvironment(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
 	bad := newS3Bucket(t, cfg)
 	_, err := bad.Get(ctx, "x")
-	if err == nil || ship.IsNotFound(err) {
+	if err == nil || bucket.IsNotFound(err) {
 		t.Errorf("Get with wrong credentials: %v, want an access error (not 'not found')", err)
 	}
 }
@@ -161,7 +161,7 @@ func TestS3CredentialsFromEnvironment(t *testing.T) {
 // An unreachable endpoint is an error, never "not found": the shipper must
 // not conclude a block is missing (or present) while the bucket is down.
 func TestS3UnreachableIsNotNotFound(t *testing.T) {
-	srv := shiptest.StartS3Server(t)
+	srv := buckettest.StartS3Server(t)
 	cfg := srv.CreateBucket(t)
 	cfg.MaxRetries = 1
 	bkt := newS3Bucket(t, cfg)
@@ -169,10 +169,10 @@ func TestS3UnreachableIsNotNotFound(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	ok, err := bkt.Exists(ctx, "anything")
-	if err == nil || ok || ship.IsNotFound(err) {
+	if err == nil || ok || bucket.IsNotFound(err) {
 		t.Errorf("Exists against a stopped server = %v, %v; want an error", ok, err)
 	}
-	if _, err := bkt.Get(ctx, "anything"); err == nil || ship.IsNotFound(err) {
+	if _, err := bkt.Get(ctx, "anything"); err == nil || bucket.IsNotFound(err) {
 		t.Errorf("Get against a stopped server = %v; want an error other than not found", err)
 	}
 }
