@@ -8,7 +8,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/atoll-metrics/atoll/compactor/blockset"
+	"github.com/atoll-metrics/atoll/block"
 )
 
 // Group is the unit of compaction: the blocks of one producer (external
@@ -32,7 +32,7 @@ func (g Group) dirName() string {
 }
 
 // GroupOf returns the group of a block.
-func GroupOf(b *blockset.Block, replicaLabels []string) Group {
+func GroupOf(b *block.Block, replicaLabels []string) Group {
 	lb := labels.NewBuilder(b.Meta.ExternalLabels())
 	lb.Del(replicaLabels...)
 	return Group{Labels: lb.Labels(), Resolution: b.Resolution()}
@@ -52,12 +52,12 @@ func GroupOf(b *blockset.Block, replicaLabels []string) Group {
 // compacted. Failing that, it returns the oldest set of blocks that overlap
 // in time (replicas of the newest blocks, a late upload): those are merged
 // at once, whatever their span, so overlaps never linger.
-func Plan(blocks []*blockset.Block, ranges []int64) []*blockset.Block {
+func Plan(blocks []*block.Block, ranges []int64) []*block.Block {
 	if len(blocks) < 2 {
 		return nil
 	}
 	bs := slices.Clone(blocks)
-	slices.SortFunc(bs, func(a, b *blockset.Block) int {
+	slices.SortFunc(bs, func(a, b *block.Block) int {
 		return cmp.Or(
 			cmp.Compare(a.Meta.MinTime, b.Meta.MinTime),
 			cmp.Compare(a.Meta.MaxTime, b.Meta.MaxTime),
@@ -69,10 +69,10 @@ func Plan(blocks []*blockset.Block, ranges []int64) []*blockset.Block {
 	for _, r := range ranges[min(1, len(ranges)):] {
 		var (
 			window  int64
-			members []*blockset.Block
+			members []*block.Block
 			started bool
 		)
-		check := func() []*blockset.Block {
+		check := func() []*block.Block {
 			if len(members) < 2 {
 				return nil
 			}
@@ -104,7 +104,7 @@ func Plan(blocks []*blockset.Block, ranges []int64) []*blockset.Block {
 	}
 
 	// Overlaps the levels do not resolve yet.
-	cluster := []*blockset.Block{bs[0]}
+	cluster := []*block.Block{bs[0]}
 	clusterMax := bs[0].Meta.MaxTime
 	for _, b := range bs[1:] {
 		if b.Meta.MinTime < clusterMax {
@@ -115,7 +115,7 @@ func Plan(blocks []*blockset.Block, ranges []int64) []*blockset.Block {
 		if len(cluster) > 1 {
 			return cluster
 		}
-		cluster, clusterMax = []*blockset.Block{b}, b.Meta.MaxTime
+		cluster, clusterMax = []*block.Block{b}, b.Meta.MaxTime
 	}
 	if len(cluster) > 1 {
 		return cluster

@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/compactor/blockgen"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // Tolerances of rate() over downsampled counters against raw data, as
@@ -39,9 +39,9 @@ func TestRateOverDownsampledMatchesRaw(t *testing.T) {
 	runCompactor(t, ctx, bkt, testOptions(t, time.UnixMilli(cfg.MaxTime()).Add(time.Hour)))
 
 	live := liveBlocks(t, ctx, bkt)
-	raw := blocksQueryable(openBlocks(t, ctx, bkt, live[ship.ResolutionRaw]), "")
-	res5m := blocksQueryable(openBlocks(t, ctx, bkt, live[ship.Resolution5m]), ship.AggrCounter)
-	res1h := blocksQueryable(openBlocks(t, ctx, bkt, live[ship.Resolution1h]), ship.AggrCounter)
+	raw := blocksQueryable(openBlocks(t, ctx, bkt, live[block.ResolutionRaw]), "")
+	res5m := blocksQueryable(openBlocks(t, ctx, bkt, live[block.Resolution5m]), block.AggrCounter)
+	res1h := blocksQueryable(openBlocks(t, ctx, bkt, live[block.Resolution1h]), block.AggrCounter)
 	ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
 	t.Cleanup(func() { _ = ng.Close() })
 

@@ -21,8 +21,8 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/querier/dedup"
-	"github.com/atoll-metrics/atoll/ship"
 	"github.com/atoll-metrics/atoll/tenant"
 )
 
@@ -281,7 +281,7 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	// A rewritten query (marked) may read raw data only: with auto, a
 	// narrow range selector reads a finer resolution than the query was
 	// rewritten for.
-	countRaw := aggr == ship.AggrCount && (marked != "" || req.MaxResolution > 0)
+	countRaw := aggr == block.AggrCount && (marked != "" || req.MaxResolution > 0)
 
 	var (
 		mtx    sync.Mutex

@@ -1,14 +1,9 @@
-// Package ship owns the block meta.json format and the Shipper that moves
-// finished TSDB blocks into a bucket (package bucket).
-//
-// # Block layout and meta.json
-//
-// A block lives under its ULID: "<ulid>/chunks/000001", "<ulid>/index",
-// "<ulid>/tombstones" and "<ulid>/meta.json". Meta is the Prometheus block
-// meta plus the Thanos-compatible "thanos" section (external labels,
-// downsampling resolution, source, file list), so Thanos tools read Atoll
-// buckets and Atoll reads Thanos and plain Prometheus blocks. A block exists
-// for readers only once its meta.json does; writers upload it last.
+// Package ship is the shipper: it moves the finished blocks of a TSDB
+// directory into a bucket, each exactly once, for receivers (and, later, a
+// sidecar beside Prometheus). What a block is and how it is uploaded belong
+// to package block; ship adds when to upload and the record of what was
+// shipped. It imports block and bucket, and must not import any reader of
+// blocks (store gateway, compactor, querier).
 //
 // # Shipping
 //

@@ -1,7 +1,6 @@
 package ship
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/internal/atomicfile"
 )
@@ -28,13 +27,6 @@ import (
 // shipperStateFile records, inside the TSDB directory, which blocks are in
 // the bucket. TSDB ignores files whose names are not ULIDs.
 const shipperStateFile = "atoll-shipper.json"
-
-// Files of a block directory, as TSDB writes them.
-const (
-	chunksDir      = "chunks"
-	indexFile      = "index"
-	tombstonesFile = "tombstones"
-)
 
 // ShipperOption changes a Shipper's defaults.
 type ShipperOption func(*shipperOptions)
@@ -53,7 +45,7 @@ func WithExternalLabels(ls labels.Labels) ShipperOption {
 }
 
 // WithSource sets the source written to each shipped block's meta.json.
-// Default: SourceReceive.
+// Default: block.SourceReceive.
 func WithSource(source string) ShipperOption {
 	return func(o *shipperOptions) { o.source = source }
 }
@@ -103,7 +95,7 @@ func NewShipper(bkt bucket.Bucket, dir string, logger *slog.Logger, reg promethe
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	o := shipperOptions{source: SourceReceive, concurrency: 1}
+	o := shipperOptions{source: block.SourceReceive, concurrency: 1}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -159,7 +151,7 @@ func (s *Shipper) IsShipped(id ulid.ULID) bool {
 // localBlock is a finished block directory awaiting shipping.
 type localBlock struct {
 	dir  string
-	meta *Meta
+	meta *block.Meta
 }
 
 // Sync uploads every finished block not yet shipped and returns how many it
@@ -232,7 +224,7 @@ func (s *Shipper) finishedBlocks() ([]localBlock, error) {
 			continue
 		}
 		dir := filepath.Join(s.dir, e.Name())
-		m, err := ReadMetaFromDir(dir)
+		m, err := block.ReadMetaFromDir(dir)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			continue
@@ -289,13 +281,13 @@ func (s *Shipper) shipBlock(ctx context.Context, b localBlock) (uploaded bool, e
 	// The state file may be lost, or a crash may have come between the
 	// meta.json upload and the state write: a block with meta.json in the
 	// bucket is complete there.
-	exists, err := s.bkt.Exists(ctx, path.Join(id.String(), MetaFilename))
+	exists, err := s.bkt.Exists(ctx, path.Join(id.String(), block.MetaFilename))
 	if err != nil {
 		return false, fmt.Errorf("block %s: check bucket: %w", id, err)
 	}
 	if !exists {
 		if err := s.upload(ctx, b); err != nil {
-			return false, fmt.Errorf("block %s: %w", id, err)
+			return false, err
 		}
 		s.uploads.Inc()
 		s.lastSuccess.SetToCurrentTime()
@@ -310,91 +302,18 @@ func (s *Shipper) shipBlock(ctx context.Context, b localBlock) (uploaded bool, e
 	return !exists, nil
 }
 
-// upload copies the block's data files, then its meta.json with the thanos
-// section filled in. meta.json goes last: until it exists, readers ignore the
-// block, so a partial upload is invisible and simply redone.
+// upload copies the block with the thanos section of its meta.json filled
+// in. meta.json goes last: until it exists, readers ignore the block, so a
+// partial upload is invisible and simply redone.
 func (s *Shipper) upload(ctx context.Context, b localBlock) error {
-	files, err := blockFiles(b.dir)
-	if err != nil {
-		return err
-	}
-	prefix := b.meta.ULID.String()
-	for _, f := range files {
-		if err := uploadFile(ctx, s.bkt, filepath.Join(b.dir, filepath.FromSlash(f.RelPath)), path.Join(prefix, f.RelPath), f.SizeBytes); err != nil {
-			return err
-		}
-	}
-
 	m := *b.meta
-	m.Thanos = ThanosMeta{
-		Version:      thanosMetaVersion,
-		Labels:       s.opts.externalLabels.Map(),
-		Downsample:   b.meta.Thanos.Downsample,
-		Source:       s.opts.source,
-		SegmentFiles: segmentFiles(files),
-		Files:        append(slices.Clone(files), BlockFile{RelPath: MetaFilename}),
+	m.Thanos = block.ThanosMeta{
+		Labels:     s.opts.externalLabels.Map(),
+		Downsample: b.meta.Thanos.Downsample,
+		Source:     s.opts.source,
 	}
-	slices.SortFunc(m.Thanos.Files, func(a, b BlockFile) int { return strings.Compare(a.RelPath, b.RelPath) })
-	data, err := encodeMeta(&m)
-	if err != nil {
-		return fmt.Errorf("encode meta: %w", err)
-	}
-	return s.bkt.Upload(ctx, path.Join(prefix, MetaFilename), bytes.NewReader(data), int64(len(data)))
-}
-
-// blockFiles lists the data files of a block in upload order: chunk
-// segments, index, then tombstones when present. meta.json is not among
-// them.
-func blockFiles(dir string) ([]BlockFile, error) {
-	var files []BlockFile
-	entries, err := os.ReadDir(filepath.Join(dir, chunksDir))
-	if err != nil {
-		return nil, fmt.Errorf("list chunks: %w", err)
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, BlockFile{RelPath: chunksDir + "/" + e.Name(), SizeBytes: fi.Size()})
-	}
-	for _, name := range []string{indexFile, tombstonesFile} {
-		fi, err := os.Stat(filepath.Join(dir, name))
-		if errors.Is(err, fs.ErrNotExist) && name == tombstonesFile {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, BlockFile{RelPath: name, SizeBytes: fi.Size()})
-	}
-	return files, nil
-}
-
-func segmentFiles(files []BlockFile) []string {
-	var segs []string
-	for _, f := range files {
-		if name, ok := strings.CutPrefix(f.RelPath, chunksDir+"/"); ok {
-			segs = append(segs, name)
-		}
-	}
-	slices.Sort(segs)
-	return segs
-}
-
-func uploadFile(ctx context.Context, bkt bucket.Bucket, src, name string, size int64) error {
-	f, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := bkt.Upload(ctx, name, f, size); err != nil {
-		return err
-	}
-	return nil
+	_, err := block.Upload(ctx, s.bkt, b.dir, &m, nil)
+	return err
 }
 
 func (s *Shipper) markShipped(id ulid.ULID) error {

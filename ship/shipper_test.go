@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/bucket/buckettest"
 	"github.com/atoll-metrics/atoll/internal/metrictest"
@@ -160,7 +161,7 @@ func checkBlockInBucket(t *testing.T, bkt bucket.Bucket, tsdbDir string, id ulid
 		t.Fatalf("block %s: bucket has %q, local dir has %q", id, remote, local)
 	}
 	for _, rel := range local {
-		if rel == ship.MetaFilename {
+		if rel == block.MetaFilename {
 			continue
 		}
 		want, err := os.ReadFile(filepath.Join(blockDir, filepath.FromSlash(rel)))
@@ -178,14 +179,14 @@ func checkBlockInBucket(t *testing.T, bkt bucket.Bucket, tsdbDir string, id ulid
 		}
 	}
 
-	localMeta, err := ship.ReadMetaFromDir(blockDir)
+	localMeta, err := block.ReadMetaFromDir(blockDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(localMeta.Thanos.Labels) != 0 || localMeta.Thanos.Source != "" {
 		t.Errorf("block %s: the shipper modified the local meta.json: %+v", id, localMeta.Thanos)
 	}
-	m, err := ship.ReadMetaFromBucket(ctx, bkt, id)
+	m, err := block.ReadMeta(ctx, bkt, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,13 +196,13 @@ func checkBlockInBucket(t *testing.T, bkt bucket.Bucket, tsdbDir string, id ulid
 	if !labels.Equal(m.ExternalLabels(), ext) {
 		t.Errorf("block %s: external labels %s, want %s", id, m.ExternalLabels(), ext)
 	}
-	if m.Thanos.Source != ship.SourceReceive || m.Thanos.Downsample.Resolution != ship.ResolutionRaw || m.Thanos.Version != 1 {
+	if m.Thanos.Source != block.SourceReceive || m.Thanos.Downsample.Resolution != block.ResolutionRaw || m.Thanos.Version != 1 {
 		t.Errorf("block %s: thanos section %+v", id, m.Thanos)
 	}
 	var files []string
 	for _, f := range m.Thanos.Files {
 		files = append(files, f.RelPath)
-		if f.RelPath == ship.MetaFilename {
+		if f.RelPath == block.MetaFilename {
 			continue
 		}
 		fi, err := os.Stat(filepath.Join(blockDir, filepath.FromSlash(f.RelPath)))
@@ -222,15 +223,15 @@ func checkMetaLast(t *testing.T, uploads []string) {
 	t.Helper()
 	last := map[string]string{}
 	for _, name := range uploads {
-		block, rel, _ := strings.Cut(name, "/")
-		if prev, ok := last[block]; ok && prev == ship.MetaFilename {
-			t.Errorf("block %s: %s uploaded after meta.json", block, rel)
+		id, rel, _ := strings.Cut(name, "/")
+		if prev, ok := last[id]; ok && prev == block.MetaFilename {
+			t.Errorf("block %s: %s uploaded after meta.json", id, rel)
 		}
-		last[block] = rel
+		last[id] = rel
 	}
-	for block, rel := range last {
-		if rel != ship.MetaFilename {
-			t.Errorf("block %s: last upload was %s, want meta.json", block, rel)
+	for id, rel := range last {
+		if rel != block.MetaFilename {
+			t.Errorf("block %s: last upload was %s, want meta.json", id, rel)
 		}
 	}
 }
@@ -343,7 +344,7 @@ func addDecoyBlocks(t *testing.T, dir string) (remove func()) {
 	t.Helper()
 	newID := func() ulid.ULID { return ulid.Make() }
 	var dirs []string
-	writeBlock := func(name string, meta *ship.Meta) {
+	writeBlock := func(name string, meta *block.Meta) {
 		bd := filepath.Join(dir, name)
 		dirs = append(dirs, bd)
 		if err := os.MkdirAll(filepath.Join(bd, "chunks"), 0o755); err != nil {
@@ -355,13 +356,13 @@ func addDecoyBlocks(t *testing.T, dir string) (remove func()) {
 			}
 		}
 		if meta != nil {
-			if err := ship.WriteMetaToDir(bd, meta); err != nil {
+			if err := block.WriteMetaToDir(bd, meta); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	meta := func(id ulid.ULID, level int, samples uint64) *ship.Meta {
-		return &ship.Meta{BlockMeta: tsdb.BlockMeta{
+	meta := func(id ulid.ULID, level int, samples uint64) *block.Meta {
+		return &block.Meta{BlockMeta: tsdb.BlockMeta{
 			ULID: id, MinTime: 0, MaxTime: 1, Version: 1,
 			Stats:      tsdb.BlockStats{NumSamples: samples},
 			Compaction: tsdb.BlockMetaCompaction{Level: level},

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/compression"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ship"
 	"github.com/atoll-metrics/atoll/tenant"
@@ -231,7 +232,7 @@ func (m *MultiTSDB) openTenant(id string) (*Tenant, error) {
 			return nil, fmt.Errorf("create tenant dir: %w", err)
 		}
 		sh, err := ship.NewShipper(m.opts.Bucket, dir, logger, reg,
-			ship.WithExternalLabels(t.extLabels), ship.WithSource(ship.SourceReceive))
+			ship.WithExternalLabels(t.extLabels), ship.WithSource(block.SourceReceive))
 		if err != nil {
 			return nil, fmt.Errorf("shipper of tenant %q: %w", id, err)
 		}

@@ -40,9 +40,9 @@ import (
 
 	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/ship"
 	"github.com/atoll-metrics/atoll/tenant"
 )
 
@@ -345,13 +345,13 @@ func writeBlock(ctx context.Context, bkt bucket.Bucket, dir string, c config, mi
 // upload puts a block into the bucket with its Thanos meta section, as a
 // receiver of the default tenant would ship it, meta.json last.
 func upload(ctx context.Context, bkt bucket.Bucket, blockDir string, id ulid.ULID) error {
-	meta, err := ship.ReadMetaFromDir(blockDir)
+	meta, err := block.ReadMetaFromDir(blockDir)
 	if err != nil {
 		return err
 	}
 	meta.Thanos.Labels = map[string]string{tenant.Label: tenant.Default, "receive_replica": "bench"}
-	meta.Thanos.Source = ship.SourceReceive
-	var files []ship.BlockFile
+	meta.Thanos.Source = block.SourceReceive
+	var files []block.File
 	err = filepath.WalkDir(blockDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -361,16 +361,16 @@ func upload(ctx context.Context, bkt bucket.Bucket, blockDir string, id ulid.ULI
 		if err != nil {
 			return err
 		}
-		if rel != ship.MetaFilename {
-			files = append(files, ship.BlockFile{RelPath: filepath.ToSlash(rel), SizeBytes: info.Size()})
+		if rel != block.MetaFilename {
+			files = append(files, block.File{RelPath: filepath.ToSlash(rel), SizeBytes: info.Size()})
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	meta.Thanos.Files = append(files, ship.BlockFile{RelPath: ship.MetaFilename})
-	if err := ship.WriteMetaToDir(blockDir, meta); err != nil {
+	meta.Thanos.Files = append(files, block.File{RelPath: block.MetaFilename})
+	if err := block.WriteMetaToDir(blockDir, meta); err != nil {
 		return err
 	}
 	for _, f := range meta.Thanos.Files {

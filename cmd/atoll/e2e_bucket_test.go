@@ -16,9 +16,9 @@ import (
 
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/bucket/buckettest"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // history writes series samples every 15s over span ending now, in order,
@@ -80,11 +80,11 @@ func (h history) answers(t *testing.T, httpURL string) map[string]any {
 
 func countBlocks(t *testing.T, bkt bucket.Bucket) int {
 	t.Helper()
-	ls, err := ship.ListBlocks(context.Background(), bkt)
+	set, err := block.NewFetcher(bkt, nil).Fetch(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(ls.Blocks)
+	return len(set.Blocks)
 }
 
 // TestAllShipsToBucketAndAnswersFromIt writes hours of history to `atoll
@@ -196,13 +196,13 @@ func TestS3OutageDelaysShippingOnly(t *testing.T) {
 	// included, is in S3.
 	want := h.answers(t, a.httpURL)
 	a.stop(60 * time.Second)
-	ls, err := ship.ListBlocks(context.Background(), bkt)
+	set, err := block.NewFetcher(bkt, nil).Fetch(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var samples uint64
-	for _, b := range ls.Blocks {
-		samples += b.Stats.NumSamples
+	for _, b := range set.Blocks {
+		samples += b.Meta.Stats.NumSamples
 	}
 	if total := uint64(h.series) * uint64((h.end-h.start)/15_000); samples < total {
 		t.Fatalf("S3 holds %d samples, %d were written", samples, total)
@@ -210,5 +210,5 @@ func TestS3OutageDelaysShippingOnly(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(want), "job-2") {
 		t.Fatalf("answers: %v", want)
 	}
-	t.Logf("%d blocks, %d samples in S3 after an outage in the middle", len(ls.Blocks), samples)
+	t.Logf("%d blocks, %d samples in S3 after an outage in the middle", len(set.Blocks), samples)
 }

@@ -18,12 +18,10 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor"
 	"github.com/atoll-metrics/atoll/compactor/blockgen"
-	"github.com/atoll-metrics/atoll/compactor/blockio"
-	"github.com/atoll-metrics/atoll/compactor/blockset"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // TestCompactSurvivesKill9 SIGKILLs `atoll compact` at random points of its
@@ -85,13 +83,13 @@ func TestCompactSurvivesKill9(t *testing.T) {
 		}
 	}
 
-	set, err := blockset.NewFetcher(bkt, nil).Fetch(ctx)
+	set, err := block.NewFetcher(bkt, nil).Fetch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	live := set.Live(time.Now(), 0)
-	byRes := map[int64][]*blockset.Block{}
-	groups := map[string][]*blockset.Block{}
+	live := set.Visible(block.UnlessDeletionMarked(time.Now(), 0))
+	byRes := map[int64][]*block.Block{}
+	groups := map[string][]*block.Block{}
 	for _, b := range live {
 		if b.NoCompact != nil {
 			t.Errorf("block %s marked no-compact: %+v", b.ID(), b.NoCompact)
@@ -101,18 +99,18 @@ func TestCompactSurvivesKill9(t *testing.T) {
 		groups[g] = append(groups[g], b)
 	}
 	for g, bs := range groups {
-		slices.SortFunc(bs, func(a, b *blockset.Block) int { return int(a.Meta.MinTime - b.Meta.MinTime) })
+		slices.SortFunc(bs, func(a, b *block.Block) int { return int(a.Meta.MinTime - b.Meta.MinTime) })
 		for i := 1; i < len(bs); i++ {
 			if bs[i].Meta.MinTime < bs[i-1].Meta.MaxTime {
 				t.Errorf("group %s: live blocks %s and %s overlap", g, bs[i-1].ID(), bs[i].ID())
 			}
 		}
 	}
-	if len(byRes[ship.Resolution5m]) == 0 || len(byRes[ship.Resolution1h]) == 0 {
-		t.Errorf("downsampling incomplete: %d 5m and %d 1h blocks", len(byRes[ship.Resolution5m]), len(byRes[ship.Resolution1h]))
+	if len(byRes[block.Resolution5m]) == 0 || len(byRes[block.Resolution1h]) == 0 {
+		t.Errorf("downsampling incomplete: %d 5m and %d 1h blocks", len(byRes[block.Resolution5m]), len(byRes[block.Resolution1h]))
 	}
 
-	raw := readBlocks(t, ctx, bkt, byRes[ship.ResolutionRaw], nil)
+	raw := readBlocks(t, ctx, bkt, byRes[block.ResolutionRaw], nil)
 	for _, s := range cfg.AllSeries() {
 		var want []int64
 		iv := cfg.Interval.Milliseconds()
@@ -138,8 +136,8 @@ func TestCompactSurvivesKill9(t *testing.T) {
 			}
 		}
 		// Downsampled counts add up to the raw samples they cover.
-		for _, res := range []int64{ship.Resolution5m, ship.Resolution1h} {
-			counts := readBlocks(t, ctx, bkt, byRes[res], labels.MustNewMatcher(labels.MatchEqual, ship.AggregateLabel, ship.AggrCount))
+		for _, res := range []int64{block.Resolution5m, block.Resolution1h} {
+			counts := readBlocks(t, ctx, bkt, byRes[res], labels.MustNewMatcher(labels.MatchEqual, block.AggregateLabel, block.AggrCount))
 			c := counts[s.Labels.String()]
 			var sum float64
 			for _, v := range c.counts {
@@ -196,12 +194,12 @@ type seriesValues struct {
 
 // readBlocks reads every generated series of the blocks, keyed by labels
 // without __aggr__. matcher narrows the series (nil reads raw series).
-func readBlocks(t *testing.T, ctx context.Context, bkt bucket.Bucket, bs []*blockset.Block, matcher *labels.Matcher) map[string]seriesValues {
+func readBlocks(t *testing.T, ctx context.Context, bkt bucket.Bucket, bs []*block.Block, matcher *labels.Matcher) map[string]seriesValues {
 	t.Helper()
 	dir := t.TempDir()
 	var qs []storage.Querier
 	for _, b := range bs {
-		d, err := blockio.Download(ctx, bkt, b.ID(), dir)
+		d, err := block.Download(ctx, bkt, b.ID(), dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +239,7 @@ func readBlocks(t *testing.T, ctx context.Context, bkt bucket.Bucket, bs []*bloc
 		if err := it.Err(); err != nil {
 			t.Fatal(err)
 		}
-		out[labels.NewBuilder(s.Labels()).Del(ship.AggregateLabel).Labels().String()] = sv
+		out[labels.NewBuilder(s.Labels()).Del(block.AggregateLabel).Labels().String()] = sv
 	}
 	if err := set.Err(); err != nil {
 		t.Fatal(err)

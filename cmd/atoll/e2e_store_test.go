@@ -28,8 +28,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/atoll-metrics/atoll/bench/procstat"
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // gwBase is the start of the generated data: fixed, so that answers do not
@@ -101,25 +101,25 @@ func (b *gwBucket) addBlock(t *testing.T, series int, mint, maxt, step int64, ke
 		t.Fatal(err)
 	}
 	blockDir := filepath.Join(dir, id.String())
-	meta, err := ship.ReadMetaFromDir(blockDir)
+	meta, err := block.ReadMetaFromDir(blockDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	meta.Thanos.Labels = map[string]string{"tenant_id": "default-tenant", "receive_replica": "r1"}
-	meta.Thanos.Source = ship.SourceReceive
-	var files []ship.BlockFile
+	meta.Thanos.Source = block.SourceReceive
+	var files []block.File
 	_ = filepath.WalkDir(blockDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
 		rel, _ := filepath.Rel(blockDir, p)
-		if info, _ := d.Info(); rel != ship.MetaFilename {
-			files = append(files, ship.BlockFile{RelPath: filepath.ToSlash(rel), SizeBytes: info.Size()})
+		if info, _ := d.Info(); rel != block.MetaFilename {
+			files = append(files, block.File{RelPath: filepath.ToSlash(rel), SizeBytes: info.Size()})
 		}
 		return nil
 	})
-	meta.Thanos.Files = append(files, ship.BlockFile{RelPath: ship.MetaFilename})
-	if err := ship.WriteMetaToDir(blockDir, meta); err != nil {
+	meta.Thanos.Files = append(files, block.File{RelPath: block.MetaFilename})
+	if err := block.WriteMetaToDir(blockDir, meta); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range meta.Thanos.Files {

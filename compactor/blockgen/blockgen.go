@@ -25,8 +25,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
-	"github.com/atoll-metrics/atoll/compactor/blockio"
 )
 
 // Kind is what a synthetic series holds.
@@ -330,7 +330,7 @@ func (c Config) writeReplicaBlock(ctx context.Context, bkt bucket.Bucket, scratc
 	if err != nil {
 		return 0, err
 	}
-	if _, err := blockio.Upload(ctx, bkt, filepath.Join(dir, id.String()), nil); err != nil {
+	if _, err := block.Upload(ctx, bkt, filepath.Join(dir, id.String()), meta, nil); err != nil {
 		return 0, err
 	}
 	return int64(meta.Stats.NumSamples), nil

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/prometheus/prometheus/tsdb/tombstones"
 
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/block"
 )
 
 // FloatSample is one float sample.
@@ -46,7 +46,7 @@ const samplesPerChunk = 120
 // series without samples are left out) to dir/<id> as a receiver would ship
 // it: meta.json carries the external labels, source "receive" and the block
 // as its own compaction source.
-func WriteBlock(ctx context.Context, dir string, id ulid.ULID, mint, maxt int64, ext map[string]string, series []SeriesData) (*ship.Meta, error) {
+func WriteBlock(ctx context.Context, dir string, id ulid.ULID, mint, maxt int64, ext map[string]string, series []SeriesData) (*block.Meta, error) {
 	series = slices.Clone(series)
 	slices.SortFunc(series, func(a, b SeriesData) int { return labels.Compare(a.Labels, b.Labels) })
 	bdir := filepath.Join(dir, id.String())
@@ -83,7 +83,7 @@ func WriteBlock(ctx context.Context, dir string, id ulid.ULID, mint, maxt int64,
 		}
 	}
 
-	meta := &ship.Meta{BlockMeta: tsdb.BlockMeta{ULID: id, MinTime: mint, MaxTime: maxt, Version: 1}}
+	meta := &block.Meta{BlockMeta: tsdb.BlockMeta{ULID: id, MinTime: mint, MaxTime: maxt, Version: 1}}
 	meta.Compaction.Level = 1
 	meta.Compaction.Sources = []ulid.ULID{id}
 	var ref storage.SeriesRef
@@ -121,8 +121,8 @@ func WriteBlock(ctx context.Context, dir string, id ulid.ULID, mint, maxt int64,
 	if _, err := tombstones.WriteFile(nil, bdir, tombstones.NewMemTombstones()); err != nil {
 		return nil, err
 	}
-	meta.Thanos = ship.ThanosMeta{Version: 1, Labels: ext, Source: ship.SourceReceive}
-	if err := ship.WriteMetaToDir(bdir, meta); err != nil {
+	meta.Thanos = block.ThanosMeta{Version: 1, Labels: ext, Source: block.SourceReceive}
+	if err := block.WriteMetaToDir(bdir, meta); err != nil {
 		return nil, err
 	}
 	return meta, nil

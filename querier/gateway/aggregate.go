@@ -11,19 +11,19 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // aggregateOf is the aggregate a request reads from downsampled blocks.
 func aggregateOf(a string) (string, error) {
 	if a == "" {
-		return ship.AggrAvg, nil
+		return block.AggrAvg, nil
 	}
-	if a == ship.AggrAvg || slices.Contains(ship.Aggregates, a) {
+	if a == block.AggrAvg || slices.Contains(block.Aggregates(), a) {
 		return a, nil
 	}
-	return "", fmt.Errorf("unknown aggregate %q (want one of %v or %s)", a, ship.Aggregates, ship.AggrAvg)
+	return "", fmt.Errorf("unknown aggregate %q (want one of %v or %s)", a, block.Aggregates(), block.AggrAvg)
 }
 
 // maxSamplesPerChunk is where encoded average chunks are cut, as the TSDB
@@ -45,13 +45,13 @@ type pendingAggregate struct {
 // A series whose partner is missing waits, and is left out at the end.
 func (g *Gateway) readAverages(ctx context.Context, q blockQuery, send func(*seriesBatch) error) error {
 	withAggr := func(a string) []*labels.Matcher {
-		return append(slices.Clip(q.ms), labels.MustNewMatcher(labels.MatchEqual, ship.AggregateLabel, a))
+		return append(slices.Clip(q.ms), labels.MustNewMatcher(labels.MatchEqual, block.AggregateLabel, a))
 	}
-	sums, err := q.b.seriesRefs(ctx, withAggr(ship.AggrSum))
+	sums, err := q.b.seriesRefs(ctx, withAggr(block.AggrSum))
 	if err != nil {
 		return err
 	}
-	counts, err := q.b.seriesRefs(ctx, withAggr(ship.AggrCount))
+	counts, err := q.b.seriesRefs(ctx, withAggr(block.AggrCount))
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // downsample aggregates raw series into windows of res, in the format of
@@ -35,11 +35,11 @@ func downsample(raw []testSeries, res int64) []testSeries {
 			if count == 0 {
 				return
 			}
-			agg[ship.AggrCount] = append(agg[ship.AggrCount], sample{t: lastT, f: count})
-			agg[ship.AggrSum] = append(agg[ship.AggrSum], sample{t: lastT, f: sum})
-			agg[ship.AggrMin] = append(agg[ship.AggrMin], sample{t: lastT, f: lo})
-			agg[ship.AggrMax] = append(agg[ship.AggrMax], sample{t: lastT, f: hi})
-			agg[ship.AggrCounter] = append(agg[ship.AggrCounter], sample{t: lastT, f: counter})
+			agg[block.AggrCount] = append(agg[block.AggrCount], sample{t: lastT, f: count})
+			agg[block.AggrSum] = append(agg[block.AggrSum], sample{t: lastT, f: sum})
+			agg[block.AggrMin] = append(agg[block.AggrMin], sample{t: lastT, f: lo})
+			agg[block.AggrMax] = append(agg[block.AggrMax], sample{t: lastT, f: hi})
+			agg[block.AggrCounter] = append(agg[block.AggrCounter], sample{t: lastT, f: counter})
 		}
 		var hsum *histogram.FloatHistogram
 		for _, smp := range s.samples {
@@ -47,8 +47,8 @@ func downsample(raw []testSeries, res int64) []testSeries {
 				// Histograms: a count and a float histogram sum.
 				if w := smp.t / res * res; w != window {
 					if hsum != nil {
-						agg[ship.AggrCount] = append(agg[ship.AggrCount], sample{t: lastT, f: count})
-						agg[ship.AggrSum] = append(agg[ship.AggrSum], sample{t: lastT, fh: hsum})
+						agg[block.AggrCount] = append(agg[block.AggrCount], sample{t: lastT, f: count})
+						agg[block.AggrSum] = append(agg[block.AggrSum], sample{t: lastT, fh: hsum})
 					}
 					window, count, hsum = w, 0, nil
 				}
@@ -80,14 +80,14 @@ func downsample(raw []testSeries, res int64) []testSeries {
 			counter = last + offset
 		}
 		if hsum != nil {
-			agg[ship.AggrCount] = append(agg[ship.AggrCount], sample{t: lastT, f: count})
-			agg[ship.AggrSum] = append(agg[ship.AggrSum], sample{t: lastT, fh: hsum})
+			agg[block.AggrCount] = append(agg[block.AggrCount], sample{t: lastT, f: count})
+			agg[block.AggrSum] = append(agg[block.AggrSum], sample{t: lastT, fh: hsum})
 		} else {
 			flush()
 		}
-		for _, a := range ship.Aggregates {
+		for _, a := range block.Aggregates() {
 			b := labels.NewBuilder(s.lset)
-			b.Set(ship.AggregateLabel, a)
+			b.Set(block.AggregateLabel, a)
 			out = append(out, testSeries{lset: b.Labels(), samples: agg[a]})
 		}
 	}
@@ -100,8 +100,8 @@ func expectAggregate(ds []testSeries, ext map[string]string, aggr string, mint, 
 	byKey := map[string]map[string][]sample{}
 	for _, s := range ds {
 		b := labels.NewBuilder(s.lset)
-		a := s.lset.Get(ship.AggregateLabel)
-		b.Del(ship.AggregateLabel)
+		a := s.lset.Get(block.AggregateLabel)
+		b.Del(block.AggregateLabel)
 		for n, v := range ext {
 			b.Set(n, v)
 		}
@@ -114,9 +114,9 @@ func expectAggregate(ds []testSeries, ext map[string]string, aggr string, mint, 
 	out := seriesResult{}
 	for k, aggs := range byKey {
 		var smp []sample
-		if aggr == ship.AggrAvg {
-			for i, c := range aggs[ship.AggrCount] {
-				if sum := aggs[ship.AggrSum][i]; sum.fh != nil {
+		if aggr == block.AggrAvg {
+			for i, c := range aggs[block.AggrCount] {
+				if sum := aggs[block.AggrSum][i]; sum.fh != nil {
 					smp = append(smp, sample{t: c.t, fh: sum.fh.Copy().Div(c.f)})
 				} else {
 					smp = append(smp, sample{t: c.t, f: sum.f / c.f})
@@ -150,8 +150,8 @@ func TestDownsampledBlocks(t *testing.T) {
 	}
 	rawA = append(rawA, genHistograms("http_requests_total", 2, 0, 2*hour, 60_000)...)
 	rawB := genSeries("http_requests_total", 12, 2*hour, 4*hour, 15_000)
-	ds5m := downsample(rawA, ship.Resolution5m)
-	ds1h := downsample(rawA[:6], ship.Resolution1h)
+	ds5m := downsample(rawA, block.Resolution5m)
+	ds1h := downsample(rawA[:6], block.Resolution1h)
 	histogramsOnly := func(r seriesResult) seriesResult {
 		out := seriesResult{}
 		for k, v := range r {
@@ -167,8 +167,8 @@ func TestDownsampledBlocks(t *testing.T) {
 	rawBDir := writeBlock(t, blockSpec{series: rawB, ext: ext})
 	uploadBlock(t, bkt, rawADir)
 	uploadBlock(t, bkt, rawBDir)
-	uploadBlock(t, bkt, writeBlock(t, blockSpec{series: ds5m, ext: ext, resolution: ship.Resolution5m, mint: 0, maxt: 2 * hour}))
-	uploadBlock(t, bkt, writeBlock(t, blockSpec{series: ds1h, ext: ext, resolution: ship.Resolution1h, mint: 0, maxt: 2 * hour}))
+	uploadBlock(t, bkt, writeBlock(t, blockSpec{series: ds5m, ext: ext, resolution: block.Resolution5m, mint: 0, maxt: 2 * hour}))
+	uploadBlock(t, bkt, writeBlock(t, blockSpec{series: ds1h, ext: ext, resolution: block.Resolution1h, mint: 0, maxt: 2 * hour}))
 	localA, localB := openLocal(t, rawADir), openLocal(t, rawBDir)
 	gw, _ := newGateway(t, bkt, func(o *Options) { o.SeriesBatchSize = 6 })
 
@@ -205,20 +205,20 @@ func TestDownsampledBlocks(t *testing.T) {
 		ms []*labels.Matcher
 	}{
 		{"raw only", 0, "", 0, 4*hour - 1, rawAll(0, 4*hour-1), []int64{0}, nil},
-		{"5m average then raw", ship.Resolution5m, "", 0, 4*hour - 1,
-			merge(expectAggregate(ds5m, ext, ship.AggrAvg, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, ship.Resolution5m}, nil},
-		{"5m average of histograms", ship.Resolution5m, "", 0, 4*hour - 1,
-			histogramsOnly(expectAggregate(ds5m, ext, ship.AggrAvg, 0, 4*hour-1)), []int64{ship.Resolution5m}, ms("job", "=", "job-h")},
-		{"5m max", ship.Resolution5m, ship.AggrMax, 0, 4*hour - 1,
-			merge(expectAggregate(ds5m, ext, ship.AggrMax, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, ship.Resolution5m}, nil},
-		{"5m counter", ship.Resolution5m, ship.AggrCounter, 30 * minute, 3 * hour,
-			merge(expectAggregate(ds5m, ext, ship.AggrCounter, 30*minute, 3*hour), rawOfB(30*minute, 3*hour)), []int64{0, ship.Resolution5m}, nil},
-		{"5m count", ship.Resolution5m, ship.AggrCount, 0, hour,
-			expectAggregate(ds5m, ext, ship.AggrCount, 0, hour), []int64{ship.Resolution5m}, nil},
-		{"1h where it exists", ship.Resolution1h, ship.AggrSum, 0, 2*hour - 1,
-			expectAggregate(ds1h, ext, ship.AggrSum, 0, 2*hour-1), []int64{ship.Resolution1h}, nil},
-		{"above every resolution", 24 * ship.Resolution1h, ship.AggrMin, 0, 4*hour - 1,
-			merge(expectAggregate(ds1h, ext, ship.AggrMin, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, ship.Resolution1h}, nil},
+		{"5m average then raw", block.Resolution5m, "", 0, 4*hour - 1,
+			merge(expectAggregate(ds5m, ext, block.AggrAvg, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, block.Resolution5m}, nil},
+		{"5m average of histograms", block.Resolution5m, "", 0, 4*hour - 1,
+			histogramsOnly(expectAggregate(ds5m, ext, block.AggrAvg, 0, 4*hour-1)), []int64{block.Resolution5m}, ms("job", "=", "job-h")},
+		{"5m max", block.Resolution5m, block.AggrMax, 0, 4*hour - 1,
+			merge(expectAggregate(ds5m, ext, block.AggrMax, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, block.Resolution5m}, nil},
+		{"5m counter", block.Resolution5m, block.AggrCounter, 30 * minute, 3 * hour,
+			merge(expectAggregate(ds5m, ext, block.AggrCounter, 30*minute, 3*hour), rawOfB(30*minute, 3*hour)), []int64{0, block.Resolution5m}, nil},
+		{"5m count", block.Resolution5m, block.AggrCount, 0, hour,
+			expectAggregate(ds5m, ext, block.AggrCount, 0, hour), []int64{block.Resolution5m}, nil},
+		{"1h where it exists", block.Resolution1h, block.AggrSum, 0, 2*hour - 1,
+			expectAggregate(ds1h, ext, block.AggrSum, 0, 2*hour-1), []int64{block.Resolution1h}, nil},
+		{"above every resolution", 24 * block.Resolution1h, block.AggrMin, 0, 4*hour - 1,
+			merge(expectAggregate(ds1h, ext, block.AggrMin, 0, 4*hour-1), rawOfB(0, 4*hour-1)), []int64{0, block.Resolution1h}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			matchers := all
@@ -242,9 +242,9 @@ func TestDownsampledBlocks(t *testing.T) {
 
 	t.Run("series names without the aggregate label", func(t *testing.T) {
 		var names []string
-		_, err := gw.Series(testContext(t), &querier.SeriesRequest{MinTime: 0, MaxTime: hour, Matchers: all, MaxResolution: ship.Resolution5m, SkipChunks: true},
+		_, err := gw.Series(testContext(t), &querier.SeriesRequest{MinTime: 0, MaxTime: hour, Matchers: all, MaxResolution: block.Resolution5m, SkipChunks: true},
 			func(s querier.StoreSeries) error {
-				if s.Labels.Has(ship.AggregateLabel) {
+				if s.Labels.Has(block.AggregateLabel) {
 					t.Errorf("%s carries the aggregate label", s.Labels)
 				}
 				names = append(names, s.Labels.String())
@@ -262,16 +262,16 @@ func TestDownsampledBlocks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if slices.Contains(names, ship.AggregateLabel) {
+		if slices.Contains(names, block.AggregateLabel) {
 			t.Errorf("label names %q include the aggregate label", names)
 		}
-		values, _, err := gw.LabelValues(testContext(t), ship.AggregateLabel, &querier.LabelsRequest{MinTime: 0, MaxTime: hour})
+		values, _, err := gw.LabelValues(testContext(t), block.AggregateLabel, &querier.LabelsRequest{MinTime: 0, MaxTime: hour})
 		if err != nil || len(values) != 0 {
 			t.Errorf("aggregate label values = %q, %v", values, err)
 		}
 	})
 	t.Run("unknown aggregate", func(t *testing.T) {
-		_, err := gw.Series(testContext(t), &querier.SeriesRequest{MinTime: 0, MaxTime: hour, Matchers: all, MaxResolution: ship.Resolution5m, Aggregate: "median"},
+		_, err := gw.Series(testContext(t), &querier.SeriesRequest{MinTime: 0, MaxTime: hour, Matchers: all, MaxResolution: block.Resolution5m, Aggregate: "median"},
 			func(querier.StoreSeries) error { return nil })
 		if err == nil {
 			t.Error("unknown aggregate accepted")
@@ -280,22 +280,22 @@ func TestDownsampledBlocks(t *testing.T) {
 }
 
 func TestPlanSeries(t *testing.T) {
-	block := func(ext string, res, mint, maxt int64) *bucketBlock {
+	mk := func(ext string, res, mint, maxt int64) *bucketBlock {
 		ls := labels.FromStrings("tenant_id", ext)
 		return &bucketBlock{
-			meta: &ship.Meta{
+			meta: &block.Meta{
 				BlockMeta: tsdb.BlockMeta{ULID: ulid.Make(), MinTime: mint, MaxTime: maxt},
-				Thanos:    ship.ThanosMeta{Labels: ls.Map(), Downsample: ship.Downsample{Resolution: res}},
+				Thanos:    block.ThanosMeta{Labels: ls.Map(), Downsample: block.Downsample{Resolution: res}},
 			},
 			ext:    ls,
 			extKey: ls.String(),
 		}
 	}
-	const r5, r1h = ship.Resolution5m, ship.Resolution1h
-	raw1, raw2, raw3 := block("a", 0, 0, 100), block("a", 0, 100, 200), block("a", 0, 200, 300)
-	m1, m3 := block("a", r5, 0, 100), block("a", r5, 200, 300)
-	h12 := block("a", r1h, 50, 150)
-	other := block("b", 0, 0, 300)
+	const r5, r1h = block.Resolution5m, block.Resolution1h
+	raw1, raw2, raw3 := mk("a", 0, 0, 100), mk("a", 0, 100, 200), mk("a", 0, 200, 300)
+	m1, m3 := mk("a", r5, 0, 100), mk("a", r5, 200, 300)
+	h12 := mk("a", r1h, 50, 150)
+	other := mk("b", 0, 0, 300)
 	blocks := []*bucketBlock{raw1, raw2, raw3, m1, m3, h12, other}
 	name := map[*bucketBlock]string{raw1: "raw1", raw2: "raw2", raw3: "raw3", m1: "m1", m3: "m3", h12: "h12", other: "other"}
 

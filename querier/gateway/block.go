@@ -22,8 +22,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/index"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 const (
@@ -44,7 +44,7 @@ const (
 // Queries hold mtx for reading while they use the block; closing takes it
 // for writing, so a block dropped by a sync outlives the queries using it.
 type bucketBlock struct {
-	meta     *ship.Meta
+	meta     *block.Meta
 	id       ulid.ULID
 	ext      labels.Labels
 	extKey   string
@@ -65,7 +65,7 @@ type bucketBlock struct {
 
 // loadBlock opens the block's index header from dir, building it first
 // from the bucket if it is missing or unreadable.
-func loadBlock(ctx context.Context, meta *ship.Meta, dir string, r *bucketReader, cache *indexCache, opts *Options) (*bucketBlock, error) {
+func loadBlock(ctx context.Context, meta *block.Meta, dir string, r *bucketReader, cache *indexCache, opts *Options) (*bucketBlock, error) {
 	id := meta.ULID
 	b := &bucketBlock{
 		meta:  meta,
@@ -125,7 +125,7 @@ func loadBlock(ctx context.Context, meta *ship.Meta, dir string, r *bucketReader
 }
 
 // fileSize is the size meta.json records for a block file, or 0.
-func fileSize(meta *ship.Meta, rel string) int64 {
+func fileSize(meta *block.Meta, rel string) int64 {
 	for _, f := range meta.Thanos.Files {
 		if f.RelPath == rel {
 			return f.SizeBytes
@@ -136,7 +136,7 @@ func fileSize(meta *ship.Meta, rel string) int64 {
 
 // segmentFiles lists the block's chunk segment files in order: a chunk
 // reference's segment number indexes this list.
-func segmentFiles(ctx context.Context, bkt bucket.Bucket, meta *ship.Meta) ([]string, error) {
+func segmentFiles(ctx context.Context, bkt bucket.Bucket, meta *block.Meta) ([]string, error) {
 	if len(meta.Thanos.SegmentFiles) > 0 {
 		return slices.Sorted(slices.Values(meta.Thanos.SegmentFiles)), nil
 	}

@@ -54,7 +54,7 @@
 // Series reads the coarsest resolution not above the request's
 // MaxResolution that has a block there, and finer blocks where it has none.
 // A downsampled block holds one series per raw series and aggregate
-// (ship.AggregateLabel); the gateway returns the aggregate the request
+// (block.AggregateLabel); the gateway returns the aggregate the request
 // names without that label, or for the average (the default) divides sum
 // by count per window and encodes new XOR chunks. Series carry the block's
 // resolution.

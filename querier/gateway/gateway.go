@@ -16,9 +16,9 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // Options configure a Gateway. Start from DefaultOptions.
@@ -118,7 +118,7 @@ type Gateway struct {
 	closed bool
 
 	syncMtx sync.Mutex
-	metas   map[ulid.ULID]*ship.Meta
+	metas   map[ulid.ULID]*block.Meta
 	marks   map[ulid.ULID]time.Time
 	// failed remembers the last load error of each block, so it is
 	// logged once rather than at every sync.
@@ -148,7 +148,7 @@ func New(bkt bucket.Bucket, opts Options, logger *slog.Logger, reg prometheus.Re
 		cache:  newIndexCache(opts.IndexCacheBytes, reg),
 		r:      &bucketReader{bkt: bkt, bytes: m.fetchedBytes, reads: m.fetches},
 		blocks: map[ulid.ULID]*bucketBlock{},
-		metas:  map[ulid.ULID]*ship.Meta{},
+		metas:  map[ulid.ULID]*block.Meta{},
 		marks:  map[ulid.ULID]time.Time{},
 		failed: map[ulid.ULID]string{},
 	}

@@ -14,9 +14,9 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/internal/metrictest"
 	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // twoTenantBlocks writes three blocks: two of tenant a (consecutive 2h
@@ -291,7 +291,7 @@ func TestSyncSkipsPartialCorruptAndMarkedBlocks(t *testing.T) {
 	// Half uploaded: everything but meta.json.
 	partialDir := writeBlock(t, blockSpec{series: genSeries("partial", 5, 0, hour, 15_000), ext: ext})
 	partialID := uploadBlock(t, bkt, partialDir)
-	if err := bkt.Delete(testContext(t), path.Join(partialID.String(), ship.MetaFilename)); err != nil {
+	if err := bkt.Delete(testContext(t), path.Join(partialID.String(), block.MetaFilename)); err != nil {
 		t.Fatal(err)
 	}
 	// Corrupt index: right size, garbage inside.
@@ -314,12 +314,12 @@ func TestSyncSkipsPartialCorruptAndMarkedBlocks(t *testing.T) {
 	// Unreadable meta.json.
 	badMetaDir := writeBlock(t, blockSpec{series: genSeries("badmeta", 5, 0, hour, 15_000), ext: ext})
 	badMetaID := uploadBlock(t, bkt, badMetaDir)
-	uploadBytes(t, bkt, path.Join(badMetaID.String(), ship.MetaFilename), []byte("{not json"))
+	uploadBytes(t, bkt, path.Join(badMetaID.String(), block.MetaFilename), []byte("{not json"))
 	// Marked for deletion an hour ago.
 	markedDir := writeBlock(t, blockSpec{series: genSeries("marked", 5, 0, hour, 15_000), ext: ext})
 	markedID := uploadBlock(t, bkt, markedDir)
 	now := time.Now()
-	uploadBytes(t, bkt, path.Join(markedID.String(), ship.DeletionMarkFilename),
+	uploadBytes(t, bkt, path.Join(markedID.String(), block.DeletionMarkFilename),
 		fmt.Appendf(nil, `{"id":%q,"deletion_time":%d,"version":1}`, markedID, now.Add(-time.Hour).Unix()))
 	// Not a block at all.
 	uploadBytes(t, bkt, "debug/notes.txt", []byte("hello"))
@@ -365,7 +365,7 @@ func TestSyncSkipsPartialCorruptAndMarkedBlocks(t *testing.T) {
 	})
 	t.Run("completed upload and deletion", func(t *testing.T) {
 		gw, reg := newGateway(t, bkt, nil)
-		uploadFile(t, bkt, filepath.Join(partialDir, ship.MetaFilename), path.Join(partialID.String(), ship.MetaFilename))
+		uploadFile(t, bkt, filepath.Join(partialDir, block.MetaFilename), path.Join(partialID.String(), block.MetaFilename))
 		if err := gw.Sync(testContext(t)); err != nil {
 			t.Fatal(err)
 		}

@@ -23,9 +23,9 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // sample is one float or histogram sample.
@@ -166,7 +166,7 @@ func writeBlock(t testing.TB, spec blockSpec) string {
 		t.Fatal(err)
 	}
 	blockDir := filepath.Join(dir, id.String())
-	meta, err := ship.ReadMetaFromDir(blockDir)
+	meta, err := block.ReadMetaFromDir(blockDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,30 +179,30 @@ func writeBlock(t testing.TB, spec blockSpec) string {
 	if !spec.noFileList {
 		meta.Thanos.Files = listFiles(t, blockDir)
 	}
-	if err := ship.WriteMetaToDir(blockDir, meta); err != nil {
+	if err := block.WriteMetaToDir(blockDir, meta); err != nil {
 		t.Fatal(err)
 	}
 	return blockDir
 }
 
-func listFiles(t testing.TB, dir string) []ship.BlockFile {
+func listFiles(t testing.TB, dir string) []block.File {
 	t.Helper()
-	var files []ship.BlockFile
+	var files []block.File
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
 		rel = filepath.ToSlash(rel)
-		if rel == ship.MetaFilename {
-			files = append(files, ship.BlockFile{RelPath: rel})
+		if rel == block.MetaFilename {
+			files = append(files, block.File{RelPath: rel})
 			return nil
 		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		files = append(files, ship.BlockFile{RelPath: rel, SizeBytes: info.Size()})
+		files = append(files, block.File{RelPath: rel, SizeBytes: info.Size()})
 		return nil
 	})
 	if err != nil {
@@ -223,7 +223,7 @@ func uploadBlock(t testing.TB, bkt bucket.Bucket, blockDir string) ulid.ULID {
 			return err
 		}
 		rel, _ := filepath.Rel(blockDir, p)
-		if rel != ship.MetaFilename {
+		if rel != block.MetaFilename {
 			names = append(names, filepath.ToSlash(rel))
 		}
 		return nil
@@ -231,7 +231,7 @@ func uploadBlock(t testing.TB, bkt bucket.Bucket, blockDir string) ulid.ULID {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range append(names, ship.MetaFilename) {
+	for _, n := range append(names, block.MetaFilename) {
 		uploadFile(t, bkt, filepath.Join(blockDir, filepath.FromSlash(n)), path.Join(id.String(), n))
 	}
 	return id
@@ -365,7 +365,7 @@ func openLocal(t testing.TB, blockDir string) *localBlock {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	meta, err := ship.ReadMetaFromDir(blockDir)
+	meta, err := block.ReadMetaFromDir(blockDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // LabelNames implements querier.Store. Without matchers (besides those on
@@ -88,7 +88,7 @@ func (g *Gateway) LabelValues(ctx context.Context, name string, req *querier.Lab
 }
 
 func (b *bucketBlock) isAggregateLabel(name string) bool {
-	return name == ship.AggregateLabel && b.resolution() > 0
+	return name == block.AggregateLabel && b.resolution() > 0
 }
 
 // perBlock calls f for every block in the request's time range whose
@@ -131,7 +131,7 @@ func (g *Gateway) perBlock(ctx context.Context, req *querier.LabelsRequest, f fu
 func (g *Gateway) scanLabels(ctx context.Context, b *bucketBlock, ms []*labels.Matcher, f func(labels.Labels)) error {
 	if b.resolution() > 0 {
 		// One of the aggregates of each raw series is enough.
-		ms = append(slices.Clip(ms), labels.MustNewMatcher(labels.MatchEqual, ship.AggregateLabel, ship.AggrCount))
+		ms = append(slices.Clip(ms), labels.MustNewMatcher(labels.MatchEqual, block.AggregateLabel, block.AggrCount))
 	}
 	refs, err := b.seriesRefs(ctx, ms)
 	if err != nil {

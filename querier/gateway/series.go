@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // blockQuery is one block a Series request reads: the time span it is read
@@ -180,14 +180,14 @@ func (g *Gateway) Series(ctx context.Context, req *querier.SeriesRequest, f quer
 // readBlock reads the series of one block and sends them in batches.
 func (g *Gateway) readBlock(ctx context.Context, q blockQuery, req *querier.SeriesRequest, aggr string, send func(*seriesBatch) error) error {
 	if q.b.resolution() > 0 {
-		if aggr == ship.AggrAvg && !req.SkipChunks {
+		if aggr == block.AggrAvg && !req.SkipChunks {
 			return g.readAverages(ctx, q, send)
 		}
-		if aggr == ship.AggrAvg {
+		if aggr == block.AggrAvg {
 			// Every downsampled series has a count: it names the series.
-			aggr = ship.AggrCount
+			aggr = block.AggrCount
 		}
-		q.ms = append(slices.Clip(q.ms), labels.MustNewMatcher(labels.MatchEqual, ship.AggregateLabel, aggr))
+		q.ms = append(slices.Clip(q.ms), labels.MustNewMatcher(labels.MatchEqual, block.AggregateLabel, aggr))
 	}
 	refs, err := q.b.seriesRefs(ctx, q.ms)
 	if err != nil {
@@ -319,7 +319,7 @@ func (d *seriesDecoder) decode(entry []byte, skipChunks bool) (s decodedSeries, 
 	}
 	d.builder.Reset(d.scratch.Labels())
 	if d.strip {
-		d.builder.Del(ship.AggregateLabel)
+		d.builder.Del(block.AggregateLabel)
 	}
 	d.q.b.ext.Range(func(l labels.Label) { d.builder.Set(l.Name, l.Value) })
 	s.lset = d.builder.Labels()

@@ -14,13 +14,13 @@ import (
 	"github.com/oklog/ulid/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // blockState is what one sync learned about one block directory.
 type blockState struct {
-	meta    *ship.Meta
+	meta    *block.Meta
 	partial bool
 	metaErr error
 	marked  bool
@@ -52,7 +52,7 @@ func (g *Gateway) Sync(ctx context.Context) error {
 
 	now := g.opts.Now()
 	mint, maxt := g.window(now)
-	wanted := map[ulid.ULID]*ship.Meta{}
+	wanted := map[ulid.ULID]*block.Meta{}
 	partial, marked := 0, 0
 	for id, st := range states {
 		switch {
@@ -76,18 +76,18 @@ func (g *Gateway) Sync(ctx context.Context) error {
 	}
 	// A compacted block and its sources are both in the bucket until the
 	// sources are deleted: serve only the block that holds everything.
-	metas := make([]*ship.Meta, 0, len(wanted))
+	metas := make([]*block.Meta, 0, len(wanted))
 	for _, m := range wanted {
 		metas = append(metas, m)
 	}
-	for id := range ship.Superseded(metas) {
+	for id := range block.Superseded(metas) {
 		delete(wanted, id)
 	}
 	g.m.partialBlocks.Set(float64(partial))
 	g.m.markedBlocks.Set(float64(marked))
 
 	g.mtx.RLock()
-	var toLoad []*ship.Meta
+	var toLoad []*block.Meta
 	for id, meta := range wanted {
 		if _, ok := g.blocks[id]; !ok {
 			toLoad = append(toLoad, meta)
@@ -206,7 +206,7 @@ func (g *Gateway) readStates(ctx context.Context, ids []ulid.ULID) (map[ulid.ULI
 		st.marked, st.markAt = marked, markAt
 		eg.Go(func() error {
 			if st.meta == nil {
-				meta, err := ship.ReadMetaFromBucket(ectx, g.bkt, id)
+				meta, err := block.ReadMeta(ectx, g.bkt, id)
 				switch {
 				case bucket.IsNotFound(err):
 					st.partial = true
@@ -214,7 +214,7 @@ func (g *Gateway) readStates(ctx context.Context, ids []ulid.ULID) (map[ulid.ULI
 				case ectx.Err() != nil:
 					return ectx.Err()
 				case err != nil:
-					st.metaErr = fmt.Errorf("read %s: %w", ship.MetaFilename, err)
+					st.metaErr = fmt.Errorf("read %s: %w", block.MetaFilename, err)
 					return nil
 				}
 				st.meta = meta
@@ -250,11 +250,11 @@ func (g *Gateway) readStates(ctx context.Context, ids []ulid.ULID) (map[ulid.ULI
 }
 
 func (g *Gateway) readDeletionMark(ctx context.Context, id ulid.ULID) (time.Time, bool, error) {
-	m, err := ship.ReadDeletionMark(ctx, g.bkt, id)
+	m, err := block.ReadDeletionMark(ctx, g.bkt, id)
 	switch {
 	case bucket.IsNotFound(err):
 		return time.Time{}, false, nil
-	case errors.Is(err, ship.ErrMalformedMark):
+	case errors.Is(err, block.ErrMalformedMark):
 		// The block is going away whatever the mark says.
 		g.logger.Warn("unreadable deletion mark; treating the block as marked long ago", "block", id, "err", err)
 		return time.Unix(0, 0), true, nil
@@ -266,7 +266,7 @@ func (g *Gateway) readDeletionMark(ctx context.Context, id ulid.ULID) (time.Time
 
 // loadBlocks loads the blocks of metas, SyncConcurrency at once, and
 // returns those that loaded.
-func (g *Gateway) loadBlocks(ctx context.Context, metas []*ship.Meta) []*bucketBlock {
+func (g *Gateway) loadBlocks(ctx context.Context, metas []*block.Meta) []*bucketBlock {
 	var (
 		mtx    sync.Mutex
 		loaded []*bucketBlock

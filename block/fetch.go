@@ -1,4 +1,4 @@
-package blockset
+package block
 
 import (
 	"context"
@@ -15,12 +15,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/atoll-metrics/atoll/bucket"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // Block is one block of a bucket: its meta.json and its marks.
 type Block struct {
-	Meta *ship.Meta
+	Meta *Meta
 	// Deletion is set when the block is marked for deletion.
 	Deletion *DeletionMark
 	// NoCompact is set when the block is excluded from compaction.
@@ -34,7 +33,7 @@ func (b *Block) ID() ulid.ULID { return b.Meta.ULID }
 func (b *Block) Resolution() int64 { return b.Meta.Thanos.Downsample.Resolution }
 
 // Partial is a block directory without meta.json: an upload in progress, one
-// a crash interrupted, or a deletion under way.
+// a crash interrupted, or a deletion under way. Readers ignore it.
 type Partial struct {
 	ID ulid.ULID
 	// Objects are the full names of the objects under the directory.
@@ -50,12 +49,12 @@ type Set struct {
 	Blocks map[ulid.ULID]*Block
 	// Partial holds block directories without meta.json.
 	Partial map[ulid.ULID]*Partial
-	// Unreadable holds blocks whose meta.json exists but cannot be decoded.
+	// Unreadable holds blocks whose meta.json exists but does not decode.
 	// Readers and the compactor leave them alone.
 	Unreadable map[ulid.ULID]error
 }
 
-// Sorted returns the blocks in ULID order.
+// Sorted returns every block of the set in ULID order.
 func (s *Set) Sorted() []*Block {
 	out := make([]*Block, 0, len(s.Blocks))
 	for _, b := range s.Blocks {
@@ -65,16 +64,65 @@ func (s *Set) Sorted() []*Block {
 	return out
 }
 
-// Fetcher reads a bucket's blocks. Block metas and marks never change once
-// written, so it keeps them and reads each only once; a Fetcher is meant to
-// live as long as its user and be asked again on every sync.
+// A Filter keeps (true) or drops a block from what a reader reads.
+type Filter func(b *Block) bool
+
+// UnlessDeletionMarked drops blocks marked for deletion at least grace
+// before now; with grace 0, every marked block. The compactor reads with
+// grace 0. Other readers keep reading a marked block for a while, which
+// covers a sync that saw the mark before the block replacing the marked
+// one: the grace must be shorter than the compactor's delete delay.
+func UnlessDeletionMarked(now time.Time, grace time.Duration) Filter {
+	return func(b *Block) bool {
+		return b.Deletion == nil || (grace > 0 && now.Sub(b.Deletion.Time()) < grace)
+	}
+}
+
+// InTimeRange keeps blocks with data in [mint, maxt], in milliseconds.
+func InTimeRange(mint, maxt int64) Filter {
+	return func(b *Block) bool { return b.Meta.MaxTime > mint && b.Meta.MinTime <= maxt }
+}
+
+// Visible returns, in ULID order, the blocks a reader reads: those that
+// pass every filter and that no block of the set supersedes (Superseded).
+// Supersession is judged over every block with a meta.json, so that the
+// gateways, the compactor and the bucket tools agree on what the bucket
+// holds whatever else they filter.
+func (s *Set) Visible(filters ...Filter) []*Block {
+	all := s.Sorted()
+	metas := make([]*Meta, len(all))
+	for i, b := range all {
+		metas[i] = b.Meta
+	}
+	sup := Superseded(metas)
+	out := make([]*Block, 0, len(all))
+blocks:
+	for _, b := range all {
+		if _, ok := sup[b.ID()]; ok {
+			continue
+		}
+		for _, keep := range filters {
+			if !keep(b) {
+				continue blocks
+			}
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// Fetcher reads a bucket's blocks, for every reader alike. Block metas and
+// marks never change once written, so it keeps them and reads each only
+// once; a Fetcher is meant to live as long as its user and be asked again
+// on every sync. It lists the bucket recursively, which tells in one pass
+// which blocks have meta.json and marks, rather than asking per block.
 type Fetcher struct {
 	bkt         bucket.Bucket
 	logger      *slog.Logger
 	concurrency int
 
 	mu        sync.Mutex
-	metas     map[ulid.ULID]*ship.Meta
+	metas     map[ulid.ULID]*Meta
 	deletion  map[ulid.ULID]*DeletionMark
 	noCompact map[ulid.ULID]*NoCompactMark
 }
@@ -88,14 +136,16 @@ func NewFetcher(bkt bucket.Bucket, logger *slog.Logger) *Fetcher {
 		bkt:         bkt,
 		logger:      logger,
 		concurrency: 16,
-		metas:       map[ulid.ULID]*ship.Meta{},
+		metas:       map[ulid.ULID]*Meta{},
 		deletion:    map[ulid.ULID]*DeletionMark{},
 		noCompact:   map[ulid.ULID]*NoCompactMark{},
 	}
 }
 
 // Fetch lists the bucket once and returns its blocks. Objects outside block
-// directories (such as the compactor's lease) are ignored.
+// directories (such as the compactor's lease) are ignored. An error means
+// the bucket could not be read; a block whose meta.json does not decode is
+// in Set.Unreadable instead.
 func (f *Fetcher) Fetch(ctx context.Context) (*Set, error) {
 	objects := map[ulid.ULID][]string{}
 	err := f.bkt.Iter(ctx, "", func(name string) error {
@@ -124,7 +174,7 @@ func (f *Fetcher) Fetch(ctx context.Context) (*Set, error) {
 	g.SetLimit(f.concurrency)
 	for id, names := range objects {
 		has := func(file string) bool { return slices.Contains(names, path.Join(id.String(), file)) }
-		if !has(ship.MetaFilename) {
+		if !has(MetaFilename) {
 			set.Partial[id] = &Partial{ID: id, Objects: names, Deleting: has(DeletionMarkFilename)}
 			continue
 		}
@@ -140,7 +190,7 @@ func (f *Fetcher) Fetch(ctx context.Context) (*Set, error) {
 				// Deleted since the listing: as if never listed.
 			case gctx.Err() != nil:
 				return gctx.Err()
-			case errors.Is(err, errBadObject):
+			case errors.Is(err, ErrMalformedMeta) || errors.Is(err, ErrUnsupportedMeta):
 				set.Unreadable[id] = err
 			default:
 				return err
@@ -155,43 +205,44 @@ func (f *Fetcher) Fetch(ctx context.Context) (*Set, error) {
 	return set, nil
 }
 
-// errBadObject wraps decoding failures, to tell a broken object from a
-// bucket that cannot be reached.
-var errBadObject = errors.New("undecodable object")
-
 func (f *Fetcher) block(ctx context.Context, id ulid.ULID, hasDeletion, hasNoCompact bool) (*Block, error) {
 	f.mu.Lock()
 	meta, dm, nm := f.metas[id], f.deletion[id], f.noCompact[id]
 	f.mu.Unlock()
 
 	if meta == nil {
-		m, err := ship.ReadMetaFromBucket(ctx, f.bkt, id)
+		m, err := ReadMeta(ctx, f.bkt, id)
 		if err != nil {
-			if bucket.IsNotFound(err) || ctx.Err() != nil || !isDecodeError(err) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: %w", errBadObject, err)
+			return nil, err
 		}
 		meta = m
 	}
 	if hasDeletion && dm == nil {
-		m, err := ship.ReadDeletionMark(ctx, f.bkt, id)
-		if err != nil {
-			if !bucket.IsNotFound(err) {
-				return nil, fmt.Errorf("block %s: %w", id, err)
-			}
-		} else {
+		m, err := ReadDeletionMark(ctx, f.bkt, id)
+		switch {
+		case errors.Is(err, ErrMalformedMark):
+			// The block is going away whatever the mark says.
+			f.logger.Warn("unreadable deletion mark; treating the block as marked long ago", "block", id, "err", err)
+			dm = &DeletionMark{ID: id, Version: markVersion, Details: err.Error()}
+		case bucket.IsNotFound(err):
+		case err != nil:
+			return nil, fmt.Errorf("block %s: %w", id, err)
+		default:
 			dm = m
 		}
 	}
 	if hasNoCompact && nm == nil {
-		var m NoCompactMark
-		if err := readJSON(ctx, f.bkt, path.Join(id.String(), NoCompactMarkFilename), &m); err != nil {
-			if !bucket.IsNotFound(err) {
-				return nil, fmt.Errorf("block %s: %w", id, err)
-			}
-		} else {
-			nm = &m
+		m, err := ReadNoCompactMark(ctx, f.bkt, id)
+		switch {
+		case errors.Is(err, ErrMalformedMark):
+			// Someone meant to keep the compactor away from the block.
+			f.logger.Warn("unreadable no-compact mark; not compacting the block", "block", id, "err", err)
+			nm = &NoCompactMark{ID: id, Version: markVersion, Details: err.Error()}
+		case bucket.IsNotFound(err):
+		case err != nil:
+			return nil, fmt.Errorf("block %s: %w", id, err)
+		default:
+			nm = m
 		}
 	}
 	f.mu.Lock()
@@ -204,13 +255,6 @@ func (f *Fetcher) block(ctx context.Context, id ulid.ULID, hasDeletion, hasNoCom
 	}
 	f.mu.Unlock()
 	return &Block{Meta: meta, Deletion: dm, NoCompact: nm}, nil
-}
-
-// isDecodeError reports whether err came from decoding rather than from the
-// bucket. ship wraps decoding failures with the block id and "decode" or the
-// unsupported-version sentinel.
-func isDecodeError(err error) bool {
-	return errors.Is(err, ship.ErrUnsupportedMeta) || strings.Contains(err.Error(), "decode ")
 }
 
 // forget drops cached entries of blocks no longer in the bucket.
@@ -228,39 +272,8 @@ func (f *Fetcher) forget(present map[ulid.ULID][]string) {
 
 // Remember records a block the caller has just written, so the next Fetch
 // need not read its meta back.
-func (f *Fetcher) Remember(m *ship.Meta) {
+func (f *Fetcher) Remember(m *Meta) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.metas[m.ULID] = m
-}
-
-// Superseded applies ship.Superseded, the rule every reader follows, to
-// blocks.
-func Superseded(blocks []*Block) map[ulid.ULID]ulid.ULID {
-	metas := make([]*ship.Meta, len(blocks))
-	for i, b := range blocks {
-		metas[i] = b.Meta
-	}
-	return ship.Superseded(metas)
-}
-
-// Live returns, in ULID order, the blocks a reader should read: those not
-// superseded and not marked for deletion. A reader other than the compactor
-// passes keepMarkedFor > 0 to keep reading a marked block until its mark is
-// that old, which covers a sync that saw a mark before the block replacing
-// the marked one (see the package documentation); the compactor passes 0.
-func (s *Set) Live(now time.Time, keepMarkedFor time.Duration) []*Block {
-	all := s.Sorted()
-	sup := Superseded(all)
-	out := make([]*Block, 0, len(all))
-	for _, b := range all {
-		if _, ok := sup[b.ID()]; ok {
-			continue
-		}
-		if b.Deletion != nil && (keepMarkedFor <= 0 || now.Sub(b.Deletion.Time()) >= keepMarkedFor) {
-			continue
-		}
-		out = append(out, b)
-	}
-	return out
 }

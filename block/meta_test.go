@@ -1,4 +1,4 @@
-package ship_test
+package block_test
 
 import (
 	"encoding/json"
@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 const blockID = "01JBV4Q7ZK5D3W8N0XQ7E2M9RA"
@@ -23,7 +23,7 @@ func TestReadMetaFromDir(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		json    string
-		check   func(t *testing.T, m *ship.Meta)
+		check   func(t *testing.T, m *block.Meta)
 		wantErr error
 	}{
 		{
@@ -37,7 +37,7 @@ func TestReadMetaFromDir(t *testing.T) {
 	"compaction": {"level": 1, "sources": ["` + blockID + `"]},
 	"version": 1
 }`,
-			check: func(t *testing.T, m *ship.Meta) {
+			check: func(t *testing.T, m *block.Meta) {
 				if m.ULID.String() != blockID || m.MinTime != 1700000000000 || m.MaxTime != 1700007200000 {
 					t.Errorf("block fields = %s [%d, %d)", m.ULID, m.MinTime, m.MaxTime)
 				}
@@ -47,7 +47,7 @@ func TestReadMetaFromDir(t *testing.T) {
 				if m.Thanos.Labels == nil || len(m.Thanos.Labels) != 0 || m.ExternalLabels().Len() != 0 {
 					t.Errorf("labels = %#v, want an empty non-nil map", m.Thanos.Labels)
 				}
-				if m.Thanos.Downsample.Resolution != ship.ResolutionRaw {
+				if m.Thanos.Downsample.Resolution != block.ResolutionRaw {
 					t.Errorf("resolution = %d", m.Thanos.Downsample.Resolution)
 				}
 			},
@@ -72,15 +72,15 @@ func TestReadMetaFromDir(t *testing.T) {
 		"extensions": {"anything": true}
 	}
 }`,
-			check: func(t *testing.T, m *ship.Meta) {
+			check: func(t *testing.T, m *block.Meta) {
 				want := labels.FromStrings("replica", "r1", "tenant_id", "team-a")
 				if !labels.Equal(m.ExternalLabels(), want) {
 					t.Errorf("labels = %s, want %s", m.ExternalLabels(), want)
 				}
-				if m.Thanos.Source != ship.SourceCompactor || m.Thanos.Downsample.Resolution != ship.Resolution5m {
+				if m.Thanos.Source != block.SourceCompactor || m.Thanos.Downsample.Resolution != block.Resolution5m {
 					t.Errorf("source/resolution = %q/%d", m.Thanos.Source, m.Thanos.Downsample.Resolution)
 				}
-				wantFiles := []ship.BlockFile{{RelPath: "chunks/000001", SizeBytes: 512}, {RelPath: "index", SizeBytes: 256}, {RelPath: "meta.json"}}
+				wantFiles := []block.File{{RelPath: "chunks/000001", SizeBytes: 512}, {RelPath: "index", SizeBytes: 256}, {RelPath: "meta.json"}}
 				if !slices.Equal(m.Thanos.Files, wantFiles) || !slices.Equal(m.Thanos.SegmentFiles, []string{"000001"}) {
 					t.Errorf("files = %+v, segments = %q", m.Thanos.Files, m.Thanos.SegmentFiles)
 				}
@@ -89,20 +89,20 @@ func TestReadMetaFromDir(t *testing.T) {
 		{
 			name:    "unknown meta version",
 			json:    `{"ulid": "` + blockID + `", "version": 2}`,
-			wantErr: ship.ErrUnsupportedMeta,
+			wantErr: block.ErrUnsupportedMeta,
 		},
 		{
 			name:    "unknown thanos section version",
 			json:    `{"ulid": "` + blockID + `", "version": 1, "thanos": {"version": 7}}`,
-			wantErr: ship.ErrUnsupportedMeta,
+			wantErr: block.ErrUnsupportedMeta,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, ship.MetaFilename), []byte(tc.json), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, block.MetaFilename), []byte(tc.json), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			m, err := ship.ReadMetaFromDir(dir)
+			m, err := block.ReadMetaFromDir(dir)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("error = %v, want %v", err, tc.wantErr)
@@ -118,14 +118,14 @@ func TestReadMetaFromDir(t *testing.T) {
 }
 
 func TestReadMetaFromDirErrors(t *testing.T) {
-	if _, err := ship.ReadMetaFromDir(t.TempDir()); !errors.Is(err, os.ErrNotExist) {
+	if _, err := block.ReadMetaFromDir(t.TempDir()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing meta.json: %v, want not exist", err)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, ship.MetaFilename), []byte(`{"ulid": "`), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, block.MetaFilename), []byte(`{"ulid": "`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ship.ReadMetaFromDir(dir); err == nil {
+	if _, err := block.ReadMetaFromDir(dir); err == nil {
 		t.Error("truncated meta.json read without error")
 	}
 }
@@ -134,24 +134,24 @@ func TestReadMetaFromDirErrors(t *testing.T) {
 // them in the written JSON, not through our own decoder.
 func TestWriteMetaToDirUsesThanosFieldNames(t *testing.T) {
 	dir := t.TempDir()
-	m := &ship.Meta{
+	m := &block.Meta{
 		BlockMeta: tsdb.BlockMeta{
 			ULID: ulid.MustParse(blockID), MinTime: 10, MaxTime: 20, Version: 1,
 			Compaction: tsdb.BlockMetaCompaction{Level: 1, Sources: []ulid.ULID{ulid.MustParse(blockID)}},
 		},
-		Thanos: ship.ThanosMeta{
+		Thanos: block.ThanosMeta{
 			Version:      1,
 			Labels:       map[string]string{"tenant": "t1"},
-			Downsample:   ship.Downsample{Resolution: ship.Resolution1h},
-			Source:       ship.SourceReceive,
+			Downsample:   block.Downsample{Resolution: block.Resolution1h},
+			Source:       block.SourceReceive,
 			SegmentFiles: []string{"000001"},
-			Files:        []ship.BlockFile{{RelPath: "chunks/000001", SizeBytes: 3}, {RelPath: "meta.json"}},
+			Files:        []block.File{{RelPath: "chunks/000001", SizeBytes: 3}, {RelPath: "meta.json"}},
 		},
 	}
-	if err := ship.WriteMetaToDir(dir, m); err != nil {
+	if err := block.WriteMetaToDir(dir, m); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, ship.MetaFilename))
+	data, err := os.ReadFile(filepath.Join(dir, block.MetaFilename))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestWriteMetaToDirUsesThanosFieldNames(t *testing.T) {
 		t.Errorf("meta.json is not tab-indented like Prometheus writes it:\n%s", data)
 	}
 
-	got, err := ship.ReadMetaFromDir(dir)
+	got, err := block.ReadMetaFromDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,14 +209,14 @@ func TestReadMetaFromBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := ulid.MustParse(blockID)
-	if _, err := ship.ReadMetaFromBucket(t.Context(), bkt, id); !bucket.IsNotFound(err) {
+	if _, err := block.ReadMeta(t.Context(), bkt, id); !bucket.IsNotFound(err) {
 		t.Errorf("absent block: %v, want not found", err)
 	}
 	body := `{"ulid": "` + blockID + `", "minTime": 1, "maxTime": 2, "version": 1, "thanos": {"labels": {"a": "b"}, "source": "receive", "downsample": {"resolution": 0}}}`
 	if err := bkt.Upload(t.Context(), blockID+"/meta.json", strings.NewReader(body), int64(len(body))); err != nil {
 		t.Fatal(err)
 	}
-	m, err := ship.ReadMetaFromBucket(t.Context(), bkt, id)
+	m, err := block.ReadMeta(t.Context(), bkt, id)
 	if err != nil {
 		t.Fatal(err)
 	}

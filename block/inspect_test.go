@@ -1,4 +1,4 @@
-package ship_test
+package block_test
 
 import (
 	"context"
@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // inspBlock writes a block of n series of two metrics over [mint, maxt)
@@ -54,29 +54,29 @@ func inspBlock(t *testing.T, bkt bucket.Bucket, ext map[string]string, n int, mi
 		t.Fatal(err)
 	}
 	blockDir := filepath.Join(dir, id.String())
-	meta, err := ship.ReadMetaFromDir(blockDir)
+	meta, err := block.ReadMetaFromDir(blockDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	meta.Thanos.Labels = ext
-	meta.Thanos.Source = ship.SourceReceive
-	var files []ship.BlockFile
+	meta.Thanos.Source = block.SourceReceive
+	var files []block.File
 	_ = filepath.WalkDir(blockDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
 		rel, _ := filepath.Rel(blockDir, p)
 		info, _ := d.Info()
-		if rel != ship.MetaFilename {
-			files = append(files, ship.BlockFile{RelPath: filepath.ToSlash(rel), SizeBytes: info.Size()})
+		if rel != block.MetaFilename {
+			files = append(files, block.File{RelPath: filepath.ToSlash(rel), SizeBytes: info.Size()})
 		}
 		return nil
 	})
-	meta.Thanos.Files = append(files, ship.BlockFile{RelPath: ship.MetaFilename})
-	if err := ship.WriteMetaToDir(blockDir, meta); err != nil {
+	meta.Thanos.Files = append(files, block.File{RelPath: block.MetaFilename})
+	if err := block.WriteMetaToDir(blockDir, meta); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range append(files, ship.BlockFile{RelPath: ship.MetaFilename}) {
+	for _, f := range append(files, block.File{RelPath: block.MetaFilename}) {
 		inspUpload(t, bkt, filepath.Join(blockDir, filepath.FromSlash(f.RelPath)), path.Join(id.String(), f.RelPath))
 	}
 	return id, blockDir
@@ -109,47 +109,52 @@ func inspBucket(t *testing.T) bucket.Bucket {
 
 const hourMs = int64(time.Hour / time.Millisecond)
 
-func TestListBlocks(t *testing.T) {
+func TestFetch(t *testing.T) {
 	bkt := inspBucket(t)
 	a, _ := inspBlock(t, bkt, map[string]string{"tenant_id": "a"}, 4, 2*hourMs, 4*hourMs)
 	b, _ := inspBlock(t, bkt, map[string]string{"tenant_id": "a"}, 4, 0, 2*hourMs)
 	c, _ := inspBlock(t, bkt, map[string]string{"tenant_id": "0"}, 4, 0, 2*hourMs)
 	partial, _ := inspBlock(t, bkt, nil, 2, 0, hourMs)
-	if err := bkt.Delete(context.Background(), path.Join(partial.String(), ship.MetaFilename)); err != nil {
+	if err := bkt.Delete(context.Background(), path.Join(partial.String(), block.MetaFilename)); err != nil {
 		t.Fatal(err)
 	}
 	bad, _ := inspBlock(t, bkt, nil, 2, 0, hourMs)
-	inspPut(t, bkt, path.Join(bad.String(), ship.MetaFilename), []byte("{"))
+	inspPut(t, bkt, path.Join(bad.String(), block.MetaFilename), []byte("{"))
 	marked := time.Unix(1_700_000_000, 0)
 	inspPut(t, bkt, path.Join(a.String(), "deletion-mark.json"), fmt.Appendf(nil, `{"id":%q,"deletion_time":%d,"version":1}`, a, marked.Unix()))
 	inspPut(t, bkt, "not-a-block/file", []byte("x"))
 
-	list, err := ship.ListBlocks(context.Background(), bkt)
+	set, err := block.NewFetcher(bkt, nil).Fetch(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []ulid.ULID
-	for _, m := range list.Blocks {
-		got = append(got, m.ULID)
+	for _, b := range set.Sorted() {
+		got = append(got, b.ID())
 	}
-	if want := []ulid.ULID{c, b, a}; !slices.Equal(got, want) {
-		t.Errorf("blocks %v, want %v (by labels, then time)", got, want)
+	if want := []ulid.ULID{a, b, c}; !slices.Equal(got, slices.SortedFunc(slices.Values(want), ulid.ULID.Compare)) {
+		t.Errorf("blocks %v, want %v", got, want)
 	}
-	if !slices.Equal(list.Partial, []ulid.ULID{partial}) {
-		t.Errorf("partial %v, want [%s]", list.Partial, partial)
+	if _, ok := set.Partial[partial]; !ok || len(set.Partial) != 1 {
+		t.Errorf("partial %v, want [%s]", set.Partial, partial)
 	}
-	if _, ok := list.BadMeta[bad]; !ok || len(list.BadMeta) != 1 {
-		t.Errorf("bad meta %v, want %s", list.BadMeta, bad)
+	if _, ok := set.Unreadable[bad]; !ok || len(set.Unreadable) != 1 {
+		t.Errorf("unreadable %v, want %s", set.Unreadable, bad)
 	}
-	if at, ok := list.DeletionMarked[a]; !ok || !at.Equal(marked) || len(list.DeletionMarked) != 1 {
-		t.Errorf("deletion marked %v, want %s at %v", list.DeletionMarked, a, marked)
+	for id, blk := range set.Blocks {
+		if marked := blk.Deletion != nil; marked != (id == a) {
+			t.Errorf("block %s marked for deletion: %v", id, marked)
+		}
+	}
+	if at := set.Blocks[a].Deletion.Time(); !at.Equal(marked) {
+		t.Errorf("deletion mark of %s at %v, want %v", a, at, marked)
 	}
 }
 
 func TestInspectBlock(t *testing.T) {
 	bkt := inspBucket(t)
 	id, _ := inspBlock(t, bkt, map[string]string{"tenant_id": "a"}, 12, 0, hourMs)
-	meta, st, err := ship.InspectBlock(context.Background(), bkt, id, 2)
+	meta, st, err := block.Inspect(context.Background(), bkt, id, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,15 +167,15 @@ func TestInspectBlock(t *testing.T) {
 	if st.Version != 2 || st.Symbols == 0 || st.SizeBytes == 0 {
 		t.Errorf("version %d, symbols %d, size %d", st.Version, st.Symbols, st.SizeBytes)
 	}
-	wantNames := []ship.LabelNameStats{{Name: "instance", Values: 12, Series: 12}, {Name: "job", Values: 3, Series: 12}}
+	wantNames := []block.LabelNameStats{{Name: "instance", Values: 12, Series: 12}, {Name: "job", Values: 3, Series: 12}}
 	if !slices.Equal(st.TopNames, wantNames) {
 		t.Errorf("top names %+v, want %+v", st.TopNames, wantNames)
 	}
-	wantPairs := []ship.LabelPairStats{{Name: "__name__", Value: "requests_total", Series: 6}, {Name: "__name__", Value: "up", Series: 6}}
+	wantPairs := []block.LabelPairStats{{Name: "__name__", Value: "requests_total", Series: 6}, {Name: "__name__", Value: "up", Series: 6}}
 	if !slices.Equal(st.TopPairs, wantPairs) {
 		t.Errorf("top pairs %+v, want %+v", st.TopPairs, wantPairs)
 	}
-	if _, _, err := ship.InspectBlock(context.Background(), bkt, ulid.Make(), 2); !bucket.IsNotFound(err) {
+	if _, _, err := block.Inspect(context.Background(), bkt, ulid.Make(), 2); !bucket.IsNotFound(err) {
 		t.Errorf("inspecting a missing block: %v, want not found", err)
 	}
 }
@@ -183,7 +188,11 @@ func TestVerifyBucket(t *testing.T) {
 	good2, _ := inspBlock(t, bkt, ext, 6, 2*hourMs, 4*hourMs)
 	inspBlock(t, bkt, map[string]string{"tenant_id": "b"}, 6, hourMs, 3*hourMs) // other stream: no overlap
 	for _, deep := range []bool{false, true} {
-		problems, err := ship.VerifyBucket(ctx, bkt, ship.VerifyOptions{Deep: deep})
+		set, err := block.NewFetcher(bkt, nil).Fetch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		problems, err := block.Verify(ctx, bkt, set, block.VerifyOptions{Deep: deep})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,15 +222,19 @@ func TestVerifyBucket(t *testing.T) {
 	inspPut(t, bkt, path.Join(badChunk.String(), "chunks", "000001"), seg)
 	// meta.json claiming another series count.
 	lying, lyingDir := inspBlock(t, bkt, map[string]string{"tenant_id": "f"}, 6, 0, hourMs)
-	meta, _ := ship.ReadMetaFromDir(lyingDir)
+	meta, _ := block.ReadMetaFromDir(lyingDir)
 	meta.Stats.NumSeries = 7
-	if err := ship.WriteMetaToDir(lyingDir, meta); err != nil {
+	if err := block.WriteMetaToDir(lyingDir, meta); err != nil {
 		t.Fatal(err)
 	}
-	inspUpload(t, bkt, filepath.Join(lyingDir, ship.MetaFilename), path.Join(lying.String(), ship.MetaFilename))
+	inspUpload(t, bkt, filepath.Join(lyingDir, block.MetaFilename), path.Join(lying.String(), block.MetaFilename))
 
 	kinds := func(deep bool) map[string][]ulid.ULID {
-		problems, err := ship.VerifyBucket(ctx, bkt, ship.VerifyOptions{Deep: deep})
+		set, err := block.NewFetcher(bkt, nil).Fetch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		problems, err := block.Verify(ctx, bkt, set, block.VerifyOptions{Deep: deep})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,27 +252,27 @@ func TestVerifyBucket(t *testing.T) {
 	shallow := kinds(false)
 	wantOverlap := []ulid.ULID{good1, overlap, good2}
 	for _, id := range wantOverlap {
-		if !slices.Contains(shallow[ship.ProblemOverlap], id) {
-			t.Errorf("overlap of %s not reported: %v", id, shallow[ship.ProblemOverlap])
+		if !slices.Contains(shallow[block.ProblemOverlap], id) {
+			t.Errorf("overlap of %s not reported: %v", id, shallow[block.ProblemOverlap])
 		}
 	}
-	if slices.Contains(shallow[ship.ProblemOverlap], markedID) {
+	if slices.Contains(shallow[block.ProblemOverlap], markedID) {
 		t.Error("block marked for deletion reported as overlapping")
 	}
-	if !slices.Equal(shallow[ship.ProblemCorruptIndex], []ulid.ULID{corruptIdx}) {
-		t.Errorf("corrupt index reports %v, want %s", shallow[ship.ProblemCorruptIndex], corruptIdx)
+	if !slices.Equal(shallow[block.ProblemCorruptIndex], []ulid.ULID{corruptIdx}) {
+		t.Errorf("corrupt index reports %v, want %s", shallow[block.ProblemCorruptIndex], corruptIdx)
 	}
-	if !slices.Equal(shallow[ship.ProblemMissingFile], []ulid.ULID{noChunks}) {
-		t.Errorf("missing file reports %v, want %s", shallow[ship.ProblemMissingFile], noChunks)
+	if !slices.Equal(shallow[block.ProblemMissingFile], []ulid.ULID{noChunks}) {
+		t.Errorf("missing file reports %v, want %s", shallow[block.ProblemMissingFile], noChunks)
 	}
-	if !slices.Contains(shallow[ship.ProblemMetaMismatch], lying) {
-		t.Errorf("meta mismatch reports %v, want %s", shallow[ship.ProblemMetaMismatch], lying)
+	if !slices.Contains(shallow[block.ProblemMetaMismatch], lying) {
+		t.Errorf("meta mismatch reports %v, want %s", shallow[block.ProblemMetaMismatch], lying)
 	}
-	if slices.Contains(shallow[ship.ProblemCorruptChunks], badChunk) {
+	if slices.Contains(shallow[block.ProblemCorruptChunks], badChunk) {
 		t.Error("shallow check read chunk data")
 	}
 	deep := kinds(true)
-	if !slices.Contains(deep[ship.ProblemCorruptChunks], badChunk) {
-		t.Errorf("deep check missed the corrupt chunk: %v", deep[ship.ProblemCorruptChunks])
+	if !slices.Contains(deep[block.ProblemCorruptChunks], badChunk) {
+		t.Errorf("deep check missed the corrupt chunk: %v", deep[block.ProblemCorruptChunks])
 	}
 }

@@ -1,4 +1,4 @@
-package ship
+package block
 
 // Downsampled blocks hold, for every raw series, one series per aggregate:
 // the raw labels plus AggregateLabel naming the aggregate, with one sample
@@ -31,5 +31,7 @@ const (
 // counter histograms, with resets folded in as for floats. min and max are
 // written for float series only.
 
-// Aggregates lists the stored aggregates.
-var Aggregates = []string{AggrCount, AggrSum, AggrMin, AggrMax, AggrCounter}
+// Aggregates returns the stored aggregates.
+func Aggregates() []string {
+	return []string{AggrCount, AggrSum, AggrMin, AggrMax, AggrCounter}
+}

@@ -1,4 +1,4 @@
-package ship
+package block
 
 import (
 	"bufio"
@@ -35,105 +35,6 @@ const indexTOCLen = 6*8 + 4
 
 var inspectCastagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// BlockListing is what a bucket holds.
-type BlockListing struct {
-	// Blocks have a readable meta.json; sorted by external labels,
-	// resolution and time.
-	Blocks []*Meta
-	// DeletionMarked holds the blocks marked for deletion and when.
-	DeletionMarked map[ulid.ULID]time.Time
-	// Partial lists block directories without meta.json: uploads in
-	// progress or abandoned. Readers ignore them.
-	Partial []ulid.ULID
-	// BadMeta holds the blocks whose meta.json cannot be read.
-	BadMeta map[ulid.ULID]error
-}
-
-// ListBlocks reads the meta.json and deletion mark of every block in bkt.
-func ListBlocks(ctx context.Context, bkt bucket.Bucket) (*BlockListing, error) {
-	var ids []ulid.ULID
-	err := bkt.Iter(ctx, "", func(name string) error {
-		if dir, ok := strings.CutSuffix(name, "/"); ok {
-			if id, err := ulid.ParseStrict(dir); err == nil {
-				ids = append(ids, id)
-			}
-		}
-		return nil
-	}, false)
-	if err != nil {
-		return nil, fmt.Errorf("list blocks: %w", err)
-	}
-	out := &BlockListing{DeletionMarked: map[ulid.ULID]time.Time{}, BadMeta: map[ulid.ULID]error{}}
-	var mtx sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
-	for _, id := range ids {
-		g.Go(func() error {
-			meta, err := ReadMetaFromBucket(gctx, bkt, id)
-			if err != nil && gctx.Err() != nil {
-				return gctx.Err()
-			}
-			var (
-				markedAt time.Time
-				marked   bool
-			)
-			if err == nil {
-				if markedAt, marked, err = readDeletionMarkTime(gctx, bkt, id); err != nil {
-					return fmt.Errorf("block %s: %w", id, err)
-				}
-			}
-			mtx.Lock()
-			defer mtx.Unlock()
-			switch {
-			case bucket.IsNotFound(err):
-				out.Partial = append(out.Partial, id)
-			case err != nil:
-				out.BadMeta[id] = err
-			default:
-				out.Blocks = append(out.Blocks, meta)
-				if marked {
-					out.DeletionMarked[id] = markedAt
-				}
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	sort.Slice(out.Blocks, func(i, j int) bool {
-		a, b := out.Blocks[i], out.Blocks[j]
-		if c := labels.Compare(a.ExternalLabels(), b.ExternalLabels()); c != 0 {
-			return c < 0
-		}
-		if a.Thanos.Downsample.Resolution != b.Thanos.Downsample.Resolution {
-			return a.Thanos.Downsample.Resolution < b.Thanos.Downsample.Resolution
-		}
-		if a.MinTime != b.MinTime {
-			return a.MinTime < b.MinTime
-		}
-		return a.ULID.Compare(b.ULID) < 0
-	})
-	slices.SortFunc(out.Partial, func(a, b ulid.ULID) int { return a.Compare(b) })
-	return out, nil
-}
-
-// readDeletionMarkTime returns when block id was marked for deletion. A
-// mark that does not parse counts as made at the Unix epoch: the block is
-// going away either way.
-func readDeletionMarkTime(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) (time.Time, bool, error) {
-	m, err := ReadDeletionMark(ctx, bkt, id)
-	switch {
-	case bucket.IsNotFound(err):
-		return time.Time{}, false, nil
-	case errors.Is(err, ErrMalformedMark):
-		return time.Unix(0, 0), true, nil
-	case err != nil:
-		return time.Time{}, false, err
-	}
-	return m.Time(), true, nil
-}
-
 // IndexStats describes a block's index.
 type IndexStats struct {
 	Version   int
@@ -164,11 +65,11 @@ type LabelPairStats struct {
 	Series      int
 }
 
-// InspectBlock reads the meta.json of block id and the symbol count, TOC
+// Inspect reads the meta.json of block id and the symbol count, TOC
 // and postings offset table of its index: enough for the cardinality of
 // every label without reading any postings list or series.
-func InspectBlock(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, top int) (*Meta, *IndexStats, error) {
-	meta, err := ReadMetaFromBucket(ctx, bkt, id)
+func Inspect(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, top int) (*Meta, *IndexStats, error) {
+	meta, err := ReadMeta(ctx, bkt, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -269,7 +170,7 @@ func (h *pairHeap) Pop() any {
 	return x
 }
 
-// Kinds of Problem that VerifyBucket reports.
+// Kinds of Problem that Verify reports.
 const (
 	// ProblemOverlap: blocks with the same external labels and resolution
 	// cover overlapping time ranges (blocks marked for deletion aside).
@@ -303,7 +204,7 @@ func (p Problem) String() string {
 	return fmt.Sprintf("%s %s: %s", p.Kind, strings.Join(ids, ","), p.Detail)
 }
 
-// VerifyOptions tune VerifyBucket.
+// VerifyOptions tune Verify.
 type VerifyOptions struct {
 	// Deep reads every series entry and chunk, checking each checksum and
 	// that chunks lie within the block and their segment; otherwise only
@@ -313,26 +214,24 @@ type VerifyOptions struct {
 	Concurrency int
 }
 
-// VerifyBucket checks every block of bkt and returns the problems found,
-// in a stable order. The error is for a bucket it could not read at all.
-func VerifyBucket(ctx context.Context, bkt bucket.Bucket, opts VerifyOptions) ([]Problem, error) {
+// Verify checks every block of set, read from bkt, and returns the
+// problems found, in a stable order. The error is for a bucket it could not
+// read.
+func Verify(ctx context.Context, bkt bucket.Bucket, set *Set, opts VerifyOptions) ([]Problem, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 4
 	}
-	list, err := ListBlocks(ctx, bkt)
-	if err != nil {
-		return nil, err
-	}
 	var problems []Problem
-	for id, err := range list.BadMeta {
+	for id, err := range set.Unreadable {
 		problems = append(problems, Problem{Kind: ProblemBadMeta, Blocks: []ulid.ULID{id}, Detail: err.Error()})
 	}
-	problems = append(problems, overlaps(list)...)
+	problems = append(problems, overlaps(set)...)
 
 	var mtx sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Concurrency)
-	for _, meta := range list.Blocks {
+	for _, b := range set.Sorted() {
+		meta := b.Meta
 		g.Go(func() error {
 			ps, err := verifyBlock(gctx, bkt, meta, opts.Deep)
 			if err != nil {
@@ -358,26 +257,18 @@ func VerifyBucket(ctx context.Context, bkt bucket.Bucket, opts VerifyOptions) ([
 }
 
 // overlaps finds blocks of one stream (external labels and resolution)
-// whose time ranges overlap. Blocks marked for deletion are left out: a
-// compaction overlaps its sources until they are deleted.
-func overlaps(list *BlockListing) []Problem {
-	// So is a compaction whose sources are not marked yet: readers follow
-	// Superseded and serve only the compaction.
-	superseded := Superseded(list.Blocks)
+// whose time ranges overlap, among the blocks readers read: a compaction
+// overlaps its sources until they are marked and deleted, and readers
+// serve only the compaction.
+func overlaps(set *Set) []Problem {
 	type stream struct {
 		ext string
 		res int64
 	}
 	streams := map[stream][]*Meta{}
-	for _, m := range list.Blocks {
-		if _, sup := superseded[m.ULID]; sup {
-			continue
-		}
-		if _, marked := list.DeletionMarked[m.ULID]; marked {
-			continue
-		}
-		k := stream{m.ExternalLabels().String(), m.Thanos.Downsample.Resolution}
-		streams[k] = append(streams[k], m)
+	for _, b := range set.Visible(UnlessDeletionMarked(time.Now(), 0)) {
+		k := stream{b.Meta.ExternalLabels().String(), b.Resolution()}
+		streams[k] = append(streams[k], b.Meta)
 	}
 	var out []Problem
 	for k, blocks := range streams {

@@ -1,10 +1,7 @@
-// Package blockio copies whole blocks between a local directory and a
-// bucket in the order that keeps readers safe: an upload writes meta.json
-// last, a deletion removes it first, so a block is either complete in the
-// bucket or absent for every reader.
-package blockio
+package block
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,8 +16,6 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/atoll-metrics/atoll/bucket"
-	"github.com/atoll-metrics/atoll/compactor/blockset"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // Files of a block directory, as TSDB writes them.
@@ -30,59 +25,57 @@ const (
 	tombstonesFile = "tombstones"
 )
 
-// Upload copies the block in dir to the bucket under the block's ULID: chunk
-// segments, index, tombstones, then meta.json. The meta.json in dir must be
-// final (ship.WriteMetaToDir); its Thanos file list is filled in here. If
-// beforeMeta is not nil it runs just before meta.json is uploaded, and an
-// error from it stops the upload, leaving a partial block that readers
-// ignore.
-func Upload(ctx context.Context, bkt bucket.Bucket, dir string, beforeMeta func() error) (*ship.Meta, error) {
-	meta, err := ship.ReadMetaFromDir(dir)
-	if err != nil {
-		return nil, err
-	}
+// Upload copies the block directory dir to the bucket under meta.ULID in
+// the order that keeps readers safe: chunk segments, index, tombstones,
+// then meta.json, which is meta with the Thanos section's version and file
+// lists filled in from dir. The meta.json in dir is neither read nor changed, so a TSDB's own
+// block can be shipped as it is. If beforeMeta is not nil it runs just
+// before meta.json is uploaded, and an error from it stops the upload,
+// leaving a partial block that readers ignore. Upload returns the meta as
+// uploaded.
+func Upload(ctx context.Context, bkt bucket.Bucket, dir string, meta *Meta, beforeMeta func() error) (*Meta, error) {
+	id := meta.ULID
 	files, err := dataFiles(dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("upload block %s: %w", id, err)
 	}
-	prefix := meta.ULID.String()
 	for _, f := range files {
-		if err := uploadFile(ctx, bkt, filepath.Join(dir, filepath.FromSlash(f.RelPath)), path.Join(prefix, f.RelPath), f.SizeBytes); err != nil {
-			return nil, fmt.Errorf("upload block %s: %w", meta.ULID, err)
+		if err := uploadFile(ctx, bkt, filepath.Join(dir, filepath.FromSlash(f.RelPath)), path.Join(id.String(), f.RelPath), f.SizeBytes); err != nil {
+			return nil, fmt.Errorf("upload block %s: %w", id, err)
 		}
 	}
-	meta.Thanos.Files = append(slices.Clone(files), ship.BlockFile{RelPath: ship.MetaFilename})
-	slices.SortFunc(meta.Thanos.Files, func(a, b ship.BlockFile) int { return strings.Compare(a.RelPath, b.RelPath) })
-	meta.Thanos.SegmentFiles = nil
+	out := *meta
+	out.Thanos.Version = thanosMetaVersion
+	out.Thanos.Files = append(slices.Clone(files), File{RelPath: MetaFilename})
+	slices.SortFunc(out.Thanos.Files, func(a, b File) int { return strings.Compare(a.RelPath, b.RelPath) })
+	out.Thanos.SegmentFiles = nil
 	for _, f := range files {
 		if name, ok := strings.CutPrefix(f.RelPath, chunksDir+"/"); ok {
-			meta.Thanos.SegmentFiles = append(meta.Thanos.SegmentFiles, name)
+			out.Thanos.SegmentFiles = append(out.Thanos.SegmentFiles, name)
 		}
 	}
-	if err := ship.WriteMetaToDir(dir, meta); err != nil {
-		return nil, err
-	}
-	fi, err := os.Stat(filepath.Join(dir, ship.MetaFilename))
+	data, err := encodeMeta(&out)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("upload block %s: encode meta: %w", id, err)
 	}
 	if beforeMeta != nil {
 		if err := beforeMeta(); err != nil {
-			return nil, fmt.Errorf("upload block %s: %w", meta.ULID, err)
+			return nil, fmt.Errorf("upload block %s: %w", id, err)
 		}
 	}
-	if err := uploadFile(ctx, bkt, filepath.Join(dir, ship.MetaFilename), path.Join(prefix, ship.MetaFilename), fi.Size()); err != nil {
-		return nil, fmt.Errorf("upload block %s: %w", meta.ULID, err)
+	if err := bkt.Upload(ctx, path.Join(id.String(), MetaFilename), bytes.NewReader(data), int64(len(data))); err != nil {
+		return nil, fmt.Errorf("upload block %s: %w", id, err)
 	}
-	return meta, nil
+	return &out, nil
 }
 
-// dataFiles lists a block's files other than meta.json, chunks first.
-func dataFiles(dir string) ([]ship.BlockFile, error) {
-	var files []ship.BlockFile
+// dataFiles lists a block's files other than meta.json in upload order:
+// chunk segments (sorted), index, then tombstones when present.
+func dataFiles(dir string) ([]File, error) {
+	var files []File
 	entries, err := os.ReadDir(filepath.Join(dir, chunksDir))
 	if err != nil {
-		return nil, fmt.Errorf("list chunks of %s: %w", dir, err)
+		return nil, fmt.Errorf("list chunks: %w", err)
 	}
 	for _, e := range entries {
 		if !e.Type().IsRegular() {
@@ -92,7 +85,7 @@ func dataFiles(dir string) ([]ship.BlockFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, ship.BlockFile{RelPath: chunksDir + "/" + e.Name(), SizeBytes: fi.Size()})
+		files = append(files, File{RelPath: chunksDir + "/" + e.Name(), SizeBytes: fi.Size()})
 	}
 	for _, name := range []string{indexFile, tombstonesFile} {
 		fi, err := os.Stat(filepath.Join(dir, name))
@@ -102,7 +95,7 @@ func dataFiles(dir string) ([]ship.BlockFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, ship.BlockFile{RelPath: name, SizeBytes: fi.Size()})
+		files = append(files, File{RelPath: name, SizeBytes: fi.Size()})
 	}
 	return files, nil
 }
@@ -129,10 +122,10 @@ func Download(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, dir string) 
 	if err := os.RemoveAll(dst); err != nil {
 		return "", err
 	}
-	meta, err := ship.ReadMetaFromBucket(ctx, bkt, id)
+	meta, err := ReadMeta(ctx, bkt, id)
 	if err != nil {
 		if bucket.IsNotFound(err) {
-			return "", fmt.Errorf("block %s: %w: no %s", id, ErrIncomplete, ship.MetaFilename)
+			return "", fmt.Errorf("block %s: %w: no %s", id, ErrIncomplete, MetaFilename)
 		}
 		return "", err
 	}
@@ -145,7 +138,7 @@ func Download(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, dir string) 
 		// Blocks from tools that leave the file list out: take what is there.
 		err := bkt.Iter(ctx, id.String()+"/", func(name string) error {
 			rel := strings.TrimPrefix(name, id.String()+"/")
-			if rel == indexFile || rel == tombstonesFile || rel == ship.MetaFilename || strings.HasPrefix(rel, chunksDir+"/") {
+			if rel == indexFile || rel == tombstonesFile || rel == MetaFilename || strings.HasPrefix(rel, chunksDir+"/") {
 				names = append(names, rel)
 			}
 			return nil
@@ -154,8 +147,8 @@ func Download(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, dir string) 
 			return "", err
 		}
 	}
-	if !slices.Contains(names, ship.MetaFilename) {
-		names = append(names, ship.MetaFilename)
+	if !slices.Contains(names, MetaFilename) {
+		names = append(names, MetaFilename)
 	}
 	if err := os.MkdirAll(filepath.Join(dst, chunksDir), 0o755); err != nil {
 		return "", err
@@ -193,10 +186,12 @@ func downloadFile(ctx context.Context, bkt bucket.Bucket, name, dst string) erro
 
 // Delete removes block id from the bucket: meta.json first, so readers stop
 // seeing the block at once and an interrupted deletion leaves a partial
-// block, then the data files, then every other object (marks last).
+// block, then the data files, then every other object (marks last, the
+// deletion mark very last, so a directory that still has it is known to be
+// mid-deletion, not a partial upload).
 func Delete(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) error {
 	prefix := id.String()
-	if err := bkt.Delete(ctx, path.Join(prefix, ship.MetaFilename)); err != nil {
+	if err := bkt.Delete(ctx, path.Join(prefix, MetaFilename)); err != nil {
 		return fmt.Errorf("delete block %s: %w", id, err)
 	}
 	var data, marks []string
@@ -211,10 +206,8 @@ func Delete(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) error {
 	if err != nil {
 		return fmt.Errorf("delete block %s: %w", id, err)
 	}
-	// The deletion mark goes last: a directory that still has it is known
-	// to be mid-deletion, not a partial upload.
 	slices.SortFunc(marks, func(a, b string) int {
-		return boolCmp(path.Base(a) == blockset.DeletionMarkFilename, path.Base(b) == blockset.DeletionMarkFilename)
+		return boolCmp(path.Base(a) == DeletionMarkFilename, path.Base(b) == DeletionMarkFilename)
 	})
 	for _, name := range append(data, marks...) {
 		if err := bkt.Delete(ctx, name); err != nil {

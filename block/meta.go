@@ -1,4 +1,4 @@
-package ship
+package block
 
 import (
 	"bytes"
@@ -72,7 +72,7 @@ type ThanosMeta struct {
 	SegmentFiles []string `json:"segment_files,omitempty"`
 	// Files lists every file of the block, sorted by path, so readers know
 	// object sizes without asking the bucket.
-	Files []BlockFile `json:"files,omitempty"`
+	Files []File `json:"files,omitempty"`
 }
 
 // Downsample is the downsampling part of ThanosMeta.
@@ -81,8 +81,8 @@ type Downsample struct {
 	Resolution int64 `json:"resolution"`
 }
 
-// BlockFile is one file of a block.
-type BlockFile struct {
+// File is one file of a block.
+type File struct {
 	// RelPath is the slash-separated path inside the block, e.g.
 	// "chunks/000001".
 	RelPath string `json:"rel_path"`
@@ -99,11 +99,15 @@ func (m *Meta) ExternalLabels() labels.Labels {
 // version this package does not understand.
 var ErrUnsupportedMeta = errors.New("unsupported block meta version")
 
+// ErrMalformedMeta is returned, wrapped, for a meta.json that does not
+// decode or names no block.
+var ErrMalformedMeta = errors.New("malformed block meta")
+
 // decodeMeta parses and checks a meta.json.
 func decodeMeta(r io.Reader) (*Meta, error) {
 	var m Meta
 	if err := json.NewDecoder(r).Decode(&m); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", MetaFilename, err)
+		return nil, fmt.Errorf("%w: decode %s: %w", ErrMalformedMeta, MetaFilename, err)
 	}
 	if m.Version != metaVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrUnsupportedMeta, m.Version)
@@ -112,7 +116,7 @@ func decodeMeta(r io.Reader) (*Meta, error) {
 		return nil, fmt.Errorf("%w: thanos section version %d", ErrUnsupportedMeta, v)
 	}
 	if m.ULID == (ulid.ULID{}) {
-		return nil, fmt.Errorf("decode %s: missing ulid", MetaFilename)
+		return nil, fmt.Errorf("%w: %s: missing ulid", ErrMalformedMeta, MetaFilename)
 	}
 	if m.Thanos.Labels == nil {
 		m.Thanos.Labels = map[string]string{}
@@ -160,10 +164,11 @@ func WriteMetaToDir(dir string, m *Meta) error {
 	return atomicfile.Write(filepath.Join(dir, MetaFilename), data)
 }
 
-// ReadMetaFromBucket reads the meta.json of block id. A block without one
-// (absent, or still being uploaded) yields an error for which IsNotFound
-// reports true.
-func ReadMetaFromBucket(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) (*Meta, error) {
+// ReadMeta reads the meta.json of block id from a bucket. A block without
+// one (absent, or still being uploaded) yields an error for which
+// bucket.IsNotFound reports true; one that does not decode, an error
+// matching ErrMalformedMeta or ErrUnsupportedMeta.
+func ReadMeta(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) (*Meta, error) {
 	rc, err := bkt.Get(ctx, path.Join(id.String(), MetaFilename))
 	if err != nil {
 		return nil, err
