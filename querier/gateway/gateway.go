@@ -28,8 +28,8 @@ type Options struct {
 	Dir string
 	// SyncInterval is how often the block list is synced with the bucket.
 	SyncInterval time.Duration
-	// SyncConcurrency bounds the blocks whose meta is read or whose index
-	// header is built at once.
+	// SyncConcurrency bounds the blocks whose index header is built at
+	// once.
 	SyncConcurrency int
 	// IndexCacheBytes caps the postings lists and series entries kept in
 	// memory. Zero disables the cache.
@@ -118,8 +118,7 @@ type Gateway struct {
 	closed bool
 
 	syncMtx sync.Mutex
-	metas   map[ulid.ULID]*block.Meta
-	marks   map[ulid.ULID]time.Time
+	fetcher *block.Fetcher
 	// failed remembers the last load error of each block, so it is
 	// logged once rather than at every sync.
 	failedMtx sync.Mutex
@@ -141,16 +140,15 @@ func New(bkt bucket.Bucket, opts Options, logger *slog.Logger, reg prometheus.Re
 	}
 	m := newMetrics(reg)
 	g := &Gateway{
-		bkt:    bkt,
-		opts:   opts,
-		logger: logger,
-		m:      m,
-		cache:  newIndexCache(opts.IndexCacheBytes, reg),
-		r:      &bucketReader{bkt: bkt, bytes: m.fetchedBytes, reads: m.fetches},
-		blocks: map[ulid.ULID]*bucketBlock{},
-		metas:  map[ulid.ULID]*block.Meta{},
-		marks:  map[ulid.ULID]time.Time{},
-		failed: map[ulid.ULID]string{},
+		bkt:     bkt,
+		opts:    opts,
+		logger:  logger,
+		m:       m,
+		cache:   newIndexCache(opts.IndexCacheBytes, reg),
+		r:       &bucketReader{bkt: bkt, bytes: m.fetchedBytes, reads: m.fetches},
+		blocks:  map[ulid.ULID]*bucketBlock{},
+		fetcher: block.NewFetcher(bkt, logger),
+		failed:  map[ulid.ULID]string{},
 	}
 	for _, k := range []string{fetchHeader, fetchPostings, fetchSeries, fetchChunks} {
 		m.fetchedBytes.WithLabelValues(k)

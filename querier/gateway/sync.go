@@ -7,31 +7,20 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/atoll-metrics/atoll/block"
-	"github.com/atoll-metrics/atoll/bucket"
 )
 
-// blockState is what one sync learned about one block directory.
-type blockState struct {
-	meta    *block.Meta
-	partial bool
-	metaErr error
-	marked  bool
-	markAt  time.Time
-}
-
 // Sync makes the served blocks match the bucket: it loads the blocks that
-// are new and in the time window, and drops those deleted, marked for
-// deletion longer than DeletionMarkDelay, or out of the window. Blocks
-// without meta.json (uploads in progress) are not seen; blocks that fail to
-// load are skipped, counted, and tried again at the next sync.
+// are new, visible (block.Set.Visible) and in the time window, and drops
+// those deleted, superseded, marked for deletion longer than
+// DeletionMarkDelay, or out of the window. Blocks without meta.json (uploads
+// in progress) are not seen; blocks that fail to load are skipped, counted,
+// and tried again at the next sync.
 func (g *Gateway) Sync(ctx context.Context) error {
 	g.syncMtx.Lock()
 	defer g.syncMtx.Unlock()
@@ -39,50 +28,27 @@ func (g *Gateway) Sync(ctx context.Context) error {
 	defer func() { g.m.syncDuration.Observe(time.Since(start).Seconds()) }()
 	g.m.syncs.Inc()
 
-	ids, err := g.listBlocks(ctx)
-	if err != nil {
-		g.m.syncFailures.Inc()
-		return fmt.Errorf("list blocks: %w", err)
-	}
-	states, err := g.readStates(ctx, ids)
+	set, err := g.fetcher.Fetch(ctx)
 	if err != nil {
 		g.m.syncFailures.Inc()
 		return err
 	}
-
+	for id, err := range set.Unreadable {
+		g.loadFailed(id, fmt.Errorf("read %s: %w", block.MetaFilename, err))
+	}
+	marked := 0
+	for _, b := range set.Blocks {
+		if b.Deletion != nil {
+			marked++
+		}
+	}
 	now := g.opts.Now()
 	mint, maxt := g.window(now)
 	wanted := map[ulid.ULID]*block.Meta{}
-	partial, marked := 0, 0
-	for id, st := range states {
-		switch {
-		case st.partial:
-			partial++
-			continue
-		case st.metaErr != nil:
-			g.loadFailed(id, st.metaErr)
-			continue
-		}
-		if st.marked {
-			marked++
-			if now.Sub(st.markAt) >= g.opts.DeletionMarkDelay {
-				continue
-			}
-		}
-		if st.meta.MaxTime <= mint || st.meta.MinTime > maxt {
-			continue
-		}
-		wanted[id] = st.meta
+	for _, b := range set.Visible(block.UnlessDeletionMarked(now, g.opts.DeletionMarkDelay), block.InTimeRange(mint, maxt)) {
+		wanted[b.ID()] = b.Meta
 	}
-	// A compacted block and its sources are both in the bucket until the
-	// sources are deleted: serve only the block that holds everything.
-	metas := make([]*block.Meta, 0, len(wanted))
-	for _, m := range wanted {
-		metas = append(metas, m)
-	}
-	for id := range block.Superseded(metas) {
-		delete(wanted, id)
-	}
+	partial := len(set.Partial)
 	g.m.partialBlocks.Set(float64(partial))
 	g.m.markedBlocks.Set(float64(marked))
 
@@ -143,16 +109,16 @@ func (g *Gateway) Sync(ctx context.Context) error {
 	g.m.blocksLoaded.Set(float64(served))
 	g.removeStaleDirs(keep, dropped)
 
-	// Forget what is no longer in the bucket.
-	for id := range g.metas {
-		if _, ok := states[id]; !ok {
-			delete(g.metas, id)
-			delete(g.marks, id)
-			g.failedMtx.Lock()
+	// Forget the failures of blocks no longer in the bucket.
+	g.failedMtx.Lock()
+	for id := range g.failed {
+		_, listed := set.Blocks[id]
+		_, unreadable := set.Unreadable[id]
+		if !listed && !unreadable {
 			delete(g.failed, id)
-			g.failedMtx.Unlock()
 		}
 	}
+	g.failedMtx.Unlock()
 	if len(loaded) > 0 || len(dropped) > 0 {
 		g.logger.Info("synced blocks", "served", served, "loaded", len(loaded), "dropped", len(dropped),
 			"partial", partial, "marked_for_deletion", marked, "duration", time.Since(start).Round(time.Millisecond))
@@ -172,96 +138,6 @@ func (g *Gateway) window(now time.Time) (mint, maxt int64) {
 		maxt = g.opts.MaxTime.Time(now).UnixMilli()
 	}
 	return mint, maxt
-}
-
-// listBlocks returns the ULIDs of the block directories in the bucket.
-func (g *Gateway) listBlocks(ctx context.Context) ([]ulid.ULID, error) {
-	var ids []ulid.ULID
-	err := g.bkt.Iter(ctx, "", func(name string) error {
-		dir, ok := strings.CutSuffix(name, "/")
-		if !ok {
-			return nil
-		}
-		if id, err := ulid.ParseStrict(dir); err == nil {
-			ids = append(ids, id)
-		}
-		return nil
-	}, false)
-	return ids, err
-}
-
-// readStates reads the meta.json of blocks not seen before and the
-// deletion mark of blocks not known to be marked.
-func (g *Gateway) readStates(ctx context.Context, ids []ulid.ULID) (map[ulid.ULID]*blockState, error) {
-	var mtx sync.Mutex
-	states := make(map[ulid.ULID]*blockState, len(ids))
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(g.opts.SyncConcurrency)
-	for _, id := range ids {
-		mtx.Lock()
-		st := &blockState{meta: g.metas[id]}
-		markAt, marked := g.marks[id]
-		states[id] = st
-		mtx.Unlock()
-		st.marked, st.markAt = marked, markAt
-		eg.Go(func() error {
-			if st.meta == nil {
-				meta, err := block.ReadMeta(ectx, g.bkt, id)
-				switch {
-				case bucket.IsNotFound(err):
-					st.partial = true
-					return nil
-				case ectx.Err() != nil:
-					return ectx.Err()
-				case err != nil:
-					st.metaErr = fmt.Errorf("read %s: %w", block.MetaFilename, err)
-					return nil
-				}
-				st.meta = meta
-				mtx.Lock()
-				g.metas[id] = meta
-				mtx.Unlock()
-			}
-			if st.marked {
-				return nil
-			}
-			at, ok, err := g.readDeletionMark(ectx, id)
-			if err != nil {
-				if ectx.Err() != nil {
-					return ectx.Err()
-				}
-				// Unknown: keep serving rather than hide data.
-				g.logger.Warn("cannot read deletion mark", "block", id, "err", err)
-				return nil
-			}
-			if ok {
-				st.marked, st.markAt = true, at
-				mtx.Lock()
-				g.marks[id] = at
-				mtx.Unlock()
-			}
-			return nil
-		})
-	}
-	if err := eg.Wait(); err != nil {
-		return nil, err
-	}
-	return states, nil
-}
-
-func (g *Gateway) readDeletionMark(ctx context.Context, id ulid.ULID) (time.Time, bool, error) {
-	m, err := block.ReadDeletionMark(ctx, g.bkt, id)
-	switch {
-	case bucket.IsNotFound(err):
-		return time.Time{}, false, nil
-	case errors.Is(err, block.ErrMalformedMark):
-		// The block is going away whatever the mark says.
-		g.logger.Warn("unreadable deletion mark; treating the block as marked long ago", "block", id, "err", err)
-		return time.Unix(0, 0), true, nil
-	case err != nil:
-		return time.Time{}, false, err
-	}
-	return m.Time(), true, nil
 }
 
 // loadBlocks loads the blocks of metas, SyncConcurrency at once, and
