@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path"
 	"path/filepath"
@@ -27,9 +26,6 @@ import (
 )
 
 const (
-	// seriesAlign is the alignment of series entries in a version 2
-	// index: a series' reference is its offset divided by it.
-	seriesAlign = 16
 	// chunkHeaderMax is the largest chunk header: data length varint and
 	// encoding byte.
 	chunkHeaderMax = binary.MaxVarintLen32 + 1
@@ -92,11 +88,11 @@ func loadBlock(ctx context.Context, meta *block.Meta, dir string, r *bucketReade
 	if err == nil && h.info.indexSize != size {
 		// Made for another index of the same block ID: stale.
 		_ = h.close()
-		err = errCorruptIndex
+		err = block.ErrCorrupt
 	}
 	if err != nil {
 		// Missing, torn or stale: build it again.
-		if err := buildIndexHeader(ctx, r, b.index, size, headerPath); err != nil {
+		if err := buildIndexHeader(ctx, r.as(fetchHeader), b.index, size, headerPath); err != nil {
 			return nil, fmt.Errorf("build index header: %w", err)
 		}
 		if h, err = openIndexHeader(headerPath); err != nil {
@@ -198,16 +194,9 @@ func (b *bucketBlock) postings(ctx context.Context, pairs []labelPair) ([][]byte
 		parts = append(parts, part{start: start, end: end, id: i})
 	}
 	err := b.fetchParts(ctx, fetchPostings, b.index, parts, func(p part, buf []byte) error {
-		if len(buf) < 8 {
-			return fmt.Errorf("%w: postings list at %d cut short", errCorruptIndex, p.start)
-		}
-		l := int(binary.BigEndian.Uint32(buf))
-		if 4+l+4 > len(buf) {
-			return fmt.Errorf("%w: postings list at %d longer than its range", errCorruptIndex, p.start)
-		}
-		data := buf[4 : 4+l]
-		if binary.BigEndian.Uint32(buf[4+l:]) != crc32.Checksum(data, castagnoli) {
-			return fmt.Errorf("%w: postings list at %d: checksum mismatch", errCorruptIndex, p.start)
+		data, err := block.PostingsList(buf)
+		if err != nil {
+			return fmt.Errorf("postings list at %d: %w", p.start, err)
 		}
 		data = bytes.Clone(data)
 		pr := pairs[p.id]
@@ -225,7 +214,7 @@ func decodePostings(data []byte) (index.Postings, error) {
 	}
 	_, p, err := index.DecodePostingsRaw(encoding.Decbuf{B: data})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errCorruptIndex, err)
+		return nil, fmt.Errorf("%w: %w", block.ErrCorrupt, err)
 	}
 	return p, nil
 }
@@ -241,22 +230,22 @@ func (b *bucketBlock) series(ctx context.Context, refs []storage.SeriesRef) ([][
 			out[i] = data
 			continue
 		}
-		off := int64(ref) * seriesAlign
+		off := int64(ref) * block.SeriesAlignment
 		if off < start || off >= end {
-			return nil, fmt.Errorf("%w: series %d outside the series section", errCorruptIndex, ref)
+			return nil, fmt.Errorf("%w: series %d outside the series section", block.ErrCorrupt, ref)
 		}
 		parts = append(parts, part{start: off, end: min(off+b.seriesEstimate, end), id: i})
 	}
 	err := b.fetchParts(ctx, fetchSeries, b.index, parts, func(p part, buf []byte) error {
-		data, need, err := parseSeriesEntry(buf)
+		data, need, err := block.SeriesEntry(buf)
 		if need > 0 {
 			// Longer than estimated: read exactly what it needs.
 			if buf, err = b.r.read(ctx, fetchSeries, b.index, p.start, int64(need)); err != nil {
 				return err
 			}
-			data, need, err = parseSeriesEntry(buf)
+			data, need, err = block.SeriesEntry(buf)
 			if need > 0 {
-				return fmt.Errorf("%w: series entry at %d runs past the index", errCorruptIndex, p.start)
+				return fmt.Errorf("%w: series entry at %d runs past the index", block.ErrCorrupt, p.start)
 			}
 		}
 		if err != nil {
@@ -268,27 +257,6 @@ func (b *bucketBlock) series(ctx context.Context, refs []storage.SeriesRef) ([][
 		return nil
 	})
 	return out, err
-}
-
-// parseSeriesEntry reads one series entry from the start of buf. need is
-// how many bytes the entry takes when buf holds fewer.
-func parseSeriesEntry(buf []byte) (data []byte, need int, err error) {
-	l, n := binary.Uvarint(buf)
-	switch {
-	case n < 0:
-		return nil, 0, fmt.Errorf("%w: bad series entry length", errCorruptIndex)
-	case n == 0:
-		return nil, binary.MaxVarintLen32 + 1, nil
-	}
-	total := n + int(l) + 4
-	if total > len(buf) {
-		return nil, total, nil
-	}
-	data = buf[n : n+int(l)]
-	if binary.BigEndian.Uint32(buf[n+int(l):]) != crc32.Checksum(data, castagnoli) {
-		return nil, 0, fmt.Errorf("%w: series entry checksum mismatch", errCorruptIndex)
-	}
-	return data, 0, nil
 }
 
 // chunkWant is one chunk to read: where its bytes end at the latest (the
@@ -314,7 +282,7 @@ func (b *bucketBlock) loadChunks(ctx context.Context, wants []chunkWant) error {
 	g.SetLimit(b.opts.FetchConcurrency)
 	for seg, parts := range bySegment {
 		if seg >= len(b.segments) {
-			return fmt.Errorf("%w: chunk in segment %d of %d", errCorruptIndex, seg+1, len(b.segments))
+			return fmt.Errorf("%w: chunk in segment %d of %d", block.ErrCorrupt, seg+1, len(b.segments))
 		}
 		name := b.segments[seg]
 		for _, fr := range mergeParts(parts, b.opts.MaxRangeGap) {
@@ -341,28 +309,17 @@ func (b *bucketBlock) loadChunks(ctx context.Context, wants []chunkWant) error {
 // at off and may end too soon; the rest is read then.
 func (b *bucketBlock) chunkAt(ctx context.Context, name string, off int64, buf []byte) (chunkenc.Chunk, error) {
 	for attempt := 0; ; attempt++ {
-		l, n := binary.Uvarint(buf)
-		total := n + 1 + int(l) + 4
-		if n > 0 && total <= len(buf) {
-			enc, data := buf[n], buf[n+1:n+1+int(l)]
-			if binary.BigEndian.Uint32(buf[n+1+int(l):]) != crc32.Checksum(buf[n:n+1+int(l)], castagnoli) {
-				return nil, fmt.Errorf("%w: chunk at %s:%d: checksum mismatch", errCorruptIndex, name, off)
-			}
-			chk, err := chunkenc.FromData(chunkenc.Encoding(enc), data)
-			if err != nil {
-				return nil, fmt.Errorf("%w: chunk at %s:%d: %w", errCorruptIndex, name, off, err)
-			}
+		chk, need, err := block.ChunkRecord(buf)
+		if err != nil {
+			return nil, fmt.Errorf("chunk at %s:%d: %w", name, off, err)
+		}
+		if need == 0 {
 			return chk, nil
 		}
-		if n < 0 || attempt == 2 {
-			return nil, fmt.Errorf("%w: chunk at %s:%d cut short", errCorruptIndex, name, off)
+		if attempt == 2 {
+			return nil, fmt.Errorf("%w: chunk at %s:%d cut short", block.ErrCorrupt, name, off)
 		}
-		want := int64(chunkHeaderMax)
-		if n > 0 {
-			want = int64(total)
-		}
-		var err error
-		if buf, err = b.r.read(ctx, fetchChunks, name, off, want); err != nil {
+		if buf, err = b.r.read(ctx, fetchChunks, name, off, int64(need)); err != nil {
 			return nil, err
 		}
 	}

@@ -21,9 +21,9 @@
 //
 // # Index headers
 //
-// Loading a block reads three ranges of its index: the first bytes, the
-// TOC, and the symbol and postings offset tables, which are written to a
-// local index-header file under Dir. The header is memory-mapped; the Go
+// Loading a block reads three ranges of its index through
+// block.IndexReader: the first bytes, the TOC, and the symbol and postings
+// offset tables, which are written to a local index-header file under Dir. The header is memory-mapped; the Go
 // heap holds only every 32nd symbol offset and, per label name, every 32nd
 // value with its position in the mapped postings offset table. A lookup
 // binary-searches the samples and walks at most 32 entries of the file.

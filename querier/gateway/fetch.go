@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 )
 
@@ -52,6 +53,18 @@ func (r *bucketReader) read(ctx context.Context, kind, name string, off, length 
 		return nil, fmt.Errorf("read %s [%d, +%d): %w", name, off, length, err)
 	}
 	return buf[:n], nil
+}
+
+// as returns r as a block.RangeReader whose reads count as kind.
+func (r *bucketReader) as(kind string) block.RangeReader { return kindReader{r: r, kind: kind} }
+
+type kindReader struct {
+	r    *bucketReader
+	kind string
+}
+
+func (k kindReader) GetRange(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
+	return k.r.open(ctx, k.kind, name, off, length)
 }
 
 type countingReader struct {

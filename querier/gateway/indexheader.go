@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,6 +15,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/encoding"
 	"github.com/prometheus/prometheus/tsdb/fileutil"
 	"github.com/prometheus/prometheus/tsdb/index"
+
+	"github.com/atoll-metrics/atoll/block"
 )
 
 // The index header is a small local file per block holding what every
@@ -44,10 +45,6 @@ const (
 	headerVersion  = 1
 	prologueSize   = 100
 
-	// indexTOCSize is the TOC at the end of a Prometheus index: six
-	// offsets and a CRC32.
-	indexTOCSize = 6*8 + 4
-
 	// symbolSampling is how many symbols share one remembered offset,
 	// and postingsSampling how many values of a label name share one
 	// remembered offset table position: lookups walk at most that many
@@ -57,10 +54,6 @@ const (
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// errCorruptIndex marks an index (or index header) whose bytes do not
-// parse, as opposed to a bucket that could not be read.
-var errCorruptIndex = errors.New("corrupt index")
 
 // byteSlice adapts a byte slice to the Prometheus index decoders.
 type byteSlice []byte
@@ -99,16 +92,16 @@ func (p *indexHeaderInfo) encode() []byte {
 func decodePrologue(b []byte) (indexHeaderInfo, error) {
 	var p indexHeaderInfo
 	if len(b) < prologueSize {
-		return p, fmt.Errorf("%w: index header of %d bytes", errCorruptIndex, len(b))
+		return p, fmt.Errorf("%w: index header of %d bytes", block.ErrCorrupt, len(b))
 	}
 	if binary.BigEndian.Uint32(b[96:]) != crc32.Checksum(b[:96], castagnoli) {
-		return p, fmt.Errorf("%w: index header checksum mismatch", errCorruptIndex)
+		return p, fmt.Errorf("%w: index header checksum mismatch", block.ErrCorrupt)
 	}
 	if m := binary.BigEndian.Uint32(b); m != headerMagic {
-		return p, fmt.Errorf("%w: index header magic %x", errCorruptIndex, m)
+		return p, fmt.Errorf("%w: index header magic %x", block.ErrCorrupt, m)
 	}
 	if b[4] != headerVersion {
-		return p, fmt.Errorf("%w: index header version %d", errCorruptIndex, b[4])
+		return p, fmt.Errorf("%w: index header version %d", block.ErrCorrupt, b[4])
 	}
 	p.indexVersion = int(b[5])
 	p.indexSize = int64(binary.BigEndian.Uint64(b[8:]))
@@ -124,54 +117,15 @@ func decodePrologue(b []byte) (indexHeaderInfo, error) {
 	return p, nil
 }
 
-// checkTOC rejects offsets that do not describe a version 2 index of size
-// bytes, so later range reads never run off the object.
-func checkTOC(toc *index.TOC, size int64) error {
-	end := uint64(size - indexTOCSize)
-	switch {
-	case toc.Symbols < index.HeaderLen || toc.Symbols >= end:
-		return fmt.Errorf("%w: symbols at %d of %d bytes", errCorruptIndex, toc.Symbols, size)
-	case toc.Series < toc.Symbols || toc.Series > end:
-		return fmt.Errorf("%w: series at %d", errCorruptIndex, toc.Series)
-	case toc.Postings < toc.Series || toc.Postings > end:
-		return fmt.Errorf("%w: postings at %d", errCorruptIndex, toc.Postings)
-	case toc.PostingsTable < toc.Postings || toc.PostingsTable >= end:
-		return fmt.Errorf("%w: postings offset table at %d", errCorruptIndex, toc.PostingsTable)
-	}
-	return nil
-}
-
 // buildIndexHeader writes the index header of the index object name (size
-// bytes) to path, from three range reads: the first bytes, the TOC, and the
-// two sections it copies.
-func buildIndexHeader(ctx context.Context, r *bucketReader, name string, size int64, path string) (err error) {
-	if size < index.HeaderLen+indexTOCSize {
-		return fmt.Errorf("%w: index of %d bytes", errCorruptIndex, size)
-	}
-	head, err := r.read(ctx, fetchHeader, name, 0, index.HeaderLen)
+// bytes) to path, from range reads of the index: its header and table of
+// contents, checked by block.OpenIndex, and the two sections it copies.
+func buildIndexHeader(ctx context.Context, r block.RangeReader, name string, size int64, path string) (err error) {
+	ix, err := block.OpenIndex(ctx, r, name, size)
 	if err != nil {
 		return err
 	}
-	if len(head) < index.HeaderLen || binary.BigEndian.Uint32(head) != index.MagicIndex {
-		return fmt.Errorf("%w: bad magic number", errCorruptIndex)
-	}
-	p := indexHeaderInfo{indexVersion: int(head[4]), indexSize: size}
-	if p.indexVersion != index.FormatV2 && p.indexVersion != index.FormatV3 {
-		return fmt.Errorf("%w: unsupported index version %d", errCorruptIndex, p.indexVersion)
-	}
-	tail, err := r.read(ctx, fetchHeader, name, size-indexTOCSize, indexTOCSize)
-	if err != nil {
-		return err
-	}
-	toc, err := index.NewTOCFromByteSlice(byteSlice(tail))
-	if err != nil {
-		return fmt.Errorf("%w: %w", errCorruptIndex, err)
-	}
-	if err := checkTOC(toc, size); err != nil {
-		return err
-	}
-	p.toc = *toc
-
+	p := indexHeaderInfo{indexVersion: ix.Version(), indexSize: size, toc: ix.TOC()}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -193,16 +147,12 @@ func buildIndexHeader(ctx context.Context, r *bucketReader, name string, size in
 		return err
 	}
 	p.symbolsOff = prologueSize
-	// The symbol table ends before the series; the postings offset table
-	// runs up to the TOC.
-	p.symbolsLen, err = copySection(ctx, r, name, int64(toc.Symbols), int64(toc.Series)-int64(toc.Symbols), w)
-	if err != nil {
-		return fmt.Errorf("symbol table: %w", err)
+	if p.symbolsLen, err = ix.CopySymbols(ctx, w); err != nil {
+		return err
 	}
 	p.postingsOff = p.symbolsOff + p.symbolsLen
-	p.postingsLen, err = copySection(ctx, r, name, int64(toc.PostingsTable), size-indexTOCSize-int64(toc.PostingsTable), w)
-	if err != nil {
-		return fmt.Errorf("postings offset table: %w", err)
+	if p.postingsLen, err = ix.CopyPostingsOffsetTable(ctx, w); err != nil {
+		return err
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -216,45 +166,6 @@ func buildIndexHeader(ctx context.Context, r *bucketReader, name string, size in
 	}
 	f = nil
 	return os.Rename(tmp, path)
-}
-
-// copySection copies one length-prefixed, checksummed section of at most
-// avail bytes at off, checking its CRC on the way.
-func copySection(ctx context.Context, r *bucketReader, name string, off, avail int64, w io.Writer) (int64, error) {
-	if avail < 8 {
-		return 0, fmt.Errorf("%w: section of %d bytes", errCorruptIndex, avail)
-	}
-	rc, err := r.open(ctx, fetchHeader, name, off, avail)
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close()
-	var lenBuf [4]byte
-	if _, err := io.ReadFull(rc, lenBuf[:]); err != nil {
-		return 0, fmt.Errorf("read length: %w", err)
-	}
-	l := int64(binary.BigEndian.Uint32(lenBuf[:]))
-	if 4+l+4 > avail {
-		return 0, fmt.Errorf("%w: section of %d bytes overruns its %d", errCorruptIndex, l, avail)
-	}
-	if _, err := w.Write(lenBuf[:]); err != nil {
-		return 0, err
-	}
-	h := crc32.New(castagnoli)
-	if _, err := io.CopyN(io.MultiWriter(w, h), rc, l); err != nil {
-		return 0, fmt.Errorf("copy: %w", err)
-	}
-	var sum [4]byte
-	if _, err := io.ReadFull(rc, sum[:]); err != nil {
-		return 0, fmt.Errorf("read checksum: %w", err)
-	}
-	if binary.BigEndian.Uint32(sum[:]) != h.Sum32() {
-		return 0, fmt.Errorf("%w: checksum mismatch", errCorruptIndex)
-	}
-	if _, err := w.Write(sum[:]); err != nil {
-		return 0, err
-	}
-	return 4 + l + 4, nil
 }
 
 // indexHeader is an open index header: the file mapped into memory, every
@@ -300,7 +211,7 @@ func openIndexHeader(path string) (h *indexHeader, err error) {
 	}
 	if info.symbolsOff != prologueSize || info.postingsOff != info.symbolsOff+info.symbolsLen ||
 		info.postingsOff+info.postingsLen != int64(len(b)) {
-		return nil, fmt.Errorf("%w: index header sections do not match its size %d", errCorruptIndex, len(b))
+		return nil, fmt.Errorf("%w: index header sections do not match its size %d", block.ErrCorrupt, len(b))
 	}
 	h = &indexHeader{file: f, b: b, info: info, names: map[string]*nameSamples{}}
 	if err := h.loadSymbols(); err != nil {
@@ -317,7 +228,7 @@ func (h *indexHeader) close() error { return h.file.Close() }
 func (h *indexHeader) loadSymbols() error {
 	d := encoding.NewDecbufAt(byteSlice(h.b), int(h.info.symbolsOff), castagnoli)
 	if d.Err() != nil {
-		return fmt.Errorf("%w: symbol table: %w", errCorruptIndex, d.Err())
+		return fmt.Errorf("%w: symbol table: %w", block.ErrCorrupt, d.Err())
 	}
 	total := d.Len()
 	base := int(h.info.symbolsOff) + 4
@@ -330,7 +241,7 @@ func (h *indexHeader) loadSymbols() error {
 		d.UvarintBytes()
 	}
 	if d.Err() != nil {
-		return fmt.Errorf("%w: symbol table: %w", errCorruptIndex, d.Err())
+		return fmt.Errorf("%w: symbol table: %w", block.ErrCorrupt, d.Err())
 	}
 	return nil
 }
@@ -339,7 +250,7 @@ func (h *indexHeader) loadSymbols() error {
 // it is valid while the header is open, and must be copied to outlive it.
 func (h *indexHeader) lookupSymbol(_ context.Context, o uint32) (string, error) {
 	if int(o) >= h.symbolCount {
-		return "", fmt.Errorf("%w: symbol %d of %d", errCorruptIndex, o, h.symbolCount)
+		return "", fmt.Errorf("%w: symbol %d of %d", block.ErrCorrupt, o, h.symbolCount)
 	}
 	d := encoding.Decbuf{B: h.b[h.symbolOffsets[o/symbolSampling]:h.info.postingsOff]}
 	for i := o % symbolSampling; i > 0; i-- {
@@ -347,7 +258,7 @@ func (h *indexHeader) lookupSymbol(_ context.Context, o uint32) (string, error) 
 	}
 	s := d.UvarintBytes()
 	if d.Err() != nil {
-		return "", fmt.Errorf("%w: symbol %d: %w", errCorruptIndex, o, d.Err())
+		return "", fmt.Errorf("%w: symbol %d: %w", block.ErrCorrupt, o, d.Err())
 	}
 	return yoloString(s), nil
 }
@@ -360,14 +271,11 @@ func (h *indexHeader) loadPostingsTable() error {
 	off := int(h.info.postingsOff)
 	d := encoding.NewDecbufAt(byteSlice(h.b), off, castagnoli)
 	if d.Err() != nil {
-		return fmt.Errorf("%w: postings offset table: %w", errCorruptIndex, d.Err())
+		return fmt.Errorf("%w: postings offset table: %w", block.ErrCorrupt, d.Err())
 	}
 	h.tableStart = off + 4 + 4
 	h.tableEnd = off + 4 + d.Len()
-	h.postingsEnd = int64(h.info.toc.LabelIndicesTable)
-	if h.postingsEnd < int64(h.info.toc.Postings) {
-		h.postingsEnd = int64(h.info.toc.PostingsTable)
-	}
+	h.postingsEnd = block.PostingsEnd(h.info.toc)
 
 	var (
 		cur      *nameSamples
@@ -386,7 +294,7 @@ func (h *indexHeader) loadPostingsTable() error {
 	prevOff := uint64(0)
 	err := index.ReadPostingsOffsetTable(byteSlice(h.b), uint64(off), func(name, value []byte, postingsOff uint64, labelOffset int) error {
 		if postingsOff < prevOff || int64(postingsOff) >= h.postingsEnd {
-			return fmt.Errorf("%w: postings offset %d out of order or range", errCorruptIndex, postingsOff)
+			return fmt.Errorf("%w: postings offset %d out of order or range", block.ErrCorrupt, postingsOff)
 		}
 		prevOff = postingsOff
 		pos := off + 4 + labelOffset
@@ -408,10 +316,10 @@ func (h *indexHeader) loadPostingsTable() error {
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, errCorruptIndex) {
+		if errors.Is(err, block.ErrCorrupt) {
 			return err
 		}
-		return fmt.Errorf("%w: postings offset table: %w", errCorruptIndex, err)
+		return fmt.Errorf("%w: postings offset table: %w", block.ErrCorrupt, err)
 	}
 	finish()
 	for n := range h.names {
@@ -434,11 +342,11 @@ func (h *indexHeader) entryAt(pos int) (tableEntry, error) {
 	d := encoding.Decbuf{B: h.b[pos:h.tableEnd]}
 	n := d.Len()
 	if k := d.Uvarint(); k != 2 && d.Err() == nil {
-		return tableEntry{}, fmt.Errorf("%w: postings offset table entry with %d keys", errCorruptIndex, k)
+		return tableEntry{}, fmt.Errorf("%w: postings offset table entry with %d keys", block.ErrCorrupt, k)
 	}
 	e := tableEntry{name: d.UvarintBytes(), value: d.UvarintBytes(), off: d.Uvarint64()}
 	if d.Err() != nil {
-		return tableEntry{}, fmt.Errorf("%w: postings offset table: %w", errCorruptIndex, d.Err())
+		return tableEntry{}, fmt.Errorf("%w: postings offset table: %w", block.ErrCorrupt, d.Err())
 	}
 	e.next = pos + n - d.Len()
 	return e, nil
@@ -529,14 +437,7 @@ func (h *indexHeader) labelValuesFrom(name, from string, f func(value []byte, st
 func (h *indexHeader) labelNames() []string { return h.sortedNames }
 
 // seriesSection bounds the series entries in the index.
-func (h *indexHeader) seriesSection() (start, end int64) {
-	start = int64(h.info.toc.Series)
-	end = int64(h.info.toc.LabelIndices)
-	if end <= start {
-		end = int64(h.info.toc.Postings)
-	}
-	return start, end
-}
+func (h *indexHeader) seriesSection() (start, end int64) { return block.SeriesSection(h.info.toc) }
 
 // heapBytes estimates what the open header holds on the Go heap.
 func (h *indexHeader) heapBytes() int {
