@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 
 	"github.com/atoll-metrics/atoll/block"
-	"github.com/atoll-metrics/atoll/querier/dedup"
+	"github.com/atoll-metrics/atoll/dedup"
 )
 
 // BlockError is a failure the compactor pins on one input block: it marks

@@ -33,6 +33,7 @@ import (
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/tenant"
 )
 
@@ -296,12 +297,12 @@ func intParam(r *http.Request, name string) (int, error) {
 func (q *Querier) Metadata(ctx context.Context, metric string, limit int) (map[string][]metadata.Metadata, []string, error) {
 	o := q.optionsFrom(ctx)
 	ms := q.scope(o, nil)
-	req := &MetadataRequest{Metric: metric, Limit: limit, Matchers: ms}
+	req := &storeapi.MetadataRequest{Metric: metric, Limit: limit, Matchers: ms}
 	var (
 		mtx     sync.Mutex
 		results []map[string][]metadata.Metadata
 	)
-	warns, err := q.fanOut(ctx, "metadata", o, math.MinInt64, math.MaxInt64, ms, func(ctx context.Context, s Store) (annotations.Annotations, error) {
+	warns, err := q.fanOut(ctx, "metadata", o, math.MinInt64, math.MaxInt64, ms, func(ctx context.Context, s storeapi.Store) (annotations.Annotations, error) {
 		m, err := s.Metadata(ctx, req)
 		if err == nil {
 			mtx.Lock()
@@ -334,7 +335,11 @@ func (q *Querier) Metadata(ctx context.Context, metric string, limit int) (map[s
 			delete(out, n)
 		}
 	}
-	return out, warningStrings(warns), nil
+	var warnings []string
+	for _, err := range warns {
+		warnings = append(warnings, err.Error())
+	}
+	return out, warnings, nil
 }
 
 // writeAPIData writes a success response in the Prometheus API envelope.

@@ -22,9 +22,15 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/atoll-metrics/atoll/block"
-	"github.com/atoll-metrics/atoll/querier/dedup"
+	"github.com/atoll-metrics/atoll/dedup"
+	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/tenant"
 )
+
+// ErrStoreUnavailable marks a store that could not answer. With partial
+// responses allowed the querier turns it into a warning; otherwise the query
+// fails with 503 so the client retries.
+var ErrStoreUnavailable = errors.New("store unavailable")
 
 // Options configure a Querier.
 type Options struct {
@@ -62,7 +68,7 @@ func DefaultOptions() Options {
 // the HTTP API.
 type Querier struct {
 	opts   Options
-	stores func() []Store
+	stores func() []storeapi.Store
 	logger *slog.Logger
 
 	storeRequests *prometheus.CounterVec
@@ -76,7 +82,7 @@ var (
 
 // New returns a Querier over the stores that stores lists at each query, so
 // stores discovered later are used at once.
-func New(stores func() []Store, opts Options, logger *slog.Logger, reg prometheus.Registerer) *Querier {
+func New(stores func() []storeapi.Store, opts Options, logger *slog.Logger, reg prometheus.Registerer) *Querier {
 	if opts.MaxConcurrentStores <= 0 {
 		opts.MaxConcurrentStores = DefaultOptions().MaxConcurrentStores
 	}
@@ -142,14 +148,14 @@ func (q *Querier) hiddenLabels(o queryOptions) []string {
 
 // storeResult is one store's answer to a fan-out.
 type storeResult struct {
-	store Store
+	store storeapi.Store
 	err   error
 	warns annotations.Annotations
 }
 
 // fanOut calls f on every store whose time range and external labels may
 // match, concurrently, and reduces failures according to partial response.
-func (q *Querier) fanOut(ctx context.Context, request string, o queryOptions, mint, maxt int64, ms []*labels.Matcher, f func(ctx context.Context, s Store) (annotations.Annotations, error)) (annotations.Annotations, error) {
+func (q *Querier) fanOut(ctx context.Context, request string, o queryOptions, mint, maxt int64, ms []*labels.Matcher, f func(ctx context.Context, s storeapi.Store) (annotations.Annotations, error)) (annotations.Annotations, error) {
 	stores := q.stores()
 	results := make([]storeResult, len(stores))
 	g, gctx := errgroup.WithContext(ctx)
@@ -168,7 +174,7 @@ func (q *Querier) fanOut(ctx context.Context, request string, o queryOptions, mi
 				results[i].err = err
 				return q.storeFailed(o, request, err)
 			}
-			if !info.overlaps(mint, maxt) || !info.mayMatch(ms) {
+			if !info.Overlaps(mint, maxt) || !info.MayMatch(ms) {
 				return nil
 			}
 			start := time.Now()
@@ -268,7 +274,7 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	if aggr == "" {
 		aggr = aggregateFor(fn)
 	}
-	req := &SeriesRequest{
+	req := &storeapi.SeriesRequest{
 		MinTime:       mint,
 		MaxTime:       maxt,
 		Matchers:      ms,
@@ -287,9 +293,9 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 		mtx    sync.Mutex
 		series []*collectedSeries
 	)
-	warns, err := q.fanOut(ctx, "series", o, mint, maxt, ms, func(ctx context.Context, s Store) (annotations.Annotations, error) {
+	warns, err := q.fanOut(ctx, "series", o, mint, maxt, ms, func(ctx context.Context, s storeapi.Store) (annotations.Annotations, error) {
 		var mine []*collectedSeries
-		w, err := s.Series(ctx, req, func(ss StoreSeries) error {
+		w, err := s.Series(ctx, req, func(ss storeapi.Series) error {
 			chks := ss.Chunks
 			cs := &collectedSeries{lset: ss.Labels.Copy(), resolution: ss.Resolution, ones: countRaw && ss.Resolution == 0}
 			switch {
@@ -379,12 +385,12 @@ func (sq *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms
 	q := sq.q
 	o := q.optionsFrom(ctx)
 	ms = q.scope(o, ms)
-	req := &LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms}
+	req := &storeapi.LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms}
 	var (
 		mtx  sync.Mutex
 		sets [][]string
 	)
-	warns, err := q.fanOut(ctx, "label_names", o, sq.mint, sq.maxt, ms, func(ctx context.Context, s Store) (annotations.Annotations, error) {
+	warns, err := q.fanOut(ctx, "label_names", o, sq.mint, sq.maxt, ms, func(ctx context.Context, s storeapi.Store) (annotations.Annotations, error) {
 		names, w, err := s.LabelNames(ctx, req)
 		if err == nil {
 			mtx.Lock()
@@ -397,7 +403,7 @@ func (sq *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms
 		return nil, nil, err
 	}
 	hidden := q.hiddenLabels(o)
-	out := MergeStrings(sets, 0)
+	out := storeapi.MergeStrings(sets, 0)
 	out = slices.DeleteFunc(out, func(n string) bool { return slices.Contains(hidden, n) })
 	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
 		out = out[:hints.Limit]
@@ -413,12 +419,12 @@ func (sq *querier) LabelValues(ctx context.Context, name string, hints *storage.
 		return nil, nil, nil
 	}
 	ms = q.scope(o, ms)
-	req := &LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms}
+	req := &storeapi.LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms}
 	var (
 		mtx  sync.Mutex
 		sets [][]string
 	)
-	warns, err := q.fanOut(ctx, "label_values", o, sq.mint, sq.maxt, ms, func(ctx context.Context, s Store) (annotations.Annotations, error) {
+	warns, err := q.fanOut(ctx, "label_values", o, sq.mint, sq.maxt, ms, func(ctx context.Context, s storeapi.Store) (annotations.Annotations, error) {
 		values, w, err := s.LabelValues(ctx, name, req)
 		if err == nil {
 			mtx.Lock()
@@ -434,7 +440,7 @@ func (sq *querier) LabelValues(ctx context.Context, name string, hints *storage.
 	if hints != nil {
 		limit = hints.Limit
 	}
-	return MergeStrings(sets, limit), warns, nil
+	return storeapi.MergeStrings(sets, limit), warns, nil
 }
 
 // Close implements storage.Querier. Select copies what it keeps, so there
@@ -458,7 +464,7 @@ func (eq *exemplarQuerier) Select(start, end int64, matchers ...[]*labels.Matche
 		mtx sync.Mutex
 		all []exemplar.QueryResult
 	)
-	_, err := q.fanOut(eq.ctx, "exemplars", o, start, end, nil, func(ctx context.Context, s Store) (annotations.Annotations, error) {
+	_, err := q.fanOut(eq.ctx, "exemplars", o, start, end, nil, func(ctx context.Context, s storeapi.Store) (annotations.Annotations, error) {
 		res, err := s.Exemplars(ctx, start, end, matchers)
 		if err == nil {
 			mtx.Lock()

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/atoll-metrics/atoll/storeapi"
 )
 
 // testTSDB is a real TSDB with external labels, standing for a tenant of a
@@ -108,8 +110,8 @@ func TestQuerierDeduplicatesReplicasAndScopesTenants(t *testing.T) {
 	b.fill(t, labels.FromStrings("__name__", "only_b", "job", "api"), start, 600, 2, func(i int) bool { return i > 100 && i < 160 })
 	other.fill(t, labels.FromStrings("__name__", "requests_total", "job", "api"), start, 600, 100, nil)
 
-	store := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a, b, other} })
-	q := New(func() []Store { return []Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	store := storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a, b, other} })
+	q := New(func() []storeapi.Store { return []storeapi.Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
 	at := time.UnixMilli(start + 599_000)
 	ctx := withQueryOptions(context.Background(), queryOptions{tenant: "t1", dedup: true})
 
@@ -154,7 +156,7 @@ func TestQuerierDeduplicatesReplicasAndScopesTenants(t *testing.T) {
 }
 
 // unreachableStore is a real Store API client whose server is gone.
-func unreachableStore(t *testing.T) *RemoteStore {
+func unreachableStore(t *testing.T) *storeapi.Remote {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -167,16 +169,16 @@ func unreachableStore(t *testing.T) *RemoteStore {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return NewRemoteStore(addr, conn)
+	return storeapi.NewRemote(addr, conn)
 }
 
 func TestPartialResponse(t *testing.T) {
 	start := time.Now().Add(-time.Hour).UnixMilli()
 	a := newTestTSDB(t, "tenant_id", "default-tenant")
 	a.fill(t, labels.FromStrings("__name__", "up"), start, 10, 0, nil)
-	good := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a} })
+	good := storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a} })
 	bad := unreachableStore(t)
-	q := New(func() []Store { return []Store{good, bad} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	q := New(func() []storeapi.Store { return []storeapi.Store{good, bad} }, DefaultOptions(), nil, prometheus.NewRegistry())
 	sq, _ := q.Querier(start, start+10_000)
 
 	ctx := withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true, partialResponse: true})
@@ -206,10 +208,10 @@ func TestStoreAPIRoundTrip(t *testing.T) {
 	a := newTestTSDB(t, "receive_replica", "a", "tenant_id", "t1")
 	a.fill(t, labels.FromStrings("__name__", "m", "x", "1"), start, 300, 1, nil)
 	a.md["m"] = metadata.Metadata{Type: model.MetricTypeCounter, Help: "help of m"}
-	local := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a} })
+	local := storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a} })
 
 	srv := grpc.NewServer()
-	RegisterStoreServer(srv, local)
+	storeapi.RegisterServer(srv, local)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -221,13 +223,13 @@ func TestStoreAPIRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	remote := NewRemoteStore(l.Addr().String(), conn)
+	remote := storeapi.NewRemote(l.Addr().String(), conn)
 	ctx := context.Background()
 	if err := remote.RefreshInfo(ctx); err != nil {
 		t.Fatal(err)
 	}
 	info, _ := remote.Info(ctx)
-	if len(info.LabelSets) != 1 || info.Component != ComponentReceive || info.MinTime != start {
+	if len(info.LabelSets) != 1 || info.Component != storeapi.ComponentReceive || info.MinTime != start {
 		t.Fatalf("info %+v", info)
 	}
 	// The same question to the local store and through gRPC gives the same
@@ -245,21 +247,21 @@ func TestStoreAPIRoundTrip(t *testing.T) {
 	if got := collect(t, remote, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "tenant_id", "t2")}); got != "" {
 		t.Fatalf("external label mismatch should select nothing, got %q", got)
 	}
-	md, err := remote.Metadata(ctx, &MetadataRequest{})
+	md, err := remote.Metadata(ctx, &storeapi.MetadataRequest{})
 	if err != nil || md["m"][0].Help != "help of m" {
 		t.Fatalf("metadata %v %v", md, err)
 	}
-	names, _, err := remote.LabelNames(ctx, &LabelsRequest{MinTime: start, MaxTime: start + 300_000})
+	names, _, err := remote.LabelNames(ctx, &storeapi.LabelsRequest{MinTime: start, MaxTime: start + 300_000})
 	if err != nil || strings.Join(names, ",") != "__name__,receive_replica,tenant_id,x" {
 		t.Fatalf("label names %v %v", names, err)
 	}
 }
 
 // collect renders a store's answer: labels and every sample.
-func collect(t *testing.T, s Store, ms []*labels.Matcher) string {
+func collect(t *testing.T, s storeapi.Store, ms []*labels.Matcher) string {
 	t.Helper()
 	var b strings.Builder
-	_, err := s.Series(context.Background(), &SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: ms}, func(ss StoreSeries) error {
+	_, err := s.Series(context.Background(), &storeapi.SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: ms}, func(ss storeapi.Series) error {
 		b.WriteString(ss.Labels.String())
 		for _, c := range ss.Chunks {
 			it := c.Chunk.Iterator(nil)
@@ -307,8 +309,8 @@ func TestRewriteIsExactOnRawData(t *testing.T) {
 	start := time.Now().Add(-2 * time.Hour).UnixMilli()
 	a := newTestTSDB(t, "tenant_id", "default-tenant")
 	a.fill(t, labels.FromStrings("__name__", "g", "job", "x"), start, 3600, 0.5, func(i int) bool { return i%7 == 3 })
-	store := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a} })
-	q := New(func() []Store { return []Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	store := storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a} })
+	q := New(func() []storeapi.Store { return []storeapi.Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
 	at := time.UnixMilli(start + 3_599_000)
 	raw := withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true})
 	ds := withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true, maxResolution: 300_000})
@@ -352,8 +354,8 @@ func TestAutoNarrowRangeReadsRawExactly(t *testing.T) {
 	start := time.Now().Add(-2 * time.Hour).UnixMilli()
 	a := newTestTSDB(t, "tenant_id", "default-tenant")
 	a.fill(t, labels.FromStrings("__name__", "g", "job", "x"), start, 3600, 0.5, func(i int) bool { return i%7 == 3 })
-	store := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a} })
-	q := New(func() []Store { return []Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	store := storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a} })
+	q := New(func() []storeapi.Store { return []storeapi.Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
 	ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
 	eng := &resolutionEngine{QueryEngine: ng, parser: parser.NewParser(parser.Options{}), lookback: 5 * time.Minute}
 	at := time.UnixMilli(start + 3_599_000)

@@ -42,7 +42,7 @@ import (
 	"github.com/atoll-metrics/atoll/bench/procstat"
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
-	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/tenant"
 )
 
@@ -166,7 +166,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer conn.Close()
-	st := querier.NewRemoteStore(grpcAddr, conn)
+	st := storeapi.NewRemote(grpcAddr, conn)
 
 	mint := benchBase.UnixMilli()
 	maxt := benchBase.Add(time.Duration(c.days) * 24 * time.Hour).UnixMilli()
@@ -185,7 +185,7 @@ func run(ctx context.Context, c config) error {
 		{"one metric of one job, 7d", selective},
 	} {
 		q.name = strings.Replace(q.name, "7d", fmt.Sprintf("%dd", c.days), 1)
-		r, err := measure(ctx, st, pid, q.name, &querier.SeriesRequest{MinTime: mint, MaxTime: maxt, Matchers: q.ms})
+		r, err := measure(ctx, st, pid, q.name, &storeapi.SeriesRequest{MinTime: mint, MaxTime: maxt, Matchers: q.ms})
 		if err != nil {
 			return fmt.Errorf("%s: %w", q.name, err)
 		}
@@ -213,7 +213,7 @@ func run(ctx context.Context, c config) error {
 }
 
 // measure streams one Series request, sampling the gateway's memory.
-func measure(ctx context.Context, st querier.Store, pid int, name string, req *querier.SeriesRequest) (result, error) {
+func measure(ctx context.Context, st storeapi.Store, pid int, name string, req *storeapi.SeriesRequest) (result, error) {
 	r := result{Name: name}
 	unique := map[string]struct{}{}
 	stop := make(chan struct{})
@@ -236,7 +236,7 @@ func measure(ctx context.Context, st querier.Store, pid int, name string, req *q
 		}
 	})
 	start := time.Now()
-	_, err := st.Series(ctx, req, func(s querier.StoreSeries) error {
+	_, err := st.Series(ctx, req, func(s storeapi.Series) error {
 		r.Series++
 		unique[s.Labels.String()] = struct{}{}
 		r.Chunks += len(s.Chunks)

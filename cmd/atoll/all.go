@@ -19,7 +19,8 @@ import (
 	"github.com/atoll-metrics/atoll/compactor"
 	"github.com/atoll-metrics/atoll/ingest"
 	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/querier/gateway"
+	"github.com/atoll-metrics/atoll/storeapi"
+	"github.com/atoll-metrics/atoll/storegateway"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
@@ -70,10 +71,10 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	}
 	// The gateway serves what is in the bucket: everything older than the
 	// local blocks, and everything after a data dir is lost.
-	gwOpts := gateway.DefaultOptions()
+	gwOpts := storegateway.DefaultOptions()
 	gwOpts.Dir = filepath.Join(c.tsdb.dataDir, "index-headers")
 	gwOpts.SyncInterval = time.Minute
-	gw, err := gateway.New(bkt, gwOpts, logger.With("subsystem", "gateway"), reg)
+	gw, err := storegateway.New(bkt, gwOpts, logger.With("subsystem", "gateway"), reg)
 	if err != nil {
 		_ = bkt.Close()
 		return nil, err
@@ -83,7 +84,7 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		_ = bkt.Close()
 	}
 	ready := &readiness{}
-	core := newReceiverCore(querier.ComponentAll)
+	core := newReceiverCore(storeapi.ComponentAll)
 	apiHandler := &lateHandler{}
 
 	mux := newOpsMux(reg, ready)
@@ -96,7 +97,7 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		return closeBucket, err
 	}
 	grpcServer := grpc.NewServer(grpcServerOptions()...)
-	querier.RegisterStoreServer(grpcServer, core.store)
+	storeapi.RegisterServer(grpcServer, core.store)
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Add(func() error {
 		if err := gw.Sync(ctx); err != nil {
@@ -122,7 +123,7 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		router := ingest.NewRouter(shards, nil, ingest.RouterOptions{ReplicationFactor: 1, Limits: limits}, logger, reg)
 		core.serveWrites(router, &c.ingest, limits, ready, logger, reg)
 
-		q := querier.New(func() []querier.Store { return []querier.Store{core.store, gw} }, c.query.options(), logger.With("subsystem", "querier"), reg)
+		q := querier.New(func() []storeapi.Store { return []storeapi.Store{core.store, gw} }, c.query.options(), logger.With("subsystem", "querier"), reg)
 		apiOpts := c.query.apiOptions(flags)
 		apiOpts.Ready = ready.isReady
 		apiOpts.BuildInfo = buildInfo()
@@ -141,9 +142,9 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 }
 
 // tenantsAsTSDBs lists the open tenant TSDBs for the read path.
-func tenantsAsTSDBs(m *tsdbshard.MultiTSDB) []querier.TSDB {
+func tenantsAsTSDBs(m *tsdbshard.MultiTSDB) []storeapi.TSDB {
 	ts := m.Tenants()
-	out := make([]querier.TSDB, len(ts))
+	out := make([]storeapi.TSDB, len(ts))
 	for i, t := range ts {
 		out[i] = t
 	}

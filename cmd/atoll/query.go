@@ -12,6 +12,7 @@ import (
 
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/ring"
+	"github.com/atoll-metrics/atoll/storeapi"
 )
 
 // queryCmdConfig is `atoll query`: PromQL over every receiver the ring
@@ -45,7 +46,7 @@ func registerQuery(app *kingpin.Application, setups map[string]setupFunc) {
 
 func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *queryCmdConfig, flags map[string]string) (func(), error) {
 	ready := &readiness{}
-	endpoints := querier.NewEndpoints(logger.With("subsystem", "endpoints"), reg)
+	endpoints := storeapi.NewEndpoints(logger.With("subsystem", "endpoints"), reg)
 	q := querier.New(endpoints.Stores, c.query.options(), logger.With("subsystem", "querier"), reg)
 	apiOpts := c.query.apiOptions(flags)
 	apiOpts.Ready = ready.isReady

@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/atoll-metrics/atoll/ingest"
-	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/ring"
+	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
@@ -70,7 +70,7 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		return nil, err
 	}
 	ready := &readiness{}
-	core := newReceiverCore(querier.ComponentReceive)
+	core := newReceiverCore(storeapi.ComponentReceive)
 	mux := newOpsMux(reg, ready)
 	ringPage := &lateHandler{}
 	mux.Handle("/ring", ringPage)
@@ -82,7 +82,7 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		return nil, err
 	}
 	grpcServer := grpc.NewServer(grpcServerOptions()...)
-	querier.RegisterStoreServer(grpcServer, core.store)
+	storeapi.RegisterServer(grpcServer, core.store)
 	// The forwarding service is registered before serving starts and
 	// answers Unavailable until the TSDBs are open.
 	var routerPtr atomic.Pointer[ingest.Router]

@@ -1,8 +1,7 @@
-package querier
+package storeapi
 
 import (
 	"context"
-	"errors"
 	"math"
 
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -13,11 +12,6 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 )
 
-// ErrStoreUnavailable marks a store that could not answer. With partial
-// responses allowed the querier turns it into a warning; otherwise the query
-// fails with 503 so the client retries.
-var ErrStoreUnavailable = errors.New("store unavailable")
-
 // Store is one source of series: local TSDBs, a receiver or a store gateway
 // reached over gRPC. Every series a store returns carries the external labels
 // of the TSDB or block it came from.
@@ -26,7 +20,7 @@ type Store interface {
 	Name() string
 	// Info describes what the store holds, so queries skip stores that
 	// cannot match.
-	Info(ctx context.Context) (StoreInfo, error)
+	Info(ctx context.Context) (Info, error)
 	// Series calls f for every matching series, in no particular order.
 	// The labels and chunk bytes passed to f are valid only during the
 	// call. With req.SkipChunks, f gets no chunks.
@@ -48,10 +42,10 @@ const (
 
 // SeriesFunc receives one series from a store. The labels and chunk bytes
 // are valid only during the call.
-type SeriesFunc func(s StoreSeries) error
+type SeriesFunc func(s Series) error
 
 // StoreSeries is one series a store returns.
-type StoreSeries struct {
+type Series struct {
 	Labels labels.Labels
 	Chunks []chunks.Meta
 	// Resolution is the downsampling resolution of the chunks in
@@ -65,7 +59,7 @@ type StoreSeries struct {
 }
 
 // StoreInfo describes a store.
-type StoreInfo struct {
+type Info struct {
 	// LabelSets has the external labels of each TSDB or block group behind
 	// the store. A store with none can hold any series.
 	LabelSets []labels.Labels
@@ -84,7 +78,7 @@ type SeriesRequest struct {
 	// MaxResolution is the coarsest downsampling resolution accepted, in
 	// milliseconds; 0 asks for raw data.
 	MaxResolution int64
-	// Aggregate is the aggregate of downsampled series wanted (ship.Aggr*);
+	// Aggregate is the aggregate of downsampled series wanted (block.Aggr*);
 	// empty means the average. Raw series are returned as they are.
 	Aggregate string
 }
@@ -104,18 +98,18 @@ type MetadataRequest struct {
 }
 
 // overlaps reports whether the store's time range meets [mint, maxt].
-func (i StoreInfo) overlaps(mint, maxt int64) bool {
+func (i Info) Overlaps(mint, maxt int64) bool {
 	return i.MinTime <= maxt && mint <= i.MaxTime
 }
 
 // mayMatch reports whether some label set of the store is compatible with
 // the matchers: a matcher on an external label must accept its value.
-func (i StoreInfo) mayMatch(ms []*labels.Matcher) bool {
+func (i Info) MayMatch(ms []*labels.Matcher) bool {
 	if len(i.LabelSets) == 0 {
 		return true
 	}
 	for _, ls := range i.LabelSets {
-		if _, ok := matchExternal(ls, ms); ok {
+		if _, ok := MatchExternal(ls, ms); ok {
 			return true
 		}
 	}
@@ -125,7 +119,7 @@ func (i StoreInfo) mayMatch(ms []*labels.Matcher) bool {
 // matchExternal checks the matchers that name an external label against
 // its value. It returns the matchers left for the TSDB itself, and false
 // when an external label rules the TSDB out.
-func matchExternal(ext labels.Labels, ms []*labels.Matcher) ([]*labels.Matcher, bool) {
+func MatchExternal(ext labels.Labels, ms []*labels.Matcher) ([]*labels.Matcher, bool) {
 	if ext.IsEmpty() {
 		return ms, true
 	}
@@ -144,4 +138,4 @@ func matchExternal(ext labels.Labels, ms []*labels.Matcher) ([]*labels.Matcher, 
 }
 
 // emptyRange is the time range of a store that holds nothing.
-var emptyRange = StoreInfo{MinTime: math.MaxInt64, MaxTime: math.MinInt64}
+var emptyRange = Info{MinTime: math.MaxInt64, MaxTime: math.MinInt64}

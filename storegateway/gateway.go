@@ -1,4 +1,4 @@
-package gateway
+package storegateway
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
-	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/storeapi"
 )
 
 // Options configure a Gateway. Start from DefaultOptions.
@@ -104,7 +104,7 @@ func (o *Options) withDefaults() error {
 	return nil
 }
 
-// Gateway serves the blocks of a bucket as a querier.Store.
+// Gateway serves the blocks of a bucket as a storeapi.Store.
 type Gateway struct {
 	bkt    bucket.Bucket
 	opts   Options
@@ -127,7 +127,7 @@ type Gateway struct {
 	synced    atomic.Bool
 }
 
-var _ querier.Store = (*Gateway)(nil)
+var _ storeapi.Store = (*Gateway)(nil)
 
 // New returns a Gateway over bkt with no blocks loaded: call Sync for the
 // first block list, then Run to keep it current.
@@ -197,13 +197,13 @@ func (g *Gateway) Close() error {
 	return errors.Join(errs...)
 }
 
-// Name implements querier.Store.
+// Name implements storeapi.Store.
 func (g *Gateway) Name() string { return "bucket " + g.bkt.Name() }
 
-// Info implements querier.Store: the external label sets and time range of
+// Info implements storeapi.Store: the external label sets and time range of
 // the loaded blocks.
-func (g *Gateway) Info(context.Context) (querier.StoreInfo, error) {
-	info := querier.StoreInfo{MinTime: math.MaxInt64, MaxTime: math.MinInt64, Component: querier.ComponentStore}
+func (g *Gateway) Info(context.Context) (storeapi.Info, error) {
+	info := storeapi.Info{MinTime: math.MaxInt64, MaxTime: math.MinInt64, Component: storeapi.ComponentStore}
 	seen := map[string]bool{}
 	g.mtx.RLock()
 	defer g.mtx.RUnlock()
@@ -236,34 +236,14 @@ func (g *Gateway) acquire(mint, maxt int64) (blocks []*bucketBlock, release func
 	}
 }
 
-// Exemplars implements querier.Store: blocks in a bucket hold none.
+// Exemplars implements storeapi.Store: blocks in a bucket hold none.
 func (g *Gateway) Exemplars(context.Context, int64, int64, [][]*labels.Matcher) ([]exemplar.QueryResult, error) {
 	return nil, nil
 }
 
-// Metadata implements querier.Store: blocks in a bucket hold none.
-func (g *Gateway) Metadata(context.Context, *querier.MetadataRequest) (map[string][]metadata.Metadata, error) {
+// Metadata implements storeapi.Store: blocks in a bucket hold none.
+func (g *Gateway) Metadata(context.Context, *storeapi.MetadataRequest) (map[string][]metadata.Metadata, error) {
 	return map[string][]metadata.Metadata{}, nil
-}
-
-// matchExternal checks the matchers that name an external label against
-// its value. It returns the matchers left for the block's index, and false
-// when the external labels rule the block out.
-func matchExternal(ext labels.Labels, ms []*labels.Matcher) ([]*labels.Matcher, bool) {
-	if ext.IsEmpty() {
-		return ms, true
-	}
-	rest := make([]*labels.Matcher, 0, len(ms))
-	for _, m := range ms {
-		if !ext.Has(m.Name) {
-			rest = append(rest, m)
-			continue
-		}
-		if !m.Matches(ext.Get(m.Name)) {
-			return nil, false
-		}
-	}
-	return rest, true
 }
 
 func (g *Gateway) observe(request string, start time.Time) {

@@ -1,4 +1,4 @@
-package gateway
+package storegateway
 
 import (
 	"github.com/prometheus/client_golang/prometheus"

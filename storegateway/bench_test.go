@@ -1,10 +1,10 @@
-package gateway
+package storegateway
 
 import (
 	"math"
 	"testing"
 
-	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/storeapi"
 )
 
 // BenchmarkSeries streams every series of four 2h blocks of 1000 series
@@ -18,9 +18,9 @@ func BenchmarkSeries(b *testing.B) {
 		}))
 	}
 	gw, _ := newGateway(b, bkt, nil)
-	req := &querier.SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: ms("__name__", "=", "bench_metric", "job", "!=", "job-9")}
+	req := &storeapi.SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: ms("__name__", "=", "bench_metric", "job", "!=", "job-9")}
 	count := func() (series, samples int) {
-		_, err := gw.Series(testContext(b), req, func(s querier.StoreSeries) error {
+		_, err := gw.Series(testContext(b), req, func(s storeapi.Series) error {
 			series++
 			for _, c := range s.Chunks {
 				samples += c.Chunk.NumSamples()

@@ -1,19 +1,25 @@
-// Package gateway is the store gateway: it serves the blocks of a bucket
-// through the Store API (a querier.Store), with memory bounded by
+// Package storegateway is the store gateway: it serves the blocks of a
+// bucket through the Store API (a storeapi.Store), with memory bounded by
 // configuration rather than by what the bucket holds.
 //
-// Gateway is the one type. New builds it over a bucket.Bucket; Sync loads the
-// current block list and Run keeps it current every SyncInterval; the
-// querier.Store methods answer queries; Close releases everything.
+// Gateway is the one type. New builds it over a bucket.Bucket; Sync loads
+// the current block list and Run keeps it current every SyncInterval; the
+// storeapi.Store methods answer queries; Close releases everything.
+//
+// It imports storeapi (the contract it serves), block (what a block is,
+// which blocks are visible, how an index is read) and bucket. It must not
+// import the querier, the compactor or the shipper: it is their peer,
+// reading the same bucket through the same block.Fetcher.
 //
 // # Blocks served
 //
-// A block is served once its meta.json exists (writers upload it last, so
-// half-uploaded blocks stay invisible), while it overlaps the MinTime and
-// MaxTime window, and until DeletionMarkDelay after the compactor put a
-// deletion-mark.json in it. The delay lets every gateway load the block
-// that replaced a marked one before the marked one disappears; the
-// compactor must wait longer than it before deleting. A block that cannot
+// A block is served once block.Set.Visible shows it (its meta.json exists,
+// no other block supersedes it), while it overlaps the MinTime and MaxTime
+// window (block.InTimeRange), and until DeletionMarkDelay after the
+// compactor put a deletion-mark.json in it (block.UnlessDeletionMarked).
+// The delay lets every gateway load the block that replaced a marked one
+// before the marked one disappears; the compactor must wait longer than it
+// before deleting. A block that cannot
 // be loaded (unreadable meta, missing or corrupt index) is skipped, logged
 // once, counted in atoll_gateway_blocks_load_failures_total and tried again
 // at every sync. Tombstones are not applied: Atoll never writes them into
@@ -23,9 +29,10 @@
 //
 // Loading a block reads three ranges of its index through
 // block.IndexReader: the first bytes, the TOC, and the symbol and postings
-// offset tables, which are written to a local index-header file under Dir. The header is memory-mapped; the Go
-// heap holds only every 32nd symbol offset and, per label name, every 32nd
-// value with its position in the mapped postings offset table. A lookup
+// offset tables, which are written to a local index-header file under Dir.
+// The header is memory-mapped; the Go heap holds only every 32nd symbol
+// offset and, per label name, every 32nd value with its position in the
+// mapped postings offset table. A lookup
 // binary-searches the samples and walks at most 32 entries of the file.
 // The series and postings sections, the bulk of an index, stay in the
 // bucket. A header survives restarts and is rebuilt when it is torn or was
@@ -58,4 +65,4 @@
 // names without that label, or for the average (the default) divides sum
 // by count per window and encodes new XOR chunks. Series carry the block's
 // resolution.
-package gateway
+package storegateway

@@ -76,4 +76,10 @@
 // replica that overlap in time with different timestamps (out-of-order data)
 // lose the interleaved samples; chain them with storage.ChainedSeriesMerge
 // first, as NewSeriesSet does for series with equal replica labels.
+//
+// # Imports
+//
+// dedup imports Prometheus only: it sits below the querier and the
+// compactor, which both import it, and must import neither, nor anything of
+// Atoll's storage (block, storeapi).
 package dedup

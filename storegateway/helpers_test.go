@@ -1,4 +1,4 @@
-package gateway
+package storegateway
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
-	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/storeapi"
 )
 
 // sample is one float or histogram sample.
@@ -301,11 +301,11 @@ func newGateway(t testing.TB, bkt bucket.Bucket, change func(*Options)) (*Gatewa
 // within the requested range, merged over the blocks a series came from.
 type seriesResult map[string][]sample
 
-func collectSeries(t testing.TB, st querier.Store, req *querier.SeriesRequest) (seriesResult, map[string]int64) {
+func collectSeries(t testing.TB, st storeapi.Store, req *storeapi.SeriesRequest) (seriesResult, map[string]int64) {
 	t.Helper()
 	out := seriesResult{}
 	res := map[string]int64{}
-	_, err := st.Series(testContext(t), req, func(s querier.StoreSeries) error {
+	_, err := st.Series(testContext(t), req, func(s storeapi.Series) error {
 		key := s.Labels.String()
 		res[key] = s.Resolution
 		smp := out[key]
@@ -378,7 +378,7 @@ func expectSeries(t testing.TB, blocks []*localBlock, mint, maxt int64, ms []*la
 	t.Helper()
 	out := seriesResult{}
 	for _, b := range blocks {
-		rest, ok := matchExternal(b.ext, ms)
+		rest, ok := storeapi.MatchExternal(b.ext, ms)
 		if !ok {
 			continue
 		}

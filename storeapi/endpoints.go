@@ -1,4 +1,4 @@
-package querier
+package storeapi
 
 import (
 	"context"
@@ -30,7 +30,7 @@ type Endpoints struct {
 
 type endpoint struct {
 	conn    *grpc.ClientConn
-	store   *RemoteStore
+	store   *Remote
 	healthy bool
 	static  bool
 }
@@ -85,7 +85,7 @@ func (e *Endpoints) Set(ctx context.Context, addrs []string, static bool) {
 			e.logger.Warn("cannot connect to store endpoint", "address", addr, "err", err)
 			continue
 		}
-		ep := &endpoint{conn: conn, store: NewRemoteStore(addr, conn), static: static}
+		ep := &endpoint{conn: conn, store: NewRemote(addr, conn), static: static}
 		e.endpoints[addr] = ep
 		added = append(added, ep)
 		e.logger.Info("store endpoint added", "address", addr)

@@ -1,4 +1,4 @@
-package querier
+package storeapi
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/atoll-metrics/atoll/querier/storepb"
+	"github.com/atoll-metrics/atoll/storeapi/storepb"
 )
 
 // seriesBatchSize is how many series travel in one streamed message: large
@@ -36,7 +36,7 @@ type storeServer struct {
 }
 
 // RegisterStoreServer serves store as the Store API on s.
-func RegisterStoreServer(s *grpc.Server, store Store) {
+func RegisterServer(s *grpc.Server, store Store) {
 	storepb.RegisterStoreServer(s, &storeServer{store: store})
 }
 
@@ -77,7 +77,7 @@ func (s *storeServer) Series(req *storepb.SeriesRequest, srv storepb.Store_Serie
 		batch.Series = batch.Series[:0]
 		return err
 	}
-	warns, err := s.store.Series(srv.Context(), r, func(ss StoreSeries) error {
+	warns, err := s.store.Series(srv.Context(), r, func(ss Series) error {
 		chks := ss.Chunks
 		ps := &storepb.Series{Labels: labelsToPB(ss.Labels), Resolution: ss.Resolution}
 		if len(chks) > 0 {
@@ -260,32 +260,32 @@ func matchersFromPB(pb []*storepb.Matcher) ([]*labels.Matcher, error) {
 
 // RemoteStore is a Store reached over gRPC: a receiver or a store gateway.
 // Its Info is refreshed in the background so queries never wait for it.
-type RemoteStore struct {
+type Remote struct {
 	name   string
 	client storepb.StoreClient
 
 	mtx      sync.RWMutex
-	info     StoreInfo
+	info     Info
 	infoErr  error
 	infoTime time.Time
 }
 
 // NewRemoteStore returns a Store served by conn, named name (its address).
-func NewRemoteStore(name string, conn grpc.ClientConnInterface) *RemoteStore {
-	return &RemoteStore{
+func NewRemote(name string, conn grpc.ClientConnInterface) *Remote {
+	return &Remote{
 		name:    name,
 		client:  storepb.NewStoreClient(conn),
 		infoErr: errors.New("store info not fetched yet"),
 	}
 }
 
-var _ Store = (*RemoteStore)(nil)
+var _ Store = (*Remote)(nil)
 
 // Name implements Store.
-func (s *RemoteStore) Name() string { return s.name }
+func (s *Remote) Name() string { return s.name }
 
 // RefreshInfo asks the store what it holds and remembers the answer.
-func (s *RemoteStore) RefreshInfo(ctx context.Context) error {
+func (s *Remote) RefreshInfo(ctx context.Context) error {
 	resp, err := s.client.Info(ctx, &storepb.InfoRequest{})
 	s.mtx.Lock()
 	defer s.mtx.Unlock()
@@ -293,7 +293,7 @@ func (s *RemoteStore) RefreshInfo(ctx context.Context) error {
 		s.infoErr = err
 		return err
 	}
-	info := StoreInfo{MinTime: resp.MinTime, MaxTime: resp.MaxTime, Component: resp.Component}
+	info := Info{MinTime: resp.MinTime, MaxTime: resp.MaxTime, Component: resp.Component}
 	var b labels.ScratchBuilder
 	for _, ls := range resp.LabelSets {
 		info.LabelSets = append(info.LabelSets, labelsFromPB(&b, ls.Labels))
@@ -305,11 +305,11 @@ func (s *RemoteStore) RefreshInfo(ctx context.Context) error {
 // Info implements Store with the last answer of RefreshInfo. A store that
 // never answered is assumed to hold anything, so its failure shows in the
 // query rather than silently leaving it out.
-func (s *RemoteStore) Info(context.Context) (StoreInfo, error) {
+func (s *Remote) Info(context.Context) (Info, error) {
 	s.mtx.RLock()
 	defer s.mtx.RUnlock()
 	if s.infoErr != nil && s.infoTime.IsZero() {
-		return StoreInfo{MinTime: math.MinInt64, MaxTime: math.MaxInt64}, nil
+		return Info{MinTime: math.MinInt64, MaxTime: math.MaxInt64}, nil
 	}
 	info := s.info
 	if info.Component != ComponentStore {
@@ -321,7 +321,7 @@ func (s *RemoteStore) Info(context.Context) (StoreInfo, error) {
 }
 
 // Series implements Store.
-func (s *RemoteStore) Series(ctx context.Context, req *SeriesRequest, f SeriesFunc) (annotations.Annotations, error) {
+func (s *Remote) Series(ctx context.Context, req *SeriesRequest, f SeriesFunc) (annotations.Annotations, error) {
 	pr := &storepb.SeriesRequest{
 		MinTime:             req.MinTime,
 		MaxTime:             req.MaxTime,
@@ -364,7 +364,7 @@ func (s *RemoteStore) Series(ctx context.Context, req *SeriesRequest, f SeriesFu
 				}
 				chks = append(chks, chunks.Meta{Chunk: chk, MinTime: c.MinTime, MaxTime: c.MaxTime})
 			}
-			if err := f(StoreSeries{Labels: labelsFromPB(&b, ps.Labels), Chunks: chks, Resolution: ps.Resolution, ChunksOwned: true}); err != nil {
+			if err := f(Series{Labels: labelsFromPB(&b, ps.Labels), Chunks: chks, Resolution: ps.Resolution, ChunksOwned: true}); err != nil {
 				return warns, err
 			}
 		}
@@ -372,7 +372,7 @@ func (s *RemoteStore) Series(ctx context.Context, req *SeriesRequest, f SeriesFu
 }
 
 // LabelNames implements Store.
-func (s *RemoteStore) LabelNames(ctx context.Context, req *LabelsRequest) ([]string, annotations.Annotations, error) {
+func (s *Remote) LabelNames(ctx context.Context, req *LabelsRequest) ([]string, annotations.Annotations, error) {
 	resp, err := s.client.LabelNames(ctx, &storepb.LabelNamesRequest{MinTime: req.MinTime, MaxTime: req.MaxTime, Matchers: matchersToPB(req.Matchers), Limit: int64(req.Limit)})
 	if err != nil {
 		return nil, nil, err
@@ -381,7 +381,7 @@ func (s *RemoteStore) LabelNames(ctx context.Context, req *LabelsRequest) ([]str
 }
 
 // LabelValues implements Store.
-func (s *RemoteStore) LabelValues(ctx context.Context, name string, req *LabelsRequest) ([]string, annotations.Annotations, error) {
+func (s *Remote) LabelValues(ctx context.Context, name string, req *LabelsRequest) ([]string, annotations.Annotations, error) {
 	resp, err := s.client.LabelValues(ctx, &storepb.LabelValuesRequest{Name: name, MinTime: req.MinTime, MaxTime: req.MaxTime, Matchers: matchersToPB(req.Matchers), Limit: int64(req.Limit)})
 	if err != nil {
 		return nil, nil, err
@@ -389,7 +389,7 @@ func (s *RemoteStore) LabelValues(ctx context.Context, name string, req *LabelsR
 	return resp.Values, s.warnings(resp.Warnings), nil
 }
 
-func (s *RemoteStore) warnings(ws []string) annotations.Annotations {
+func (s *Remote) warnings(ws []string) annotations.Annotations {
 	var a annotations.Annotations
 	for _, w := range ws {
 		a.Add(fmt.Errorf("store %s: %s", s.name, w))
@@ -398,7 +398,7 @@ func (s *RemoteStore) warnings(ws []string) annotations.Annotations {
 }
 
 // Exemplars implements Store.
-func (s *RemoteStore) Exemplars(ctx context.Context, mint, maxt int64, matchers [][]*labels.Matcher) ([]exemplar.QueryResult, error) {
+func (s *Remote) Exemplars(ctx context.Context, mint, maxt int64, matchers [][]*labels.Matcher) ([]exemplar.QueryResult, error) {
 	req := &storepb.ExemplarsRequest{MinTime: mint, MaxTime: maxt}
 	for _, ms := range matchers {
 		req.MatcherSets = append(req.MatcherSets, &storepb.MatcherSet{Matchers: matchersToPB(ms)})
@@ -420,7 +420,7 @@ func (s *RemoteStore) Exemplars(ctx context.Context, mint, maxt int64, matchers 
 }
 
 // Metadata implements Store.
-func (s *RemoteStore) Metadata(ctx context.Context, req *MetadataRequest) (map[string][]metadata.Metadata, error) {
+func (s *Remote) Metadata(ctx context.Context, req *MetadataRequest) (map[string][]metadata.Metadata, error) {
 	resp, err := s.client.Metadata(ctx, &storepb.MetadataRequest{Metric: req.Metric, Limit: int64(req.Limit), Matchers: matchersToPB(req.Matchers)})
 	if err != nil {
 		return nil, err

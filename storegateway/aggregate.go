@@ -1,4 +1,4 @@
-package gateway
+package storegateway
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 
 	"github.com/atoll-metrics/atoll/block"
-	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/storeapi"
 )
 
 // aggregateOf is the aggregate a request reads from downsampled blocks.
@@ -101,14 +101,14 @@ func (g *Gateway) readAverages(ctx context.Context, q blockQuery, send func(*ser
 		if err := q.b.loadChunks(ctx, wants); err != nil {
 			return err
 		}
-		out := &seriesBatch{series: make([]querier.StoreSeries, 0, len(pairs))}
+		out := &seriesBatch{series: make([]storeapi.Series, 0, len(pairs))}
 		for _, p := range pairs {
 			avg, err := averageChunks(p[0].chks, p[1].chks)
 			if err != nil {
 				return err
 			}
 			if len(avg) > 0 {
-				out.series = append(out.series, querier.StoreSeries{Labels: p[0].lset, Chunks: avg, Resolution: q.b.resolution()})
+				out.series = append(out.series, storeapi.Series{Labels: p[0].lset, Chunks: avg, Resolution: q.b.resolution()})
 			}
 		}
 		if err := send(out); err != nil {

@@ -1,4 +1,4 @@
-package gateway
+package storegateway
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/atoll-metrics/atoll/block"
-	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/storeapi"
 )
 
 // downsample aggregates raw series into windows of res, in the format of
@@ -225,7 +225,7 @@ func TestDownsampledBlocks(t *testing.T) {
 			if tc.ms != nil {
 				matchers = tc.ms
 			}
-			got, res := collectSeries(t, gw, &querier.SeriesRequest{MinTime: tc.mint, MaxTime: tc.maxt, Matchers: matchers, MaxResolution: tc.maxRes, Aggregate: tc.aggr})
+			got, res := collectSeries(t, gw, &storeapi.SeriesRequest{MinTime: tc.mint, MaxTime: tc.maxt, Matchers: matchers, MaxResolution: tc.maxRes, Aggregate: tc.aggr})
 			compareSeries(t, got, tc.want)
 			var seen []int64
 			for _, r := range res {
@@ -242,8 +242,8 @@ func TestDownsampledBlocks(t *testing.T) {
 
 	t.Run("series names without the aggregate label", func(t *testing.T) {
 		var names []string
-		_, err := gw.Series(testContext(t), &querier.SeriesRequest{MinTime: 0, MaxTime: hour, Matchers: all, MaxResolution: block.Resolution5m, SkipChunks: true},
-			func(s querier.StoreSeries) error {
+		_, err := gw.Series(testContext(t), &storeapi.SeriesRequest{MinTime: 0, MaxTime: hour, Matchers: all, MaxResolution: block.Resolution5m, SkipChunks: true},
+			func(s storeapi.Series) error {
 				if s.Labels.Has(block.AggregateLabel) {
 					t.Errorf("%s carries the aggregate label", s.Labels)
 				}
@@ -258,21 +258,21 @@ func TestDownsampledBlocks(t *testing.T) {
 		}
 	})
 	t.Run("labels", func(t *testing.T) {
-		names, _, err := gw.LabelNames(testContext(t), &querier.LabelsRequest{MinTime: 0, MaxTime: hour, Matchers: ms("job", "=", "job-1")})
+		names, _, err := gw.LabelNames(testContext(t), &storeapi.LabelsRequest{MinTime: 0, MaxTime: hour, Matchers: ms("job", "=", "job-1")})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if slices.Contains(names, block.AggregateLabel) {
 			t.Errorf("label names %q include the aggregate label", names)
 		}
-		values, _, err := gw.LabelValues(testContext(t), block.AggregateLabel, &querier.LabelsRequest{MinTime: 0, MaxTime: hour})
+		values, _, err := gw.LabelValues(testContext(t), block.AggregateLabel, &storeapi.LabelsRequest{MinTime: 0, MaxTime: hour})
 		if err != nil || len(values) != 0 {
 			t.Errorf("aggregate label values = %q, %v", values, err)
 		}
 	})
 	t.Run("unknown aggregate", func(t *testing.T) {
-		_, err := gw.Series(testContext(t), &querier.SeriesRequest{MinTime: 0, MaxTime: hour, Matchers: all, MaxResolution: block.Resolution5m, Aggregate: "median"},
-			func(querier.StoreSeries) error { return nil })
+		_, err := gw.Series(testContext(t), &storeapi.SeriesRequest{MinTime: 0, MaxTime: hour, Matchers: all, MaxResolution: block.Resolution5m, Aggregate: "median"},
+			func(storeapi.Series) error { return nil })
 		if err == nil {
 			t.Error("unknown aggregate accepted")
 		}
@@ -314,7 +314,7 @@ func TestPlanSeries(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			for _, q := range planSeries(blocks, &querier.SeriesRequest{MinTime: tc.mint, MaxTime: tc.maxt, MaxResolution: tc.maxRes, Matchers: tc.ms}) {
+			for _, q := range planSeries(blocks, &storeapi.SeriesRequest{MinTime: tc.mint, MaxTime: tc.maxt, MaxResolution: tc.maxRes, Matchers: tc.ms}) {
 				got = append(got, fmt.Sprintf("%s [%d,%d]", name[q.b], q.mint, q.maxt))
 				if len(q.ms) != 0 {
 					t.Errorf("%s keeps matchers %v meant for external labels", name[q.b], q.ms)

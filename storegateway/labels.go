@@ -1,4 +1,4 @@
-package gateway
+package storegateway
 
 import (
 	"context"
@@ -12,13 +12,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/atoll-metrics/atoll/block"
-	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/storeapi"
 )
 
-// LabelNames implements querier.Store. Without matchers (besides those on
+// LabelNames implements storeapi.Store. Without matchers (besides those on
 // external labels) names come from the index headers alone; with matchers,
 // from the labels of the matching series.
-func (g *Gateway) LabelNames(ctx context.Context, req *querier.LabelsRequest) ([]string, annotations.Annotations, error) {
+func (g *Gateway) LabelNames(ctx context.Context, req *storeapi.LabelsRequest) ([]string, annotations.Annotations, error) {
 	defer g.observe("label_names", time.Now())
 	sets, err := g.perBlock(ctx, req, func(ctx context.Context, b *bucketBlock, rest []*labels.Matcher) ([]string, error) {
 		var names []string
@@ -48,12 +48,12 @@ func (g *Gateway) LabelNames(ctx context.Context, req *querier.LabelsRequest) ([
 	if err != nil {
 		return nil, nil, err
 	}
-	return querier.MergeStrings(sets, req.Limit), nil, nil
+	return storeapi.MergeStrings(sets, req.Limit), nil, nil
 }
 
-// LabelValues implements querier.Store, with the same sources as
+// LabelValues implements storeapi.Store, with the same sources as
 // LabelNames. The value of an external label is its only value.
-func (g *Gateway) LabelValues(ctx context.Context, name string, req *querier.LabelsRequest) ([]string, annotations.Annotations, error) {
+func (g *Gateway) LabelValues(ctx context.Context, name string, req *storeapi.LabelsRequest) ([]string, annotations.Annotations, error) {
 	defer g.observe("label_values", time.Now())
 	sets, err := g.perBlock(ctx, req, func(ctx context.Context, b *bucketBlock, rest []*labels.Matcher) ([]string, error) {
 		if b.ext.Has(name) {
@@ -84,7 +84,7 @@ func (g *Gateway) LabelValues(ctx context.Context, name string, req *querier.Lab
 	if err != nil {
 		return nil, nil, err
 	}
-	return querier.MergeStrings(sets, req.Limit), nil, nil
+	return storeapi.MergeStrings(sets, req.Limit), nil, nil
 }
 
 func (b *bucketBlock) isAggregateLabel(name string) bool {
@@ -94,7 +94,7 @@ func (b *bucketBlock) isAggregateLabel(name string) bool {
 // perBlock calls f for every block in the request's time range whose
 // external labels the matchers accept, QueryConcurrency at once, with the
 // matchers left for the block's index.
-func (g *Gateway) perBlock(ctx context.Context, req *querier.LabelsRequest, f func(context.Context, *bucketBlock, []*labels.Matcher) ([]string, error)) ([][]string, error) {
+func (g *Gateway) perBlock(ctx context.Context, req *storeapi.LabelsRequest, f func(context.Context, *bucketBlock, []*labels.Matcher) ([]string, error)) ([][]string, error) {
 	blocks, release := g.acquire(req.MinTime, req.MaxTime)
 	defer release()
 	var (
@@ -104,7 +104,7 @@ func (g *Gateway) perBlock(ctx context.Context, req *querier.LabelsRequest, f fu
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(g.opts.QueryConcurrency)
 	for _, b := range blocks {
-		rest, ok := matchExternal(b.ext, req.Matchers)
+		rest, ok := storeapi.MatchExternal(b.ext, req.Matchers)
 		if !ok {
 			continue
 		}

@@ -1,4 +1,4 @@
-package gateway
+package storegateway
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/atoll-metrics/atoll/block"
-	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/storeapi"
 )
 
 // blockQuery is one block a Series request reads: the time span it is read
@@ -31,7 +31,7 @@ type blockQuery struct {
 // resolution not above req.MaxResolution that has a block there; parts
 // without such a block fall back to the next finer resolution, down to raw
 // data.
-func planSeries(blocks []*bucketBlock, req *querier.SeriesRequest) []blockQuery {
+func planSeries(blocks []*bucketBlock, req *storeapi.SeriesRequest) []blockQuery {
 	type group struct {
 		byRes map[int64][]*bucketBlock
 		rest  map[*bucketBlock][]*labels.Matcher
@@ -43,7 +43,7 @@ func planSeries(blocks []*bucketBlock, req *querier.SeriesRequest) []blockQuery 
 		if res > req.MaxResolution || res < 0 {
 			continue
 		}
-		rest, ok := matchExternal(b.ext, req.Matchers)
+		rest, ok := storeapi.MatchExternal(b.ext, req.Matchers)
 		if !ok {
 			continue
 		}
@@ -96,14 +96,14 @@ func planSeries(blocks []*bucketBlock, req *querier.SeriesRequest) []blockQuery 
 
 // seriesBatch is series of one block ready to hand to the caller.
 type seriesBatch struct {
-	series []querier.StoreSeries
+	series []storeapi.Series
 }
 
-// Series implements querier.Store. Series come block by block, so a series
+// Series implements storeapi.Store. Series come block by block, so a series
 // stored in several blocks is returned once per block, each time with the
 // chunks of that block; the querier merges them. Up to QueryConcurrency
 // blocks are read at once, SeriesBatchSize series at a time.
-func (g *Gateway) Series(ctx context.Context, req *querier.SeriesRequest, f querier.SeriesFunc) (annotations.Annotations, error) {
+func (g *Gateway) Series(ctx context.Context, req *storeapi.SeriesRequest, f storeapi.SeriesFunc) (annotations.Annotations, error) {
 	defer g.observe("series", time.Now())
 	if req.MinTime > req.MaxTime {
 		return nil, nil
@@ -178,7 +178,7 @@ func (g *Gateway) Series(ctx context.Context, req *querier.SeriesRequest, f quer
 }
 
 // readBlock reads the series of one block and sends them in batches.
-func (g *Gateway) readBlock(ctx context.Context, q blockQuery, req *querier.SeriesRequest, aggr string, send func(*seriesBatch) error) error {
+func (g *Gateway) readBlock(ctx context.Context, q blockQuery, req *storeapi.SeriesRequest, aggr string, send func(*seriesBatch) error) error {
 	if q.b.resolution() > 0 {
 		if aggr == block.AggrAvg && !req.SkipChunks {
 			return g.readAverages(ctx, q, send)
@@ -201,7 +201,7 @@ func (g *Gateway) readBlock(ctx context.Context, q blockQuery, req *querier.Seri
 			return err
 		}
 		refs = refs[n:]
-		out := &seriesBatch{series: make([]querier.StoreSeries, 0, len(entries))}
+		out := &seriesBatch{series: make([]storeapi.Series, 0, len(entries))}
 		var wants []chunkWant
 		for _, e := range entries {
 			s, ok, err := d.decode(e, req.SkipChunks)
@@ -211,7 +211,7 @@ func (g *Gateway) readBlock(ctx context.Context, q blockQuery, req *querier.Seri
 			if !ok {
 				continue
 			}
-			out.series = append(out.series, querier.StoreSeries{Labels: s.lset, Chunks: s.chks, Resolution: q.b.resolution()})
+			out.series = append(out.series, storeapi.Series{Labels: s.lset, Chunks: s.chks, Resolution: q.b.resolution()})
 			wants = s.appendWants(wants)
 		}
 		if len(wants) > 0 {

@@ -1,4 +1,4 @@
-package gateway
+package storegateway
 
 import (
 	"log/slog"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/bucket/buckettest"
-	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/storeapi"
 )
 
 // TestS3 runs the comparison with the TSDB against a real S3 server, where
@@ -34,13 +34,13 @@ func TestS3(t *testing.T) {
 	for _, tr := range timeRanges[:3] {
 		for _, mc := range matcherCases {
 			t.Run(tr.name+"/"+mc.name, func(t *testing.T) {
-				got, _ := collectSeries(t, gw, &querier.SeriesRequest{MinTime: tr.mint, MaxTime: tr.maxt, Matchers: mc.ms})
+				got, _ := collectSeries(t, gw, &storeapi.SeriesRequest{MinTime: tr.mint, MaxTime: tr.maxt, Matchers: mc.ms})
 				compareSeries(t, got, expectSeries(t, local, tr.mint, tr.maxt, mc.ms))
 			})
 		}
 	}
 	t.Run("labels", func(t *testing.T) {
-		req := &querier.LabelsRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: ms("job", "=~", "job-[01]")}
+		req := &storeapi.LabelsRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: ms("job", "=~", "job-[01]")}
 		values, _, err := gw.LabelValues(testContext(t), "__name__", req)
 		if err != nil {
 			t.Fatal(err)

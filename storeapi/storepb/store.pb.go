@@ -520,7 +520,7 @@ type SeriesRequest struct {
 	Hints      *Hints `protobuf:"bytes,5,opt,name=hints,proto3" json:"hints,omitempty"`
 	// The coarsest downsampling resolution, in milliseconds, the querier accepts.
 	MaxResolutionWindow int64 `protobuf:"varint,6,opt,name=max_resolution_window,json=maxResolutionWindow,proto3" json:"max_resolution_window,omitempty"`
-	// Which aggregate of downsampled series to return (ship.Aggr*: count, sum,
+	// Which aggregate of downsampled series to return (block.Aggr*: count, sum,
 	// min, max, counter, avg). Empty means avg. Raw series are returned as
 	// they are.
 	Aggregate     string `protobuf:"bytes,7,opt,name=aggregate,proto3" json:"aggregate,omitempty"`
@@ -1513,7 +1513,7 @@ const file_store_proto_rawDesc = "" +
 	"LabelNames\x12!.atoll.store.v1.LabelNamesRequest\x1a\".atoll.store.v1.LabelNamesResponse\x12V\n" +
 	"\vLabelValues\x12\".atoll.store.v1.LabelValuesRequest\x1a#.atoll.store.v1.LabelValuesResponse\x12P\n" +
 	"\tExemplars\x12 .atoll.store.v1.ExemplarsRequest\x1a!.atoll.store.v1.ExemplarsResponse\x12M\n" +
-	"\bMetadata\x12\x1f.atoll.store.v1.MetadataRequest\x1a .atoll.store.v1.MetadataResponseB0Z.github.com/atoll-metrics/atoll/querier/storepbb\x06proto3"
+	"\bMetadata\x12\x1f.atoll.store.v1.MetadataRequest\x1a .atoll.store.v1.MetadataResponseB1Z/github.com/atoll-metrics/atoll/storeapi/storepbb\x06proto3"
 
 var (
 	file_store_proto_rawDescOnce sync.Once

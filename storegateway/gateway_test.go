@@ -1,4 +1,4 @@
-package gateway
+package storegateway
 
 import (
 	"fmt"
@@ -16,7 +16,7 @@ import (
 
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/internal/metrictest"
-	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/storeapi"
 )
 
 // twoTenantBlocks writes three blocks: two of tenant a (consecutive 2h
@@ -114,7 +114,7 @@ func TestSeriesMatchesTSDB(t *testing.T) {
 	for _, tr := range timeRanges {
 		for _, mc := range matcherCases {
 			t.Run(tr.name+"/"+mc.name, func(t *testing.T) {
-				got, res := collectSeries(t, gw, &querier.SeriesRequest{MinTime: tr.mint, MaxTime: tr.maxt, Matchers: mc.ms})
+				got, res := collectSeries(t, gw, &storeapi.SeriesRequest{MinTime: tr.mint, MaxTime: tr.maxt, Matchers: mc.ms})
 				want := expectSeries(t, local, tr.mint, tr.maxt, mc.ms)
 				compareSeries(t, got, want)
 				for k, r := range res {
@@ -126,9 +126,9 @@ func TestSeriesMatchesTSDB(t *testing.T) {
 		}
 	}
 	t.Run("skip chunks", func(t *testing.T) {
-		req := &querier.SeriesRequest{MinTime: 0, MaxTime: 2*hour - 1, Matchers: ms("__name__", "=~", ".+"), SkipChunks: true}
+		req := &storeapi.SeriesRequest{MinTime: 0, MaxTime: 2*hour - 1, Matchers: ms("__name__", "=~", ".+"), SkipChunks: true}
 		n := 0
-		_, err := gw.Series(testContext(t), req, func(s querier.StoreSeries) error {
+		_, err := gw.Series(testContext(t), req, func(s storeapi.Series) error {
 			if len(s.Chunks) != 0 {
 				t.Fatalf("%s: %d chunks with SkipChunks", s.Labels, len(s.Chunks))
 			}
@@ -146,8 +146,8 @@ func TestSeriesMatchesTSDB(t *testing.T) {
 	t.Run("callback error stops", func(t *testing.T) {
 		stop := fmt.Errorf("enough")
 		calls := 0
-		_, err := gw.Series(testContext(t), &querier.SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: ms("__name__", "=~", ".+")},
-			func(querier.StoreSeries) error {
+		_, err := gw.Series(testContext(t), &storeapi.SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: ms("__name__", "=~", ".+")},
+			func(storeapi.Series) error {
 				calls++
 				return stop
 			})
@@ -174,7 +174,7 @@ func TestLabelsMatchTSDB(t *testing.T) {
 	for _, tr := range timeRanges {
 		for _, mc := range cases {
 			t.Run(tr.name+"/"+mc.name, func(t *testing.T) {
-				req := &querier.LabelsRequest{MinTime: tr.mint, MaxTime: tr.maxt, Matchers: mc.ms}
+				req := &storeapi.LabelsRequest{MinTime: tr.mint, MaxTime: tr.maxt, Matchers: mc.ms}
 				names, _, err := gw.LabelNames(testContext(t), req)
 				if err != nil {
 					t.Fatal(err)
@@ -197,7 +197,7 @@ func TestLabelsMatchTSDB(t *testing.T) {
 		}
 	}
 	t.Run("limit", func(t *testing.T) {
-		values, _, err := gw.LabelValues(testContext(t), "instance", &querier.LabelsRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Limit: 5})
+		values, _, err := gw.LabelValues(testContext(t), "instance", &storeapi.LabelsRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Limit: 5})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +216,7 @@ func expectLabels(t testing.TB, blocks []*localBlock, mint, maxt int64, ms []*la
 		if b.Meta().MinTime > maxt || b.Meta().MaxTime <= mint {
 			continue
 		}
-		rest, ok := matchExternal(b.ext, ms)
+		rest, ok := storeapi.MatchExternal(b.ext, ms)
 		if !ok {
 			continue
 		}
@@ -244,7 +244,7 @@ func expectLabels(t testing.TB, blocks []*localBlock, mint, maxt int64, ms []*la
 		sets = append(sets, slices.Clone(out))
 		_ = q.Close()
 	}
-	out := querier.MergeStrings(sets, 0)
+	out := storeapi.MergeStrings(sets, 0)
 	return out
 }
 
@@ -259,7 +259,7 @@ func TestInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Component != querier.ComponentStore {
+	if info.Component != storeapi.ComponentStore {
 		t.Errorf("component %q", info.Component)
 	}
 	if info.MinTime != 0 || info.MaxTime != 4*hour-30_000 {
@@ -277,7 +277,7 @@ func TestInfo(t *testing.T) {
 	if ex, err := gw.Exemplars(testContext(t), 0, 1, nil); err != nil || len(ex) != 0 {
 		t.Errorf("Exemplars = %v, %v", ex, err)
 	}
-	if md, err := gw.Metadata(testContext(t), &querier.MetadataRequest{}); err != nil || len(md) != 0 {
+	if md, err := gw.Metadata(testContext(t), &storeapi.MetadataRequest{}); err != nil || len(md) != 0 {
 		t.Errorf("Metadata = %v, %v", md, err)
 	}
 }
@@ -325,7 +325,7 @@ func TestSyncSkipsPartialCorruptAndMarkedBlocks(t *testing.T) {
 	uploadBytes(t, bkt, "debug/notes.txt", []byte("hello"))
 
 	names := func(gw *Gateway) []string {
-		v, _, err := gw.LabelValues(testContext(t), labels.MetricName, &querier.LabelsRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64})
+		v, _, err := gw.LabelValues(testContext(t), labels.MetricName, &storeapi.LabelsRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -426,7 +426,7 @@ func TestTimeWindow(t *testing.T) {
 					t.Fatal(err)
 				}
 			})
-			got, _, err := gw.LabelValues(testContext(t), labels.MetricName, &querier.LabelsRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64})
+			got, _, err := gw.LabelValues(testContext(t), labels.MetricName, &storeapi.LabelsRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -484,7 +484,7 @@ func TestIndexCacheCap(t *testing.T) {
 	all := ms("__name__", "=~", ".+")
 	for range 2 {
 		for _, mc := range matcherCases {
-			got, _ := collectSeries(t, gw, &querier.SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: mc.ms})
+			got, _ := collectSeries(t, gw, &storeapi.SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: mc.ms})
 			compareSeries(t, got, expectSeries(t, local, math.MinInt64, math.MaxInt64, mc.ms))
 			if sz := gw.cache.size(); sz > capBytes {
 				t.Fatalf("cache holds %d bytes, over its cap of %d", sz, capBytes)
@@ -499,7 +499,7 @@ func TestIndexCacheCap(t *testing.T) {
 	}
 	// A disabled cache still answers.
 	off, _ := newGateway(t, bkt, func(o *Options) { o.IndexCacheBytes = 0 })
-	got, _ := collectSeries(t, off, &querier.SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: all})
+	got, _ := collectSeries(t, off, &storeapi.SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: all})
 	compareSeries(t, got, expectSeries(t, local, math.MinInt64, math.MaxInt64, all))
 }
 
@@ -513,7 +513,7 @@ func TestIndexHeaderReusedAndRebuilt(t *testing.T) {
 	check := func(wantHeaderBytes bool) {
 		t.Helper()
 		gw, reg := newGateway(t, bkt, func(o *Options) { o.Dir = cacheDir })
-		got, _ := collectSeries(t, gw, &querier.SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: all})
+		got, _ := collectSeries(t, gw, &storeapi.SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: all})
 		compareSeries(t, got, expectSeries(t, local, math.MinInt64, math.MaxInt64, all))
 		fetched := metrictest.Value(t, reg, "atoll_gateway_bucket_fetched_bytes_total", "kind", "header")
 		if (fetched > 0) != wantHeaderBytes {

@@ -1,4 +1,4 @@
-package querier
+package storeapi
 
 import (
 	"context"
@@ -29,7 +29,7 @@ type TSDB interface {
 }
 
 // LocalStore serves the TSDBs of this process as a Store.
-type LocalStore struct {
+type Local struct {
 	name      string
 	component string
 	tsdbs     func() []TSDB
@@ -37,17 +37,17 @@ type LocalStore struct {
 
 // NewLocalStore returns a Store over the TSDBs that tsdbs lists at each
 // call, so TSDBs opened later (a new tenant) are seen at once.
-func NewLocalStore(name, component string, tsdbs func() []TSDB) *LocalStore {
-	return &LocalStore{name: name, component: component, tsdbs: tsdbs}
+func NewLocal(name, component string, tsdbs func() []TSDB) *Local {
+	return &Local{name: name, component: component, tsdbs: tsdbs}
 }
 
-var _ Store = (*LocalStore)(nil)
+var _ Store = (*Local)(nil)
 
 // Name implements Store.
-func (s *LocalStore) Name() string { return s.name }
+func (s *Local) Name() string { return s.name }
 
 // Info implements Store.
-func (s *LocalStore) Info(context.Context) (StoreInfo, error) {
+func (s *Local) Info(context.Context) (Info, error) {
 	info := emptyRange
 	info.Component = s.component
 	for _, db := range s.tsdbs() {
@@ -61,7 +61,7 @@ func (s *LocalStore) Info(context.Context) (StoreInfo, error) {
 
 // selected returns the TSDBs that may hold data for the request and the
 // matchers left for each once its external labels are checked.
-func (s *LocalStore) selected(mint, maxt int64, ms []*labels.Matcher) ([]TSDB, [][]*labels.Matcher) {
+func (s *Local) selected(mint, maxt int64, ms []*labels.Matcher) ([]TSDB, [][]*labels.Matcher) {
 	var dbs []TSDB
 	var rest [][]*labels.Matcher
 	for _, db := range s.tsdbs() {
@@ -69,7 +69,7 @@ func (s *LocalStore) selected(mint, maxt int64, ms []*labels.Matcher) ([]TSDB, [
 		if lo > maxt || hi < mint {
 			continue
 		}
-		r, ok := matchExternal(db.ExternalLabels(), ms)
+		r, ok := MatchExternal(db.ExternalLabels(), ms)
 		if !ok {
 			continue
 		}
@@ -94,7 +94,7 @@ func orEverySeries(ms []*labels.Matcher) []*labels.Matcher {
 }
 
 // Series implements Store.
-func (s *LocalStore) Series(ctx context.Context, req *SeriesRequest, f SeriesFunc) (annotations.Annotations, error) {
+func (s *Local) Series(ctx context.Context, req *SeriesRequest, f SeriesFunc) (annotations.Annotations, error) {
 	dbs, rest := s.selected(req.MinTime, req.MaxTime, req.Matchers)
 	var warns annotations.Annotations
 	for i, db := range dbs {
@@ -143,7 +143,7 @@ func seriesFromTSDB(ctx context.Context, db TSDB, req *SeriesRequest, ms []*labe
 				return set.Warnings(), fmt.Errorf("iterate chunks of %s: %w", series.Labels(), err)
 			}
 		}
-		if err := f(StoreSeries{Labels: b.Labels(), Chunks: chks}); err != nil {
+		if err := f(Series{Labels: b.Labels(), Chunks: chks}); err != nil {
 			return set.Warnings(), err
 		}
 	}
@@ -151,7 +151,7 @@ func seriesFromTSDB(ctx context.Context, db TSDB, req *SeriesRequest, ms []*labe
 }
 
 // LabelNames implements Store.
-func (s *LocalStore) LabelNames(ctx context.Context, req *LabelsRequest) ([]string, annotations.Annotations, error) {
+func (s *Local) LabelNames(ctx context.Context, req *LabelsRequest) ([]string, annotations.Annotations, error) {
 	dbs, rest := s.selected(req.MinTime, req.MaxTime, req.Matchers)
 	var (
 		sets  [][]string
@@ -175,7 +175,7 @@ func (s *LocalStore) LabelNames(ctx context.Context, req *LabelsRequest) ([]stri
 }
 
 // LabelValues implements Store.
-func (s *LocalStore) LabelValues(ctx context.Context, name string, req *LabelsRequest) ([]string, annotations.Annotations, error) {
+func (s *Local) LabelValues(ctx context.Context, name string, req *LabelsRequest) ([]string, annotations.Annotations, error) {
 	dbs, rest := s.selected(req.MinTime, req.MaxTime, req.Matchers)
 	var (
 		sets  [][]string
@@ -217,13 +217,13 @@ func labelQuery(db TSDB, req *LabelsRequest, f func(storage.Querier) ([]string, 
 }
 
 // Exemplars implements Store.
-func (s *LocalStore) Exemplars(ctx context.Context, mint, maxt int64, matchers [][]*labels.Matcher) ([]exemplar.QueryResult, error) {
+func (s *Local) Exemplars(ctx context.Context, mint, maxt int64, matchers [][]*labels.Matcher) ([]exemplar.QueryResult, error) {
 	var out []exemplar.QueryResult
 	for _, db := range s.tsdbs() {
 		ext := db.ExternalLabels()
 		var sets [][]*labels.Matcher
 		for _, ms := range matchers {
-			if r, ok := matchExternal(ext, ms); ok {
+			if r, ok := MatchExternal(ext, ms); ok {
 				sets = append(sets, orEverySeries(r))
 			}
 		}
@@ -249,10 +249,10 @@ func (s *LocalStore) Exemplars(ctx context.Context, mint, maxt int64, matchers [
 }
 
 // Metadata implements Store.
-func (s *LocalStore) Metadata(_ context.Context, req *MetadataRequest) (map[string][]metadata.Metadata, error) {
+func (s *Local) Metadata(_ context.Context, req *MetadataRequest) (map[string][]metadata.Metadata, error) {
 	out := map[string][]metadata.Metadata{}
 	for _, db := range s.tsdbs() {
-		if _, ok := matchExternal(db.ExternalLabels(), req.Matchers); !ok {
+		if _, ok := MatchExternal(db.ExternalLabels(), req.Matchers); !ok {
 			continue
 		}
 		for name, m := range db.Metadata(req.Metric, req.Limit) {
