@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +57,15 @@ type Router struct {
 
 	forwarded *prometheus.CounterVec
 	quorum    *prometheus.CounterVec
+
+	// forwards owns the writes to peers still in flight: a request returns
+	// at quorum while the slower replicas' writes continue, bounded by
+	// ForwardTimeout, and Close waits for them before closing their
+	// connections. closeMtx orders starting a forward before Close begins
+	// to wait, and refuses forwards once it has.
+	forwards sync.WaitGroup
+	closeMtx sync.RWMutex
+	closed   bool
 }
 
 // NewRouter returns a Router appending to shards. With a nil ring every
@@ -95,11 +105,29 @@ func NewRouter(shards *tsdbshard.MultiTSDB, rv RingView, opts RouterOptions, log
 	return r
 }
 
-// Close releases the connections to peers.
+// Close waits for the writes still forwarded to peers (at most
+// ForwardTimeout) and then releases the connections to them. Writes that
+// come after Close fail as unavailable. A second Close does nothing more.
 func (r *Router) Close() error {
+	r.closeMtx.Lock()
+	r.closed = true
+	r.closeMtx.Unlock()
+	r.forwards.Wait()
 	if r.peers != nil {
 		r.peers.close()
 	}
+	return nil
+}
+
+// startForwards reserves n forwards, which must each call r.forwards.Done,
+// or reports that the router is closed.
+func (r *Router) startForwards(n int) error {
+	r.closeMtx.RLock()
+	defer r.closeMtx.RUnlock()
+	if r.closed {
+		return fmt.Errorf("%w: receiver is stopping", ErrUnavailable)
+	}
+	r.forwards.Add(n)
 	return nil
 }
 
@@ -178,6 +206,13 @@ func (r *Router) replicate(ctx context.Context, tenant string, wr *WriteRequest)
 		}
 	}
 
+	peers := len(batches)
+	if _, ok := batches[snap.Self()]; ok {
+		peers--
+	}
+	if err := r.startForwards(peers); err != nil {
+		return res, err
+	}
 	answers := make(chan replicaAnswer, len(batches))
 	localDone := make(chan struct{})
 	localStarted := false
@@ -194,6 +229,7 @@ func (r *Router) replicate(ctx context.Context, tenant string, wr *WriteRequest)
 		m := members[b.member]
 		body := forwardBody(wr, b.series)
 		go func() {
+			defer r.forwards.Done()
 			answers <- r.forward(ctx, m, tenant, body, b)
 		}()
 	}

@@ -23,6 +23,7 @@ type Endpoints struct {
 
 	mtx       sync.RWMutex
 	endpoints map[string]*endpoint
+	closed    bool // Run has closed every connection; Set adds none
 
 	healthyGauge prometheus.Gauge
 	checks       *prometheus.CounterVec
@@ -66,6 +67,10 @@ func (e *Endpoints) Set(ctx context.Context, addrs []string, static bool) {
 	}
 	var added []*endpoint
 	e.mtx.Lock()
+	if e.closed {
+		e.mtx.Unlock()
+		return
+	}
 	for addr, ep := range e.endpoints {
 		if !want[addr] && ep.static == static {
 			_ = ep.conn.Close()
@@ -156,7 +161,7 @@ func (e *Endpoints) check(ctx context.Context, ep *endpoint) {
 }
 
 // Run checks every endpoint each interval until ctx ends, then closes the
-// connections.
+// connections; a Set after that adds none.
 func (e *Endpoints) Run(ctx context.Context, interval time.Duration) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -164,6 +169,7 @@ func (e *Endpoints) Run(ctx context.Context, interval time.Duration) error {
 		select {
 		case <-ctx.Done():
 			e.mtx.Lock()
+			e.closed = true
 			for addr, ep := range e.endpoints {
 				_ = ep.conn.Close()
 				delete(e.endpoints, addr)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -76,23 +77,25 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 			rg.SetState(ring.StateActive)
 		}
 		ready.set(true)
-		go func() {
-			if rg == nil {
-				return
-			}
+		var follow sync.WaitGroup
+		if rg != nil {
 			// Follow the ring: receivers joining or leaving change the
 			// stores at once, without waiting for the next check.
-			for {
-				s := rg.Snapshot()
-				select {
-				case <-s.Changed():
-					endpoints.Set(ctx, storeAddresses(rg.Snapshot()), false)
-				case <-ctx.Done():
-					return
+			follow.Go(func() {
+				for {
+					s := rg.Snapshot()
+					select {
+					case <-s.Changed():
+						endpoints.Set(ctx, storeAddresses(rg.Snapshot()), false)
+					case <-ctx.Done():
+						return
+					}
 				}
-			}
-		}()
-		return endpoints.Run(ctx, time.Duration(c.checkInterval))
+			})
+		}
+		err := endpoints.Run(ctx, time.Duration(c.checkInterval))
+		follow.Wait()
+		return err
 	}, func(error) {
 		ready.set(false)
 		cancel()
