@@ -3,8 +3,6 @@ package block_test
 import (
 	"context"
 	"fmt"
-	"io/fs"
-	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,69 +13,35 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 )
 
 // inspBlock writes a block of n series of two metrics over [mint, maxt)
-// with the real TSDB block writer, gives it a Thanos section with ext,
-// and uploads it, meta.json last. It returns the block's local directory.
+// with external labels ext and uploads it as the shipper does. It returns
+// the block's local directory.
 func inspBlock(t *testing.T, bkt bucket.Bucket, ext map[string]string, n int, mint, maxt int64) (ulid.ULID, string) {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, 2*time.Hour.Milliseconds())
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := w.AppenderV2(ctx)
+	var series []blockgen.SeriesData
 	for i := range n {
-		ls := labels.FromStrings(labels.MetricName, []string{"up", "requests_total"}[i%2], "instance", fmt.Sprintf("i-%d", i), "job", fmt.Sprintf("j-%d", i%3))
-		var ref storage.SeriesRef
+		sd := blockgen.SeriesData{Labels: labels.FromStrings(labels.MetricName, []string{"up", "requests_total"}[i%2], "instance", fmt.Sprintf("i-%d", i), "job", fmt.Sprintf("j-%d", i%3))}
 		for ts := mint; ts < maxt; ts += 15_000 {
-			if ref, err = app.Append(ref, ls, 0, ts, float64(ts), nil, nil, storage.AOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			sd.Floats = append(sd.Floats, blockgen.FloatSample{T: ts, V: float64(ts)})
 		}
+		series = append(series, sd)
 	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	id, err := w.Flush(ctx)
+	dir := t.TempDir()
+	id := ulid.Make()
+	meta, err := blockgen.WriteBlock(ctx, dir, id, mint, maxt, ext, series)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	blockDir := filepath.Join(dir, id.String())
-	meta, err := block.ReadMetaFromDir(blockDir)
-	if err != nil {
+	if _, err := block.Upload(ctx, bkt, blockDir, meta, nil); err != nil {
 		t.Fatal(err)
-	}
-	meta.Thanos.Labels = ext
-	meta.Thanos.Source = block.SourceReceive
-	var files []block.File
-	_ = filepath.WalkDir(blockDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(blockDir, p)
-		info, _ := d.Info()
-		if rel != block.MetaFilename {
-			files = append(files, block.File{RelPath: filepath.ToSlash(rel), SizeBytes: info.Size()})
-		}
-		return nil
-	})
-	meta.Thanos.Files = append(files, block.File{RelPath: block.MetaFilename})
-	if err := block.WriteMetaToDir(blockDir, meta); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range append(files, block.File{RelPath: block.MetaFilename}) {
-		inspUpload(t, bkt, filepath.Join(blockDir, filepath.FromSlash(f.RelPath)), path.Join(id.String(), f.RelPath))
 	}
 	return id, blockDir
 }

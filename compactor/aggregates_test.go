@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/atoll-metrics/atoll/block"
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 )
 
 // window is the expected aggregates of one window computed from raw data.

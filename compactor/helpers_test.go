@@ -20,7 +20,7 @@ import (
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor"
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 )
 
 func testContext(t *testing.T, d time.Duration) context.Context {

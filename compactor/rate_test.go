@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/atoll-metrics/atoll/block"
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 )
 
 // Tolerances of rate() over downsampled counters against raw data, as

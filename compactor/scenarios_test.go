@@ -16,7 +16,7 @@ import (
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/bucket/buckettest"
 	"github.com/atoll-metrics/atoll/compactor"
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 )
 
 func TestLeaseExclusion(t *testing.T) {

@@ -20,18 +20,19 @@ import (
 )
 
 // twoTenantBlocks writes three blocks: two of tenant a (consecutive 2h
-// ranges, the second without a file list in meta.json) and one of tenant
-// b overlapping the first, with float and histogram series.
-func twoTenantBlocks(t testing.TB) []string {
+// ranges, the second without file lists in meta.json) and one of tenant b
+// overlapping the first (with the file list but not the segment list),
+// with float and histogram series.
+func twoTenantBlocks(t testing.TB) []*testBlock {
 	t.Helper()
 	a1 := append(genSeries("http_requests_total", 60, 0, 2*hour, 30_000), genSeries("up", 20, 0, 2*hour, 15_000)...)
 	a1 = append(a1, genHistograms("latency_seconds", 3, 0, 2*hour, 60_000)...)
 	a2 := append(genSeries("http_requests_total", 50, 2*hour, 4*hour, 30_000), genSeries("cpu_seconds_total", 10, 2*hour, 4*hour, 60_000)...)
 	b1 := genSeries("http_requests_total", 25, hour, 3*hour, 20_000)
-	return []string{
+	return []*testBlock{
 		writeBlock(t, blockSpec{series: a1, ext: map[string]string{"tenant_id": "a", "replica": "r1"}}),
 		writeBlock(t, blockSpec{series: a2, ext: map[string]string{"tenant_id": "a", "replica": "r1"}, noFileList: true}),
-		writeBlock(t, blockSpec{series: b1, ext: map[string]string{"tenant_id": "b", "replica": "r1"}}),
+		writeBlock(t, blockSpec{series: b1, ext: map[string]string{"tenant_id": "b", "replica": "r1"}, filesOnly: true}),
 	}
 }
 
@@ -297,7 +298,7 @@ func TestSyncSkipsPartialCorruptAndMarkedBlocks(t *testing.T) {
 	// Corrupt index: right size, garbage inside.
 	corruptDir := writeBlock(t, blockSpec{series: genSeries("corrupt", 5, 0, hour, 15_000), ext: ext})
 	corruptID := uploadBlock(t, bkt, corruptDir)
-	idx, err := os.ReadFile(filepath.Join(corruptDir, "index"))
+	idx, err := os.ReadFile(filepath.Join(corruptDir.dir, "index"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +366,7 @@ func TestSyncSkipsPartialCorruptAndMarkedBlocks(t *testing.T) {
 	})
 	t.Run("completed upload and deletion", func(t *testing.T) {
 		gw, reg := newGateway(t, bkt, nil)
-		uploadFile(t, bkt, filepath.Join(partialDir, block.MetaFilename), path.Join(partialID.String(), block.MetaFilename))
+		uploadBlock(t, bkt, partialDir)
 		if err := gw.Sync(testContext(t)); err != nil {
 			t.Fatal(err)
 		}
@@ -504,10 +505,10 @@ func TestIndexCacheCap(t *testing.T) {
 }
 
 func TestIndexHeaderReusedAndRebuilt(t *testing.T) {
-	dir := writeBlock(t, blockSpec{series: genSeries("up", 30, 0, hour, 15_000)})
+	tb := writeBlock(t, blockSpec{series: genSeries("up", 30, 0, hour, 15_000)})
 	bkt := newBucket(t)
-	id := uploadBlock(t, bkt, dir)
-	local := []*localBlock{openLocal(t, dir)}
+	id := uploadBlock(t, bkt, tb)
+	local := []*localBlock{openLocal(t, tb)}
 	cacheDir := t.TempDir()
 	all := ms("__name__", "=", "up")
 	check := func(wantHeaderBytes bool) {

@@ -2,11 +2,10 @@ package storegateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -19,12 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 	"github.com/atoll-metrics/atoll/storeapi"
 )
 
@@ -128,126 +127,89 @@ type blockSpec struct {
 	ext        map[string]string
 	resolution int64
 	// mint and maxt, when set, replace the block's time range in
-	// meta.json, as a downsampled block keeps its source's range.
+	// meta.json, as a downsampled block keeps its source's range; else
+	// the range is that of the samples.
 	mint, maxt int64
-	// noFileList leaves the file list out of meta.json, as tools other
-	// than Atoll's shipper may.
-	noFileList bool
+	// noFileList leaves the file lists out of the uploaded meta.json, as
+	// tools other than Atoll's may; filesOnly leaves out only the
+	// deprecated segment file list, as newer Thanos versions do.
+	noFileList, filesOnly bool
 }
 
-// writeBlock writes the block to a local directory with the real TSDB
-// block writer and returns the block's directory.
-func writeBlock(t testing.TB, spec blockSpec) string {
+// testBlock is a block written to a local directory, to upload and to
+// read with the TSDB's own reader as the reference.
+type testBlock struct {
+	dir  string
+	spec blockSpec
+}
+
+// writeBlock writes the block to a local directory with blockgen.
+func writeBlock(t testing.TB, spec blockSpec) *testBlock {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, 2*hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := w.AppenderV2(ctx)
-	for _, s := range spec.series {
-		var ref storage.SeriesRef
-		for _, smp := range s.samples {
-			ref, err = app.Append(ref, s.lset, 0, smp.t, smp.f, smp.h, smp.fh, storage.AOptions{})
-			if err != nil {
-				t.Fatalf("append %s: %v", s.lset, err)
+	mint, maxt := spec.mint, spec.maxt
+	if mint == 0 && maxt == 0 {
+		mint, maxt = math.MaxInt64, math.MinInt64
+		for _, s := range spec.series {
+			for _, smp := range s.samples {
+				mint, maxt = min(mint, smp.t), max(maxt, smp.t+1)
 			}
 		}
 	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
+	data := make([]blockgen.SeriesData, 0, len(spec.series))
+	for _, s := range spec.series {
+		sd := blockgen.SeriesData{Labels: s.lset}
+		for _, smp := range s.samples {
+			switch {
+			case smp.h != nil:
+				sd.Histograms = append(sd.Histograms, blockgen.HistogramSample{T: smp.t, H: smp.h})
+			case smp.fh != nil:
+				sd.FloatHistograms = append(sd.FloatHistograms, blockgen.FloatHistogramSample{T: smp.t, FH: smp.fh})
+			default:
+				sd.Floats = append(sd.Floats, blockgen.FloatSample{T: smp.t, V: smp.f})
+			}
+		}
+		data = append(data, sd)
 	}
-	id, err := w.Flush(ctx)
+	dir := t.TempDir()
+	id := ulid.Make()
+	meta, err := blockgen.WriteBlock(context.Background(), dir, id, mint, maxt, spec.ext, data)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	blockDir := filepath.Join(dir, id.String())
-	meta, err := block.ReadMetaFromDir(blockDir)
+	if spec.resolution != 0 {
+		meta.Thanos.Downsample.Resolution = spec.resolution
+		if err := block.WriteMetaToDir(blockDir, meta); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &testBlock{dir: blockDir, spec: spec}
+}
+
+// uploadBlock uploads the block as the shipper does, meta.json last, with
+// the file lists its spec asks for, and returns its ULID.
+func uploadBlock(t testing.TB, bkt bucket.Bucket, b *testBlock) ulid.ULID {
+	t.Helper()
+	meta, err := block.ReadMetaFromDir(b.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec.mint != 0 || spec.maxt != 0 {
-		meta.MinTime, meta.MaxTime = spec.mint, spec.maxt
-	}
-	meta.Thanos.Labels = spec.ext
-	meta.Thanos.Source = "test"
-	meta.Thanos.Downsample.Resolution = spec.resolution
-	if !spec.noFileList {
-		meta.Thanos.Files = listFiles(t, blockDir)
-	}
-	if err := block.WriteMetaToDir(blockDir, meta); err != nil {
+	uploaded, err := block.Upload(testContext(t), bkt, b.dir, meta, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return blockDir
-}
-
-func listFiles(t testing.TB, dir string) []block.File {
-	t.Helper()
-	var files []block.File
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+	if b.spec.noFileList || b.spec.filesOnly {
+		uploaded.Thanos.SegmentFiles = nil
+		if b.spec.noFileList {
+			uploaded.Thanos.Files = nil
 		}
-		rel, _ := filepath.Rel(dir, p)
-		rel = filepath.ToSlash(rel)
-		if rel == block.MetaFilename {
-			files = append(files, block.File{RelPath: rel})
-			return nil
-		}
-		info, err := d.Info()
+		data, err := json.Marshal(uploaded)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		files = append(files, block.File{RelPath: rel, SizeBytes: info.Size()})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		uploadBytes(t, bkt, path.Join(meta.ULID.String(), block.MetaFilename), data)
 	}
-	sort.Slice(files, func(i, j int) bool { return files[i].RelPath < files[j].RelPath })
-	return files
-}
-
-// uploadBlock uploads a block directory, meta.json last, as the shipper
-// does, and returns its ULID.
-func uploadBlock(t testing.TB, bkt bucket.Bucket, blockDir string) ulid.ULID {
-	t.Helper()
-	id := ulid.MustParse(filepath.Base(blockDir))
-	var names []string
-	err := filepath.WalkDir(blockDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(blockDir, p)
-		if rel != block.MetaFilename {
-			names = append(names, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range append(names, block.MetaFilename) {
-		uploadFile(t, bkt, filepath.Join(blockDir, filepath.FromSlash(n)), path.Join(id.String(), n))
-	}
-	return id
-}
-
-func uploadFile(t testing.TB, bkt bucket.Bucket, src, name string) {
-	t.Helper()
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	info, _ := f.Stat()
-	if err := bkt.Upload(testContext(t), name, f, info.Size()); err != nil {
-		t.Fatalf("upload %s: %v", name, err)
-	}
+	return meta.ULID
 }
 
 func uploadBytes(t testing.TB, bkt bucket.Bucket, name string, data []byte) {
@@ -358,14 +320,14 @@ type localBlock struct {
 	ext labels.Labels
 }
 
-func openLocal(t testing.TB, blockDir string) *localBlock {
+func openLocal(t testing.TB, tb *testBlock) *localBlock {
 	t.Helper()
-	b, err := tsdb.OpenBlock(slog.New(slog.DiscardHandler), blockDir, nil, nil)
+	b, err := tsdb.OpenBlock(slog.New(slog.DiscardHandler), tb.dir, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	meta, err := block.ReadMetaFromDir(blockDir)
+	meta, err := block.ReadMetaFromDir(tb.dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ import (
 	"time"
 
 	"github.com/atoll-metrics/atoll/bucket"
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 )
 
 type result struct {

@@ -15,13 +15,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io/fs"
-	"log/slog"
 	"math"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -32,8 +29,6 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -42,6 +37,7 @@ import (
 	"github.com/atoll-metrics/atoll/bench/procstat"
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/tenant"
 )
@@ -270,7 +266,7 @@ var benchBase = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 // parameters is there.
 func ensureBucket(ctx context.Context, c config, dir string) (int, bool, error) {
 	blocks := int(time.Duration(c.days) * 24 * time.Hour / c.block)
-	stamp := fmt.Sprintf("series=%d days=%d block=%s interval=%s v1\n", c.series, c.days, c.block, c.interval)
+	stamp := fmt.Sprintf("series=%d days=%d block=%s interval=%s v2\n", c.series, c.days, c.block, c.interval)
 	stampPath := filepath.Join(dir, "storebench-params")
 	if b, err := os.ReadFile(stampPath); err == nil && string(b) == stamp {
 		return blocks, false, nil
@@ -303,23 +299,18 @@ func ensureBucket(ctx context.Context, c config, dir string) (int, bool, error) 
 }
 
 // writeBlock writes one block of c.series series over [mint, maxt): ten
-// metrics, counters and gauges, spread over jobs and instances.
+// metrics, counters and gauges, spread over jobs and instances, and uploads
+// it as a receiver of the default tenant would have shipped it.
 func writeBlock(ctx context.Context, bkt bucket.Bucket, dir string, c config, mint, maxt int64) error {
-	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, c.block.Milliseconds())
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	app := w.AppenderV2(ctx)
 	step := c.interval.Milliseconds()
+	data := make([]blockgen.SeriesData, 0, c.series)
 	for i := range c.series {
-		ls := labels.FromStrings(
+		sd := blockgen.SeriesData{Labels: labels.FromStrings(
 			labels.MetricName, fmt.Sprintf("bench_metric_%d", i%10),
 			"job", fmt.Sprintf("job-%d", i%5),
 			"instance", fmt.Sprintf("host-%05d:9100", i/10),
 			"region", []string{"eu-west-1", "us-east-1", "ap-south-1"}[i%3],
-		)
-		var ref storage.SeriesRef
+		)}
 		counter := i%10 < 5
 		for ts := mint; ts < maxt; ts += step {
 			k := float64(ts / step)
@@ -327,63 +318,20 @@ func writeBlock(ctx context.Context, bkt bucket.Bucket, dir string, c config, mi
 			if counter {
 				v = k*float64(i%13+1) + float64(i)
 			}
-			if ref, err = app.Append(ref, ls, 0, ts, v, nil, nil, storage.AOptions{}); err != nil {
-				return err
-			}
+			sd.Floats = append(sd.Floats, blockgen.FloatSample{T: ts, V: v})
 		}
+		data = append(data, sd)
 	}
-	if err := app.Commit(); err != nil {
-		return err
-	}
-	id, err := w.Flush(ctx)
+	id := ulid.Make()
+	// The block ends after its last sample, as one cut from a head does.
+	last := mint + (maxt-1-mint)/step*step
+	ext := map[string]string{tenant.Label: tenant.Default, "receive_replica": "bench"}
+	meta, err := blockgen.WriteBlock(ctx, dir, id, mint, last+1, ext, data)
 	if err != nil {
 		return err
 	}
-	return upload(ctx, bkt, filepath.Join(dir, id.String()), id)
-}
-
-// upload puts a block into the bucket with its Thanos meta section, as a
-// receiver of the default tenant would ship it, meta.json last.
-func upload(ctx context.Context, bkt bucket.Bucket, blockDir string, id ulid.ULID) error {
-	meta, err := block.ReadMetaFromDir(blockDir)
-	if err != nil {
+	if _, err := block.Upload(ctx, bkt, filepath.Join(dir, id.String()), meta, nil); err != nil {
 		return err
 	}
-	meta.Thanos.Labels = map[string]string{tenant.Label: tenant.Default, "receive_replica": "bench"}
-	meta.Thanos.Source = block.SourceReceive
-	var files []block.File
-	err = filepath.WalkDir(blockDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(blockDir, p)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if rel != block.MetaFilename {
-			files = append(files, block.File{RelPath: filepath.ToSlash(rel), SizeBytes: info.Size()})
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	meta.Thanos.Files = append(files, block.File{RelPath: block.MetaFilename})
-	if err := block.WriteMetaToDir(blockDir, meta); err != nil {
-		return err
-	}
-	for _, f := range meta.Thanos.Files {
-		file, err := os.Open(filepath.Join(blockDir, filepath.FromSlash(f.RelPath)))
-		if err != nil {
-			return err
-		}
-		info, _ := file.Stat()
-		err = bkt.Upload(ctx, path.Join(id.String(), f.RelPath), file, info.Size())
-		file.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return os.RemoveAll(filepath.Dir(blockDir))
+	return os.RemoveAll(dir)
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor"
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 )
 
 // TestCompactSurvivesKill9 SIGKILLs `atoll compact` at random points of its

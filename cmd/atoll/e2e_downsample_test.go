@@ -22,7 +22,7 @@ import (
 
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 	"github.com/atoll-metrics/atoll/tenant"
 )
 

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math"
 	"net/http"
@@ -30,6 +29,8 @@ import (
 	"github.com/atoll-metrics/atoll/bench/procstat"
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 // gwBase is the start of the generated data: fixed, so that answers do not
@@ -62,68 +63,34 @@ func newGWBucket(t *testing.T) *gwBucket {
 }
 
 // addBlock writes a block of series counters and gauges over [mint, maxt)
-// with the TSDB's block writer, as a receiver of the default tenant would
-// have shipped it, and uploads it (meta.json last).
+// with blockgen, as a receiver of the default tenant would have shipped
+// it, and uploads it (meta.json last).
 func (b *gwBucket) addBlock(t *testing.T, series int, mint, maxt, step int64, keepOpen bool) (ulid.ULID, string) {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, 2*gwHour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := w.AppenderV2(ctx)
+	var data []blockgen.SeriesData
 	for i := range series {
-		counter := labels.FromStrings("__name__", "gw_requests_total", "job", fmt.Sprintf("job-%d", i%4), "instance", fmt.Sprintf("host-%04d", i))
-		gauge := labels.FromStrings("__name__", "gw_temperature", "job", fmt.Sprintf("job-%d", i%4), "instance", fmt.Sprintf("host-%04d", i))
-		var cref, gref storage.SeriesRef
+		counter := blockgen.SeriesData{Labels: labels.FromStrings("__name__", "gw_requests_total", "job", fmt.Sprintf("job-%d", i%4), "instance", fmt.Sprintf("host-%04d", i))}
+		gauge := blockgen.SeriesData{Labels: labels.FromStrings("__name__", "gw_temperature", "job", fmt.Sprintf("job-%d", i%4), "instance", fmt.Sprintf("host-%04d", i))}
 		for ts := mint; ts < maxt; ts += step {
 			k := (ts - gwBase) / step
 			// Counters grow by a per-series amount and reset every 500 steps.
-			c := float64((k%500)*int64(i%7+1)) + 0.5
-			g := 20 + 5*math.Sin(float64(k)/37+float64(i))
-			if cref, err = app.Append(cref, counter, 0, ts, c, nil, nil, storage.AOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if gref, err = app.Append(gref, gauge, 0, ts, g, nil, nil, storage.AOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			counter.Floats = append(counter.Floats, blockgen.FloatSample{T: ts, V: float64((k%500)*int64(i%7+1)) + 0.5})
+			gauge.Floats = append(gauge.Floats, blockgen.FloatSample{T: ts, V: 20 + 5*math.Sin(float64(k)/37+float64(i))})
 		}
+		data = append(data, counter, gauge)
 	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	id, err := w.Flush(ctx)
+	dir := t.TempDir()
+	id := ulid.Make()
+	// The block ends after its last sample, as one cut from a head does.
+	last := mint + (maxt-1-mint)/step*step
+	meta, err := blockgen.WriteBlock(ctx, dir, id, mint, last+1, map[string]string{tenant.Label: tenant.Default, "receive_replica": "r1"}, data)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	blockDir := filepath.Join(dir, id.String())
-	meta, err := block.ReadMetaFromDir(blockDir)
-	if err != nil {
+	if _, err := block.Upload(ctx, b.bkt, blockDir, meta, nil); err != nil {
 		t.Fatal(err)
-	}
-	meta.Thanos.Labels = map[string]string{"tenant_id": "default-tenant", "receive_replica": "r1"}
-	meta.Thanos.Source = block.SourceReceive
-	var files []block.File
-	_ = filepath.WalkDir(blockDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(blockDir, p)
-		if info, _ := d.Info(); rel != block.MetaFilename {
-			files = append(files, block.File{RelPath: filepath.ToSlash(rel), SizeBytes: info.Size()})
-		}
-		return nil
-	})
-	meta.Thanos.Files = append(files, block.File{RelPath: block.MetaFilename})
-	if err := block.WriteMetaToDir(blockDir, meta); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range meta.Thanos.Files {
-		b.put(t, path.Join(id.String(), f.RelPath), filepath.Join(blockDir, filepath.FromSlash(f.RelPath)))
 	}
 	if keepOpen {
 		blk, err := tsdb.OpenBlock(slog.New(slog.DiscardHandler), blockDir, nil, nil)
@@ -134,17 +101,6 @@ func (b *gwBucket) addBlock(t *testing.T, series int, mint, maxt, step int64, ke
 		b.local = append(b.local, blk)
 	}
 	return id, blockDir
-}
-
-func (b *gwBucket) put(t *testing.T, name, src string) {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.bkt.Upload(context.Background(), name, bytes.NewReader(data), int64(len(data))); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // Queryable is the reference: the local blocks merged, as one Prometheus

@@ -32,11 +32,20 @@ type HistogramSample struct {
 	H *histogram.Histogram
 }
 
-// SeriesData is one series' samples for a block, floats or histograms.
+// FloatHistogramSample is one float histogram sample, as downsampled
+// blocks hold.
+type FloatHistogramSample struct {
+	T  int64
+	FH *histogram.FloatHistogram
+}
+
+// SeriesData is one series' samples for a block, of one kind: floats,
+// histograms or float histograms.
 type SeriesData struct {
-	Labels     labels.Labels
-	Floats     []FloatSample
-	Histograms []HistogramSample
+	Labels          labels.Labels
+	Floats          []FloatSample
+	Histograms      []HistogramSample
+	FloatHistograms []FloatHistogramSample
 }
 
 // samplesPerChunk matches what Prometheus's head cuts.
@@ -108,7 +117,7 @@ func WriteBlock(ctx context.Context, dir string, id ulid.ULID, mint, maxt int64,
 		meta.Stats.NumSeries++
 		meta.Stats.NumChunks += uint64(len(chks))
 		meta.Stats.NumFloatSamples += uint64(len(s.Floats))
-		meta.Stats.NumHistogramSamples += uint64(len(s.Histograms))
+		meta.Stats.NumHistogramSamples += uint64(len(s.Histograms) + len(s.FloatHistograms))
 	}
 	meta.Stats.NumSamples = meta.Stats.NumFloatSamples + meta.Stats.NumHistogramSamples
 	if err := cw.Close(); err != nil {
@@ -131,8 +140,14 @@ func WriteBlock(ctx context.Context, dir string, id ulid.ULID, mint, maxt int64,
 // encode cuts a series' samples into chunks of samplesPerChunk, as
 // Prometheus's head would.
 func encode(s SeriesData) ([]chunks.Meta, error) {
-	if len(s.Floats) > 0 && len(s.Histograms) > 0 {
-		return nil, fmt.Errorf("both float and histogram samples")
+	kinds := 0
+	for _, n := range []int{len(s.Floats), len(s.Histograms), len(s.FloatHistograms)} {
+		if n > 0 {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		return nil, fmt.Errorf("samples of more than one kind")
 	}
 	var out []chunks.Meta
 	for i := 0; i < len(s.Floats); i += samplesPerChunk {
@@ -147,58 +162,85 @@ func encode(s SeriesData) ([]chunks.Meta, error) {
 		}
 		out = append(out, chunks.Meta{MinTime: part[0].T, MaxTime: part[len(part)-1].T, Chunk: c})
 	}
-	if len(s.Histograms) == 0 {
+	if len(s.Floats) > 0 {
 		return out, nil
 	}
 	// Histogram chunks also cut on counter resets and layout changes; let
 	// the appender decide.
-	var (
-		cur  chunkenc.Chunk
-		app  chunkenc.Appender
-		n    int
-		mint int64
-		last int64
-	)
-	flush := func() {
-		if cur != nil {
-			out = append(out, chunks.Meta{MinTime: mint, MaxTime: last, Chunk: cur})
-		}
-	}
+	h := histogramChunks{newChunk: func() chunkenc.Chunk { return chunkenc.NewHistogramChunk() }}
 	for _, smp := range s.Histograms {
-		if cur == nil || n >= samplesPerChunk {
-			prev := app
-			flush()
-			c := chunkenc.NewHistogramChunk()
-			a, err := c.Appender()
-			if err != nil {
-				return nil, err
-			}
-			cur, app, n, mint = c, a, 0, smp.T
-			newChk, _, a2, err := app.AppendHistogram(prev, 0, smp.T, smp.H, false)
-			if err != nil {
-				return nil, err
-			}
-			if newChk != nil {
-				cur = newChk
-			}
-			app = a2
-		} else {
-			newChk, recoded, a2, err := app.AppendHistogram(nil, 0, smp.T, smp.H, false)
-			if err != nil {
-				return nil, err
-			}
-			if newChk != nil {
-				if !recoded {
-					flush()
-					mint, n = smp.T, 0
-				}
-				cur = newChk
-			}
-			app = a2
+		if err := h.add(smp.T, func(app chunkenc.Appender, prev chunkenc.Appender) (chunkenc.Chunk, bool, chunkenc.Appender, error) {
+			return app.AppendHistogram(prev, 0, smp.T, smp.H, false)
+		}); err != nil {
+			return nil, err
 		}
-		last = smp.T
-		n++
 	}
-	flush()
-	return out, nil
+	h.newChunk = func() chunkenc.Chunk { return chunkenc.NewFloatHistogramChunk() }
+	for _, smp := range s.FloatHistograms {
+		if err := h.add(smp.T, func(app chunkenc.Appender, prev chunkenc.Appender) (chunkenc.Chunk, bool, chunkenc.Appender, error) {
+			return app.AppendFloatHistogram(prev, 0, smp.T, smp.FH, false)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	h.flush()
+	return append(out, h.out...), nil
+}
+
+// histogramChunks cuts histogram samples into chunks as the head does:
+// every samplesPerChunk samples, and wherever the appender asks for a new
+// chunk (a counter reset or a layout change).
+type histogramChunks struct {
+	newChunk  func() chunkenc.Chunk
+	out       []chunks.Meta
+	cur       chunkenc.Chunk
+	app       chunkenc.Appender
+	n         int
+	mint, max int64
+}
+
+// add appends one sample with appendFn, which gets the current appender
+// and, when a chunk was just cut, the previous one.
+func (h *histogramChunks) add(t int64, appendFn func(app, prev chunkenc.Appender) (chunkenc.Chunk, bool, chunkenc.Appender, error)) error {
+	if h.cur == nil || h.n >= samplesPerChunk {
+		prev := h.app
+		h.flush()
+		c := h.newChunk()
+		a, err := c.Appender()
+		if err != nil {
+			return err
+		}
+		h.cur, h.app, h.n, h.mint = c, a, 0, t
+		newChk, _, a2, err := appendFn(h.app, prev)
+		if err != nil {
+			return err
+		}
+		if newChk != nil {
+			h.cur = newChk
+		}
+		h.app = a2
+	} else {
+		newChk, recoded, a2, err := appendFn(h.app, nil)
+		if err != nil {
+			return err
+		}
+		if newChk != nil {
+			if !recoded {
+				h.flush()
+				h.mint, h.n = t, 0
+			}
+			h.cur = newChk
+		}
+		h.app = a2
+	}
+	h.max = t
+	h.n++
+	return nil
+}
+
+func (h *histogramChunks) flush() {
+	if h.cur != nil {
+		h.out = append(h.out, chunks.Meta{MinTime: h.mint, MaxTime: h.max, Chunk: h.cur})
+		h.cur = nil
+	}
 }
