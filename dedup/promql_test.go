@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/atoll-metrics/atoll/internal/promqltest"
 )
 
 // openStore opens a real TSDB standing in for one store the querier reads.
@@ -106,34 +108,10 @@ func (q *dedupQuerier) Close() error {
 	return err
 }
 
-func newEngine(t *testing.T) *promql.Engine {
-	ng := promql.NewEngine(promql.EngineOpts{
-		MaxSamples:    10_000_000,
-		Timeout:       time.Minute,
-		LookbackDelta: 5 * time.Minute,
-	})
-	t.Cleanup(func() { _ = ng.Close() })
-	return ng
-}
-
 // rangeQuery returns the single series a range query yields, by step time.
 func rangeQuery(t *testing.T, ng *promql.Engine, q storage.Queryable, expr string, start, end, step time.Duration) map[int64]float64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	qry, err := ng.NewRangeQuery(ctx, q, nil, expr, time.UnixMilli(start.Milliseconds()), time.UnixMilli(end.Milliseconds()), step)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer qry.Close()
-	res := qry.Exec(ctx)
-	if res.Err != nil {
-		t.Fatalf("%s: %v", expr, res.Err)
-	}
-	m, err := res.Matrix()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := promqltest.Range(t, testContext(t), ng, q, expr, time.UnixMilli(start.Milliseconds()), time.UnixMilli(end.Milliseconds()), step)
 	if len(m) != 1 {
 		t.Fatalf("%s: %d series, want 1: %v", expr, len(m), m)
 	}
@@ -146,25 +124,17 @@ func rangeQuery(t *testing.T, ng *promql.Engine, q storage.Queryable, expr strin
 
 func instantQuery(t *testing.T, ng *promql.Engine, q storage.Queryable, expr string, at time.Duration) float64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	qry, err := ng.NewInstantQuery(ctx, q, nil, expr, time.UnixMilli(at.Milliseconds()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer qry.Close()
-	res := qry.Exec(ctx)
-	if res.Err != nil {
-		t.Fatalf("%s: %v", expr, res.Err)
-	}
-	v, err := res.Vector()
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := promqltest.Instant(t, testContext(t), ng, q, expr, time.UnixMilli(at.Milliseconds()))
 	if len(v) != 1 {
 		t.Fatalf("%s: %d series, want 1: %v", expr, len(v), v)
 	}
 	return v[0].F
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 func metric(replica string) labels.Labels {
@@ -192,7 +162,7 @@ func TestPromQLIdenticalReplicas(t *testing.T) {
 	truth := openStore(t)
 	appendSamples(t, truth, metric("r0"), full)
 
-	ng := newEngine(t)
+	ng := promqltest.NewEngine(t)
 	rl := []string{"receive_replica"}
 	deduped := dedupQueryable{stores: stores, replicaLabels: rl}
 	single := dedupQueryable{stores: []*tsdb.DB{truth}, replicaLabels: rl}
@@ -242,7 +212,7 @@ func haPair(fn func(int64) float64, end int64, withGaps bool) (a, b []chunks.Sam
 // the scenario is known to contain a false reset.
 func checkAgainstReplicas(t *testing.T, deduped, uncorrected storage.Queryable, refs []storage.Queryable, expr string, end time.Duration, tolerance, spike float64) {
 	t.Helper()
-	ng := newEngine(t)
+	ng := promqltest.NewEngine(t)
 	start, step := 10*time.Minute, 30*time.Second
 	got := rangeQuery(t, ng, deduped, expr, start, end, step)
 	bad := rangeQuery(t, ng, uncorrected, expr, start, end, step)
@@ -327,7 +297,7 @@ func TestPromQLHistogramReplicas(t *testing.T) {
 		appendSamples(t, storeA, metric("a"), toH(a))
 		appendSamples(t, storeB, metric("b"), toH(b))
 		appendSamples(t, truth, metric("a"), toH(full))
-		ng := newEngine(t)
+		ng := promqltest.NewEngine(t)
 		deduped := dedupQueryable{stores: []*tsdb.DB{storeA, storeB}, replicaLabels: rl}
 		reference := dedupQueryable{stores: []*tsdb.DB{truth}, replicaLabels: rl}
 		want := rangeQuery(t, ng, reference, expr, 10*time.Minute, 90*time.Minute, 30*time.Second)

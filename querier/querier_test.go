@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/atoll-metrics/atoll/internal/promqltest"
 	"github.com/atoll-metrics/atoll/storeapi"
 )
 
@@ -82,20 +83,7 @@ func (t *testTSDB) fill(tb testing.TB, lset labels.Labels, start int64, n int, s
 
 func evalInstant(t *testing.T, q *Querier, ctx context.Context, query string, at time.Time) promql.Vector {
 	t.Helper()
-	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-	qry, err := eng.NewInstantQuery(ctx, q, nil, query, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := qry.Exec(ctx)
-	if res.Err != nil {
-		t.Fatal(res.Err)
-	}
-	v, err := res.Vector()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return promqltest.Instant(t, ctx, promqltest.NewEngine(t), q, query, at)
 }
 
 func TestQuerierDeduplicatesReplicasAndScopesTenants(t *testing.T) {
@@ -356,28 +344,13 @@ func TestAutoNarrowRangeReadsRawExactly(t *testing.T) {
 	a.fill(t, labels.FromStrings("__name__", "g", "job", "x"), start, 3600, 0.5, func(i int) bool { return i%7 == 3 })
 	store := storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a} })
 	q := New(func() []storeapi.Store { return []storeapi.Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
-	ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-	eng := &resolutionEngine{QueryEngine: ng, parser: parser.NewParser(parser.Options{}), lookback: 5 * time.Minute}
+	eng := &resolutionEngine{QueryEngine: promqltest.NewEngine(t), parser: parser.NewParser(parser.Options{}), lookback: 5 * time.Minute}
 	at := time.UnixMilli(start + 3_599_000)
-	// eval returns the one value of a one-step range query. Closing the
-	// query recycles its points, so the value is read before.
+	// eval returns the values of a one-step range query.
 	eval := func(ctx context.Context, query string) []float64 {
 		t.Helper()
-		qry, err := eng.NewRangeQuery(ctx, q, nil, query, at, at, 6*time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer qry.Close()
-		res := qry.Exec(ctx)
-		if res.Err != nil {
-			t.Fatal(res.Err)
-		}
-		m, err := res.Matrix()
-		if err != nil {
-			t.Fatal(err)
-		}
 		var out []float64
-		for _, s := range m {
+		for _, s := range promqltest.Range(t, ctx, eng, q, query, at, at, 6*time.Hour) {
 			for _, p := range s.Floats {
 				out = append(out, p.F)
 			}

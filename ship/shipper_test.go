@@ -24,6 +24,7 @@ import (
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/bucket/buckettest"
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 	"github.com/atoll-metrics/atoll/internal/metrictest"
 	"github.com/atoll-metrics/atoll/ship"
 )
@@ -397,7 +398,7 @@ func TestShipperSurvivesBucketOutage(t *testing.T) {
 	defer s3.Close()
 	bkt := &recordingBucket{Bucket: s3}
 
-	var logs syncBuffer
+	var logs e2eproc.Output
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	reg := prometheus.NewPedanticRegistry()
 	db := openTSDB(t)
@@ -506,21 +507,4 @@ func TestShipperRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -19,10 +19,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/internal/blockgen"
+	"github.com/atoll-metrics/atoll/internal/localnet"
 	"github.com/atoll-metrics/atoll/tenant"
 )
 
@@ -127,7 +127,7 @@ func benchQueries(ctx context.Context, c queryConfig) ([]queryResult, error) {
 		return nil, err
 	}
 	defer store.stop()
-	if err := localnet.WaitReady(ctx, "http://"+storeHTTP+"/-/ready", 10*time.Minute); err != nil {
+	if err := localnet.WaitReady(ctx, "http://"+storeHTTP+"/-/ready", 10*time.Minute, nil); err != nil {
 		return nil, fmt.Errorf("atoll store: %w (log in %s)", err, store.log)
 	}
 	fmt.Printf("atoll store ready in %s\n", time.Since(start).Round(time.Millisecond))
@@ -145,7 +145,7 @@ func benchQueries(ctx context.Context, c queryConfig) ([]queryResult, error) {
 	}
 	defer query.stop()
 	queryURL := "http://" + queryHTTP
-	if err := localnet.WaitReady(ctx, queryURL+"/-/ready", time.Minute); err != nil {
+	if err := localnet.WaitReady(ctx, queryURL+"/-/ready", time.Minute, nil); err != nil {
 		return nil, fmt.Errorf("atoll query: %w (log in %s)", err, query.log)
 	}
 	if err := waitAnswers(ctx, queryURL); err != nil {

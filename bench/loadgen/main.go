@@ -30,8 +30,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
+	"github.com/atoll-metrics/atoll/internal/localnet"
 	"github.com/atoll-metrics/atoll/tenant"
 )
 
@@ -150,7 +150,7 @@ func run(ctx context.Context, c config) error {
 		c.series, total, st.Requests, mib(st.CompressedBytes), mib(st.RawBytes), res.AvgLabelBytes, res.Metrics, res.EncodeSeconds)
 
 	if c.readyURL != "" {
-		if err := localnet.WaitReady(ctx, c.readyURL, c.readyTimeout); err != nil {
+		if err := localnet.WaitReady(ctx, c.readyURL, c.readyTimeout, nil); err != nil {
 			return err
 		}
 	}

@@ -33,11 +33,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/internal/blockgen"
+	"github.com/atoll-metrics/atoll/internal/localnet"
 	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/tenant"
 )
@@ -148,7 +148,7 @@ func run(ctx context.Context, c config) error {
 			<-done
 		}
 	}()
-	if err := localnet.WaitReady(ctx, httpURL+"/-/ready", 10*time.Minute); err != nil {
+	if err := localnet.WaitReady(ctx, httpURL+"/-/ready", 10*time.Minute, nil); err != nil {
 		return fmt.Errorf("atoll store: %w (log in %s)", err, logFile.Name())
 	}
 	ready := time.Since(startStore)

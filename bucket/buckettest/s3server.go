@@ -1,16 +1,11 @@
 package buckettest
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"go/build"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,10 +16,8 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
-
-// versitygwInstall is how developers and CI get the S3 server binary.
-const versitygwInstall = "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
 
 // S3Server is a real S3-compatible server (versitygw serving a temporary
 // directory) for tests that exercise S3 over the wire. Each bucket is a
@@ -42,9 +35,7 @@ type S3Server struct {
 	dir string
 
 	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	output  *syncBuffer
+	proc    *e2eproc.Process
 	buckets atomic.Int32
 }
 
@@ -53,24 +44,15 @@ type S3Server struct {
 // in PATH and in $(go env GOPATH)/bin; the test fails if it is missing.
 func StartS3Server(tb testing.TB) *S3Server {
 	tb.Helper()
-	bin, err := findVersitygw()
-	if err != nil {
-		tb.Fatalf("S3 tests need versitygw: %v; `make tools` installs it (%s)", err, versitygwInstall)
-	}
 	s := &S3Server{
-		Endpoint:  freeLoopbackAddr(tb),
+		Endpoint:  fmt.Sprintf("127.0.0.1:%d", e2eproc.Ports(tb, 1)[0]),
 		AccessKey: "atoll-test",
 		SecretKey: "atoll-test-secret",
 		tb:        tb,
-		bin:       bin,
+		bin:       e2eproc.FindTool(tb, "versitygw"),
 		dir:       tb.TempDir(),
 	}
-	tb.Cleanup(func() {
-		s.Stop()
-		if tb.Failed() {
-			tb.Logf("versitygw output:\n%s", s.output)
-		}
-	})
+	tb.Cleanup(s.Stop)
 	s.Start()
 	return s
 }
@@ -81,24 +63,13 @@ func (s *S3Server) Start() {
 	s.tb.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
+	if s.proc != nil {
 		s.tb.Fatal("S3 server already running")
 	}
 	cmd := exec.Command(s.bin, "--quiet", "--port", s.Endpoint, "posix", s.dir)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
-	if s.output == nil {
-		s.output = &syncBuffer{}
-	}
-	cmd.Stdout, cmd.Stderr = s.output, s.output
-	if err := cmd.Start(); err != nil {
-		s.tb.Fatalf("start versitygw: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	s.cmd, s.exited = cmd, exited
+	p := e2eproc.StartCmd(s.tb, "versitygw", cmd)
+	s.proc = p
 
 	deadline := time.Now().Add(20 * time.Second)
 	client := &http.Client{Timeout: time.Second}
@@ -113,13 +84,13 @@ func (s *S3Server) Start() {
 			return
 		}
 		select {
-		case <-exited:
-			s.cmd = nil
-			s.tb.Fatalf("versitygw exited at startup:\n%s", s.output)
+		case <-p.Done():
+			s.proc = nil
+			s.tb.Fatalf("versitygw exited at startup:\n%s", p.Output())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			s.tb.Fatalf("versitygw on %s not ready after 20s: %v\n%s", s.Endpoint, err, s.output)
+			s.tb.Fatalf("versitygw on %s not ready after 20s: %v\n%s", s.Endpoint, err, p.Output())
 		}
 	}
 }
@@ -129,12 +100,11 @@ func (s *S3Server) Start() {
 func (s *S3Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-	s.cmd = nil
+	s.proc.Kill()
+	s.proc = nil
 }
 
 // CreateBucket creates a new, empty bucket and returns a config for it:
@@ -165,56 +135,4 @@ func (s *S3Server) CreateBucket(tb testing.TB) bucket.S3Config {
 		tb.Fatalf("create bucket %s: %v", cfg.Bucket, err)
 	}
 	return cfg
-}
-
-func findVersitygw() (string, error) {
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, nil
-	}
-	var gopaths []string
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		gopaths = append(gopaths, filepath.SplitList(strings.TrimSpace(string(out)))...)
-	}
-	gopaths = append(gopaths, filepath.SplitList(build.Default.GOPATH)...)
-	for _, gp := range gopaths {
-		p := filepath.Join(gp, "bin", "versitygw")
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p, nil
-		}
-	}
-	return "", errors.New("not found in PATH or $(go env GOPATH)/bin")
-}
-
-// freeLoopbackAddr asks the kernel for a free port. Another process could
-// take it before the server binds, which the readiness check then reports.
-func freeLoopbackAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("find free port: %v", err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
-
-// syncBuffer collects the server's output from its two pipes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	if b == nil {
-		return ""
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -120,7 +120,7 @@ func TestAllShipsToBucketAndAnswersFromIt(t *testing.T) {
 	})
 	want := h.answers(t, a.httpURL)
 
-	a.stop(60 * time.Second)
+	a.Stop(60 * time.Second)
 	if err := os.RemoveAll(dataDir); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestS3OutageDelaysShippingOnly(t *testing.T) {
 	// Everything is queryable, and after a clean stop everything, heads
 	// included, is in S3.
 	want := h.answers(t, a.httpURL)
-	a.stop(60 * time.Second)
+	a.Stop(60 * time.Second)
 	set, err := block.NewFetcher(bkt, nil).Fetch(context.Background())
 	if err != nil {
 		t.Fatal(err)

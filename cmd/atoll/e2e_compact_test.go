@@ -22,6 +22,7 @@ import (
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor"
 	"github.com/atoll-metrics/atoll/internal/blockgen"
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
 
 // TestCompactSurvivesKill9 SIGKILLs `atoll compact` at random points of its
@@ -63,12 +64,12 @@ func TestCompactSurvivesKill9(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	killed := 0
 	for i := range 6 {
-		p := startProcess(t, fmt.Sprintf("compact-%d", i), atollBinary, args...)
+		p := e2eproc.Start(t, fmt.Sprintf("compact-%d", i), atollBinary, args...)
 		select {
-		case <-p.done:
+		case <-p.Done():
 			t.Logf("run %d finished before the kill", i)
 		case <-time.After(time.Duration(300+rng.IntN(2500)) * time.Millisecond):
-			p.kill()
+			p.Kill()
 			killed++
 		}
 	}
@@ -167,11 +168,11 @@ func TestCompactRefusesSecondCompactor(t *testing.T) {
 	dir := t.TempDir()
 	bucketDir := filepath.Join(dir, "bucket")
 	inline := fmt.Sprintf("type: FILESYSTEM\nconfig:\n  directory: %s\n", bucketDir)
-	port := freePorts(t, 1)[0]
-	first := startProcess(t, "compact-first", atollBinary, "compact", "--wait", "--wait-interval=1s",
+	port := e2eproc.Ports(t, 1)[0]
+	first := e2eproc.Start(t, "compact-first", atollBinary, "compact", "--wait", "--wait-interval=1s",
 		"--objstore.config="+inline, "--data-dir="+filepath.Join(dir, "a"),
 		fmt.Sprintf("--http-address=127.0.0.1:%d", port), "--lease.holder=first", "--lease.duration=30s")
-	waitReady(t, first, fmt.Sprintf("http://127.0.0.1:%d/-/ready", port), 30*time.Second)
+	first.WaitReady(fmt.Sprintf("http://127.0.0.1:%d/-/ready", port), 30*time.Second)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -184,7 +185,7 @@ func TestCompactRefusesSecondCompactor(t *testing.T) {
 	if !strings.Contains(string(out), "another compactor is running on this bucket") || !strings.Contains(string(out), `holder \"first\"`) {
 		t.Errorf("second compactor's message does not say who holds the bucket:\n%s", out)
 	}
-	first.stop(10 * time.Second)
+	first.Stop(10 * time.Second)
 }
 
 type seriesValues struct {

@@ -30,6 +30,8 @@ import (
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/internal/blockgen"
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
+	"github.com/atoll-metrics/atoll/internal/promqltest"
 	"github.com/atoll-metrics/atoll/tenant"
 )
 
@@ -120,22 +122,22 @@ func (b *gwBucket) Querier(mint, maxt int64) (storage.Querier, error) {
 // startStoreGateway runs `atoll store` over the bucket and returns its
 // process, gRPC address and HTTP URL. It stays out of the gossip ring
 // unless extra has ring flags.
-func startStoreGateway(t *testing.T, b *gwBucket, extra ...string) (*process, string, string) {
+func startStoreGateway(t *testing.T, b *gwBucket, extra ...string) (*e2eproc.Process, string, string) {
 	t.Helper()
 	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--ring.") }) {
 		extra = append(extra, "--ring.disable")
 	}
-	ports := freePorts(t, 2)
+	ports := e2eproc.Ports(t, 2)
 	grpcAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	p := startProcess(t, "store", atollBinary, append([]string{"store",
+	p := e2eproc.Start(t, "store", atollBinary, append([]string{"store",
 		"--data-dir=" + t.TempDir(),
 		"--objstore.config-file=" + b.config,
 		fmt.Sprintf("--http-address=127.0.0.1:%d", ports[0]),
 		"--grpc-address=" + grpcAddr,
 		"--sync-block-duration=1s",
 	}, extra...)...)
-	waitReady(t, p, httpURL+"/-/ready", 60*time.Second)
+	p.WaitReady(httpURL+"/-/ready", 60*time.Second)
 	return p, grpcAddr, httpURL
 }
 
@@ -143,16 +145,16 @@ func startStoreGateway(t *testing.T, b *gwBucket, extra ...string) (*process, st
 // store's data answers.
 func startStoreQuerier(t *testing.T, store string) string {
 	t.Helper()
-	ports := freePorts(t, 1)
+	ports := e2eproc.Ports(t, 1)
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	p := startProcess(t, "query", atollBinary, "query",
+	p := e2eproc.Start(t, "query", atollBinary, "query",
 		fmt.Sprintf("--http-address=127.0.0.1:%d", ports[0]),
 		"--store="+store,
 		"--store.check-interval=500ms",
 		"--ring.disable",
 		"--no-query.partial-response",
 	)
-	waitReady(t, p, httpURL+"/-/ready", 60*time.Second)
+	p.WaitReady(httpURL+"/-/ready", 60*time.Second)
 	eventually(t, 30*time.Second, func() error {
 		code, r := promAPI(t, httpURL, "/api/v1/label/job/values", url.Values{}, nil)
 		if code != http.StatusOK || string(r.Data) == "[]" {
@@ -223,21 +225,17 @@ func promqlMatrix(t *testing.T, q storage.Queryable, query string, start, end, s
 	add := func(ls labels.Labels, ts int64, v float64) {
 		out[ls.String()] = append(out[ls.String()], gwPoint{t: ts, v: strconv.FormatFloat(v, 'f', -1, 64)})
 	}
-	switch v := res.Value.(type) {
-	case promql.Matrix:
-		for _, s := range v {
-			for _, p := range s.Floats {
-				add(s.Metric, p.T, p.F)
-			}
-		}
-	case promql.Vector:
-		for _, s := range v {
+	ng := promqltest.NewEngine(t)
+	if step == 0 {
+		for _, s := range promqltest.Instant(t, context.Background(), ng, q, query, time.UnixMilli(start)) {
 			add(s.Metric, s.T, s.F)
 		}
-	case promql.Scalar:
-		add(labels.EmptyLabels(), v.T, v.V)
-	default:
-		t.Fatalf("unexpected result type %T", v)
+		return out
+	}
+	for _, s := range promqltest.Range(t, context.Background(), ng, q, query, time.UnixMilli(start), time.UnixMilli(end), time.Duration(step)*time.Millisecond) {
+		for _, p := range s.Floats {
+			add(s.Metric, p.T, p.F)
+		}
 	}
 	return out
 }
@@ -319,7 +317,7 @@ func TestStoreGatewayAnswersLikeTheBlocks(t *testing.T) {
 	}
 
 	t.Run("discovered through the ring", func(t *testing.T) {
-		gossip := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+		gossip := fmt.Sprintf("127.0.0.1:%d", e2eproc.Ports(t, 1)[0])
 		startStoreGateway(t, b, append([]string{"--ring.listen-address=" + gossip, "--ring.join=" + gossip, "--ring.instance-id=gateway"}, gossipFlags...)...)
 		_, ringQueryURL := startQuerier(t, gossip)
 		eventually(t, 30*time.Second, func() error {
@@ -389,7 +387,7 @@ func TestStoreGatewayMemory(t *testing.T) {
 	if v := metricValue(t, storeURL, "atoll_gateway_blocks_loaded"); v != blocks {
 		t.Fatalf("gateway serves %v blocks, want %d", v, blocks)
 	}
-	rss, peak, err := procstat.ProcessMemory(store.cmd.Process.Pid)
+	rss, peak, err := procstat.ProcessMemory(store.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}

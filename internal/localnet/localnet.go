@@ -1,9 +1,11 @@
-// Package localnet holds what the benchmark drivers need to run the
-// processes they measure on loopback: free ports, readiness, profiles.
+// Package localnet holds what drivers of real processes on loopback need,
+// the benchmark drivers and the end-to-end tests alike: free ports,
+// readiness, profiles.
 package localnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -41,8 +43,14 @@ func FreePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// WaitReady polls url until it answers 200, for at most timeout.
-func WaitReady(ctx context.Context, url string, timeout time.Duration) error {
+// ErrExited is returned, wrapped, by WaitReady when the process it waits
+// for exits first.
+var ErrExited = errors.New("exited before it was ready")
+
+// WaitReady polls url until it answers 200, for at most timeout, or until
+// exited (which may be nil) is closed: the process that should answer is
+// gone.
+func WaitReady(ctx context.Context, url string, timeout time.Duration, exited <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
@@ -58,6 +66,8 @@ func WaitReady(ctx context.Context, url string, timeout time.Duration) error {
 			}
 		}
 		select {
+		case <-exited:
+			return fmt.Errorf("%s: %w", url, ErrExited)
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ready: %w", url, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
