@@ -7,8 +7,8 @@
 //   - Meta is meta.json: the Prometheus block meta plus the Thanos
 //     "thanos" section (external labels, resolution, source, file list), so
 //     Thanos tools read Atoll buckets and Atoll reads Thanos and plain
-//     Prometheus blocks. ReadMeta, ReadMetaFromDir and WriteMetaToDir read
-//     and write it.
+//     Prometheus blocks. ReadMetaFromDir and WriteMetaToDir read and write
+//     it in a block directory; in a bucket, Fetcher reads it.
 //   - Marks: DeletionMark and NoCompactMark, in Thanos's format, beside a
 //     block's files.
 //   - Superseded, the supersession rule (below), and Meta.Sources and

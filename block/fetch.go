@@ -178,7 +178,7 @@ func (f *Fetcher) Fetch(ctx context.Context) (*Set, error) {
 			set.Partial[id] = &Partial{ID: id, Objects: names, Deleting: has(DeletionMarkFilename)}
 			continue
 		}
-		hasDeletion, hasNoCompact := has(DeletionMarkFilename), has(NoCompactMarkFilename)
+		hasDeletion, hasNoCompact := has(DeletionMarkFilename), has(noCompactMarkFilename)
 		g.Go(func() error {
 			b, err := f.block(gctx, id, hasDeletion, hasNoCompact)
 			mu.Lock()
@@ -190,7 +190,7 @@ func (f *Fetcher) Fetch(ctx context.Context) (*Set, error) {
 				// Deleted since the listing: as if never listed.
 			case gctx.Err() != nil:
 				return gctx.Err()
-			case errors.Is(err, ErrMalformedMeta) || errors.Is(err, ErrUnsupportedMeta):
+			case errors.Is(err, errMalformedMeta) || errors.Is(err, errUnsupportedMeta):
 				set.Unreadable[id] = err
 			default:
 				return err
@@ -211,16 +211,16 @@ func (f *Fetcher) block(ctx context.Context, id ulid.ULID, hasDeletion, hasNoCom
 	f.mu.Unlock()
 
 	if meta == nil {
-		m, err := ReadMeta(ctx, f.bkt, id)
+		m, err := readMeta(ctx, f.bkt, id)
 		if err != nil {
 			return nil, err
 		}
 		meta = m
 	}
 	if hasDeletion && dm == nil {
-		m, err := ReadDeletionMark(ctx, f.bkt, id)
+		m, err := readDeletionMark(ctx, f.bkt, id)
 		switch {
-		case errors.Is(err, ErrMalformedMark):
+		case errors.Is(err, errMalformedMark):
 			// The block is going away whatever the mark says.
 			f.logger.Warn("unreadable deletion mark; treating the block as marked long ago", "block", id, "err", err)
 			dm = &DeletionMark{ID: id, Version: markVersion, Details: err.Error()}
@@ -232,9 +232,9 @@ func (f *Fetcher) block(ctx context.Context, id ulid.ULID, hasDeletion, hasNoCom
 		}
 	}
 	if hasNoCompact && nm == nil {
-		m, err := ReadNoCompactMark(ctx, f.bkt, id)
+		m, err := readNoCompactMark(ctx, f.bkt, id)
 		switch {
-		case errors.Is(err, ErrMalformedMark):
+		case errors.Is(err, errMalformedMark):
 			// Someone meant to keep the compactor away from the block.
 			f.logger.Warn("unreadable no-compact mark; not compacting the block", "block", id, "err", err)
 			nm = &NoCompactMark{ID: id, Version: markVersion, Details: err.Error()}

@@ -49,7 +49,7 @@ type LabelPairStats struct {
 // and postings offset table of its index: enough for the cardinality of
 // every label without reading any postings list or series.
 func Inspect(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, top int) (*Meta, *IndexStats, error) {
-	meta, err := ReadMeta(ctx, bkt, id)
+	meta, err := readMeta(ctx, bkt, id)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -20,15 +20,15 @@ import (
 // other's marks.
 const (
 	DeletionMarkFilename  = "deletion-mark.json"
-	NoCompactMarkFilename = "no-compact-mark.json"
+	noCompactMarkFilename = "no-compact-mark.json"
 )
 
 // markVersion is the version of both mark formats.
 const markVersion = 1
 
-// ErrMalformedMark is returned, wrapped, for a mark object that does not
+// errMalformedMark is returned, wrapped, for a mark object that does not
 // decode.
-var ErrMalformedMark = errors.New("malformed block mark")
+var errMalformedMark = errors.New("malformed block mark")
 
 // DeletionMark says a block is going away: the compactor deletes it once
 // its delete delay has passed since DeletionTime, and readers stop reading
@@ -70,10 +70,10 @@ type NoCompactMark struct {
 	NoCompactTime int64 `json:"no_compact_time"`
 }
 
-// ReadDeletionMark reads block id's deletion mark. A block without one
+// readDeletionMark reads block id's deletion mark. A block without one
 // yields an error for which bucket.IsNotFound holds; a mark that does not
-// decode yields one matching ErrMalformedMark.
-func ReadDeletionMark(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) (*DeletionMark, error) {
+// decode yields one matching errMalformedMark.
+func readDeletionMark(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) (*DeletionMark, error) {
 	var m DeletionMark
 	if err := readMark(ctx, bkt, id, DeletionMarkFilename, &m); err != nil {
 		return nil, err
@@ -81,11 +81,11 @@ func ReadDeletionMark(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) (*De
 	return &m, nil
 }
 
-// ReadNoCompactMark reads block id's no-compact mark, with the errors of
-// ReadDeletionMark.
-func ReadNoCompactMark(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) (*NoCompactMark, error) {
+// readNoCompactMark reads block id's no-compact mark, with the errors of
+// readDeletionMark.
+func readNoCompactMark(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) (*NoCompactMark, error) {
 	var m NoCompactMark
-	if err := readMark(ctx, bkt, id, NoCompactMarkFilename, &m); err != nil {
+	if err := readMark(ctx, bkt, id, noCompactMarkFilename, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil
@@ -102,7 +102,7 @@ func WriteDeletionMark(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, det
 // WriteNoCompactMark excludes block id from compaction and returns the mark.
 func WriteNoCompactMark(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, reason, details string, now time.Time) (*NoCompactMark, error) {
 	m := &NoCompactMark{ID: id, Version: markVersion, Reason: reason, Details: details, NoCompactTime: now.Unix()}
-	return m, writeMark(ctx, bkt, id, NoCompactMarkFilename, m)
+	return m, writeMark(ctx, bkt, id, noCompactMarkFilename, m)
 }
 
 func writeMark(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, file string, v any) error {
@@ -129,7 +129,7 @@ func readMark(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, file string,
 		return fmt.Errorf("read %s: %w", name, err)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrMalformedMark, name, err)
+		return fmt.Errorf("%w: %s: %w", errMalformedMark, name, err)
 	}
 	return nil
 }

@@ -95,28 +95,28 @@ func (m *Meta) ExternalLabels() labels.Labels {
 	return labels.FromMap(m.Thanos.Labels)
 }
 
-// ErrUnsupportedMeta is returned, wrapped, for a meta.json whose format
+// errUnsupportedMeta is returned, wrapped, for a meta.json whose format
 // version this package does not understand.
-var ErrUnsupportedMeta = errors.New("unsupported block meta version")
+var errUnsupportedMeta = errors.New("unsupported block meta version")
 
-// ErrMalformedMeta is returned, wrapped, for a meta.json that does not
+// errMalformedMeta is returned, wrapped, for a meta.json that does not
 // decode or names no block.
-var ErrMalformedMeta = errors.New("malformed block meta")
+var errMalformedMeta = errors.New("malformed block meta")
 
 // decodeMeta parses and checks a meta.json.
 func decodeMeta(r io.Reader) (*Meta, error) {
 	var m Meta
 	if err := json.NewDecoder(r).Decode(&m); err != nil {
-		return nil, fmt.Errorf("%w: decode %s: %w", ErrMalformedMeta, MetaFilename, err)
+		return nil, fmt.Errorf("%w: decode %s: %w", errMalformedMeta, MetaFilename, err)
 	}
 	if m.Version != metaVersion {
-		return nil, fmt.Errorf("%w: version %d", ErrUnsupportedMeta, m.Version)
+		return nil, fmt.Errorf("%w: version %d", errUnsupportedMeta, m.Version)
 	}
 	if v := m.Thanos.Version; v != 0 && v != thanosMetaVersion {
-		return nil, fmt.Errorf("%w: thanos section version %d", ErrUnsupportedMeta, v)
+		return nil, fmt.Errorf("%w: thanos section version %d", errUnsupportedMeta, v)
 	}
 	if m.ULID == (ulid.ULID{}) {
-		return nil, fmt.Errorf("%w: %s: missing ulid", ErrMalformedMeta, MetaFilename)
+		return nil, fmt.Errorf("%w: %s: missing ulid", errMalformedMeta, MetaFilename)
 	}
 	if m.Thanos.Labels == nil {
 		m.Thanos.Labels = map[string]string{}
@@ -164,11 +164,11 @@ func WriteMetaToDir(dir string, m *Meta) error {
 	return atomicfile.Write(filepath.Join(dir, MetaFilename), data)
 }
 
-// ReadMeta reads the meta.json of block id from a bucket. A block without
+// readMeta reads the meta.json of block id from a bucket. A block without
 // one (absent, or still being uploaded) yields an error for which
 // bucket.IsNotFound reports true; one that does not decode, an error
-// matching ErrMalformedMeta or ErrUnsupportedMeta.
-func ReadMeta(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) (*Meta, error) {
+// matching errMalformedMeta or errUnsupportedMeta.
+func readMeta(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) (*Meta, error) {
 	rc, err := bkt.Get(ctx, path.Join(id.String(), MetaFilename))
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package block_test
+package block
 
 import (
 	"encoding/json"
@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 
-	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
 )
 
@@ -23,7 +22,7 @@ func TestReadMetaFromDir(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		json    string
-		check   func(t *testing.T, m *block.Meta)
+		check   func(t *testing.T, m *Meta)
 		wantErr error
 	}{
 		{
@@ -37,7 +36,7 @@ func TestReadMetaFromDir(t *testing.T) {
 	"compaction": {"level": 1, "sources": ["` + blockID + `"]},
 	"version": 1
 }`,
-			check: func(t *testing.T, m *block.Meta) {
+			check: func(t *testing.T, m *Meta) {
 				if m.ULID.String() != blockID || m.MinTime != 1700000000000 || m.MaxTime != 1700007200000 {
 					t.Errorf("block fields = %s [%d, %d)", m.ULID, m.MinTime, m.MaxTime)
 				}
@@ -47,7 +46,7 @@ func TestReadMetaFromDir(t *testing.T) {
 				if m.Thanos.Labels == nil || len(m.Thanos.Labels) != 0 || m.ExternalLabels().Len() != 0 {
 					t.Errorf("labels = %#v, want an empty non-nil map", m.Thanos.Labels)
 				}
-				if m.Thanos.Downsample.Resolution != block.ResolutionRaw {
+				if m.Thanos.Downsample.Resolution != ResolutionRaw {
 					t.Errorf("resolution = %d", m.Thanos.Downsample.Resolution)
 				}
 			},
@@ -72,15 +71,15 @@ func TestReadMetaFromDir(t *testing.T) {
 		"extensions": {"anything": true}
 	}
 }`,
-			check: func(t *testing.T, m *block.Meta) {
+			check: func(t *testing.T, m *Meta) {
 				want := labels.FromStrings("replica", "r1", "tenant_id", "team-a")
 				if !labels.Equal(m.ExternalLabels(), want) {
 					t.Errorf("labels = %s, want %s", m.ExternalLabels(), want)
 				}
-				if m.Thanos.Source != block.SourceCompactor || m.Thanos.Downsample.Resolution != block.Resolution5m {
+				if m.Thanos.Source != SourceCompactor || m.Thanos.Downsample.Resolution != Resolution5m {
 					t.Errorf("source/resolution = %q/%d", m.Thanos.Source, m.Thanos.Downsample.Resolution)
 				}
-				wantFiles := []block.File{{RelPath: "chunks/000001", SizeBytes: 512}, {RelPath: "index", SizeBytes: 256}, {RelPath: "meta.json"}}
+				wantFiles := []File{{RelPath: "chunks/000001", SizeBytes: 512}, {RelPath: "index", SizeBytes: 256}, {RelPath: "meta.json"}}
 				if !slices.Equal(m.Thanos.Files, wantFiles) || !slices.Equal(m.Thanos.SegmentFiles, []string{"000001"}) {
 					t.Errorf("files = %+v, segments = %q", m.Thanos.Files, m.Thanos.SegmentFiles)
 				}
@@ -89,20 +88,20 @@ func TestReadMetaFromDir(t *testing.T) {
 		{
 			name:    "unknown meta version",
 			json:    `{"ulid": "` + blockID + `", "version": 2}`,
-			wantErr: block.ErrUnsupportedMeta,
+			wantErr: errUnsupportedMeta,
 		},
 		{
 			name:    "unknown thanos section version",
 			json:    `{"ulid": "` + blockID + `", "version": 1, "thanos": {"version": 7}}`,
-			wantErr: block.ErrUnsupportedMeta,
+			wantErr: errUnsupportedMeta,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, block.MetaFilename), []byte(tc.json), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, MetaFilename), []byte(tc.json), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			m, err := block.ReadMetaFromDir(dir)
+			m, err := ReadMetaFromDir(dir)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("error = %v, want %v", err, tc.wantErr)
@@ -118,14 +117,14 @@ func TestReadMetaFromDir(t *testing.T) {
 }
 
 func TestReadMetaFromDirErrors(t *testing.T) {
-	if _, err := block.ReadMetaFromDir(t.TempDir()); !errors.Is(err, os.ErrNotExist) {
+	if _, err := ReadMetaFromDir(t.TempDir()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing meta.json: %v, want not exist", err)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, block.MetaFilename), []byte(`{"ulid": "`), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, MetaFilename), []byte(`{"ulid": "`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := block.ReadMetaFromDir(dir); err == nil {
+	if _, err := ReadMetaFromDir(dir); err == nil {
 		t.Error("truncated meta.json read without error")
 	}
 }
@@ -134,24 +133,24 @@ func TestReadMetaFromDirErrors(t *testing.T) {
 // them in the written JSON, not through our own decoder.
 func TestWriteMetaToDirUsesThanosFieldNames(t *testing.T) {
 	dir := t.TempDir()
-	m := &block.Meta{
+	m := &Meta{
 		BlockMeta: tsdb.BlockMeta{
 			ULID: ulid.MustParse(blockID), MinTime: 10, MaxTime: 20, Version: 1,
 			Compaction: tsdb.BlockMetaCompaction{Level: 1, Sources: []ulid.ULID{ulid.MustParse(blockID)}},
 		},
-		Thanos: block.ThanosMeta{
+		Thanos: ThanosMeta{
 			Version:      1,
 			Labels:       map[string]string{"tenant": "t1"},
-			Downsample:   block.Downsample{Resolution: block.Resolution1h},
-			Source:       block.SourceReceive,
+			Downsample:   Downsample{Resolution: Resolution1h},
+			Source:       SourceReceive,
 			SegmentFiles: []string{"000001"},
-			Files:        []block.File{{RelPath: "chunks/000001", SizeBytes: 3}, {RelPath: "meta.json"}},
+			Files:        []File{{RelPath: "chunks/000001", SizeBytes: 3}, {RelPath: "meta.json"}},
 		},
 	}
-	if err := block.WriteMetaToDir(dir, m); err != nil {
+	if err := WriteMetaToDir(dir, m); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, block.MetaFilename))
+	data, err := os.ReadFile(filepath.Join(dir, MetaFilename))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +183,7 @@ func TestWriteMetaToDirUsesThanosFieldNames(t *testing.T) {
 		t.Errorf("meta.json is not tab-indented like Prometheus writes it:\n%s", data)
 	}
 
-	got, err := block.ReadMetaFromDir(dir)
+	got, err := ReadMetaFromDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,14 +208,14 @@ func TestReadMetaFromBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := ulid.MustParse(blockID)
-	if _, err := block.ReadMeta(t.Context(), bkt, id); !bucket.IsNotFound(err) {
+	if _, err := readMeta(t.Context(), bkt, id); !bucket.IsNotFound(err) {
 		t.Errorf("absent block: %v, want not found", err)
 	}
 	body := `{"ulid": "` + blockID + `", "minTime": 1, "maxTime": 2, "version": 1, "thanos": {"labels": {"a": "b"}, "source": "receive", "downsample": {"resolution": 0}}}`
 	if err := bkt.Upload(t.Context(), blockID+"/meta.json", strings.NewReader(body), int64(len(body))); err != nil {
 		t.Fatal(err)
 	}
-	m, err := block.ReadMeta(t.Context(), bkt, id)
+	m, err := readMeta(t.Context(), bkt, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,7 +122,7 @@ func Download(ctx context.Context, bkt bucket.Bucket, id ulid.ULID, dir string) 
 	if err := os.RemoveAll(dst); err != nil {
 		return "", err
 	}
-	meta, err := ReadMeta(ctx, bkt, id)
+	meta, err := readMeta(ctx, bkt, id)
 	if err != nil {
 		if bucket.IsNotFound(err) {
 			return "", fmt.Errorf("block %s: %w: no %s", id, ErrIncomplete, MetaFilename)

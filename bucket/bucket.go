@@ -62,13 +62,13 @@ type ObjectAttributes struct {
 	LastModified time.Time
 }
 
-// ErrObjectNotFound is returned, wrapped, by Bucket methods when the named
+// errObjectNotFound is returned, wrapped, by Bucket methods when the named
 // object does not exist.
-var ErrObjectNotFound = errors.New("object not found")
+var errObjectNotFound = errors.New("object not found")
 
 // IsNotFound reports whether err says an object does not exist.
 func IsNotFound(err error) bool {
-	return errors.Is(err, ErrObjectNotFound)
+	return errors.Is(err, errObjectNotFound)
 }
 
 // errInvalidName is returned, wrapped, for object names that could escape

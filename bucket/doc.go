@@ -5,9 +5,8 @@
 // meaning) and imports nothing of Atoll but internal/atomicfile.
 //
 // Bucket is a small interface in the spirit of Thanos objstore; no
-// minio-go type crosses it. Errors for missing objects match
-// ErrObjectNotFound (test with IsNotFound); other errors, including an
-// unreachable bucket, never do.
+// minio-go type crosses it. IsNotFound reports the errors for missing
+// objects; other errors, including an unreachable bucket, never match it.
 //
 //   - New builds a bucket from a Config and records atoll_bucket_* metrics.
 //     ParseConfig reads the Thanos-style YAML ("type: FILESYSTEM|S3" plus

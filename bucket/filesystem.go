@@ -99,14 +99,14 @@ func (b *filesystemBucket) openObject(op, name string) (*os.File, fs.FileInfo, e
 	}
 	if fi.IsDir() {
 		_ = f.Close()
-		return nil, nil, fmt.Errorf("%s %q: %w", op, name, ErrObjectNotFound)
+		return nil, nil, fmt.Errorf("%s %q: %w", op, name, errObjectNotFound)
 	}
 	return f, fi, nil
 }
 
 func (b *filesystemBucket) classify(op, name string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) || isNotDir(err) {
-		return fmt.Errorf("%s %q: %w", op, name, ErrObjectNotFound)
+		return fmt.Errorf("%s %q: %w", op, name, errObjectNotFound)
 	}
 	return fmt.Errorf("%s %q: %w", op, name, err)
 }
@@ -342,7 +342,7 @@ func (b *filesystemBucket) Attributes(ctx context.Context, name string) (ObjectA
 		return ObjectAttributes{}, b.classify("attributes", name, err)
 	}
 	if fi.IsDir() {
-		return ObjectAttributes{}, fmt.Errorf("attributes %q: %w", name, ErrObjectNotFound)
+		return ObjectAttributes{}, fmt.Errorf("attributes %q: %w", name, errObjectNotFound)
 	}
 	return ObjectAttributes{Size: fi.Size(), LastModified: fi.ModTime()}, nil
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // s3Bucket adapts a minio-go client to Bucket. minio-go types and error
-// responses stay inside this file; callers see ErrObjectNotFound.
+// responses stay inside this file; callers see errObjectNotFound.
 type s3Bucket struct {
 	client    *minio.Client
 	transport *http.Transport
@@ -75,12 +75,12 @@ func bucketLookup(s string) (minio.BucketLookupType, error) {
 	}
 }
 
-// classifyS3 wraps err with ErrObjectNotFound when S3 says the key does not
+// classifyS3 wraps err with errObjectNotFound when S3 says the key does not
 // exist, and with the operation and name otherwise.
 func classifyS3(op, name string, err error) error {
 	var resp minio.ErrorResponse
 	if errors.As(err, &resp) && (resp.Code == "NoSuchKey" || (resp.StatusCode == http.StatusNotFound && resp.Code != "NoSuchBucket")) {
-		return fmt.Errorf("%s %q: %w", op, name, ErrObjectNotFound)
+		return fmt.Errorf("%s %q: %w", op, name, errObjectNotFound)
 	}
 	return fmt.Errorf("%s %q: %w", op, name, err)
 }

@@ -227,7 +227,7 @@ type passState struct {
 }
 
 type groupState struct {
-	group Group
+	group group
 	// live are the group's blocks readers read, no-compact ones included.
 	live []*block.Block
 }
@@ -238,13 +238,13 @@ func (c *Compactor) newPassState(set *block.Set) *passState {
 		st.all[id] = b
 	}
 	for _, b := range set.Visible(block.UnlessDeletionMarked(c.opts.Now(), 0)) {
-		gs := st.groupLocked(GroupOf(b, c.opts.ReplicaLabels))
+		gs := st.groupLocked(groupOf(b, c.opts.ReplicaLabels))
 		gs.live = append(gs.live, b)
 	}
 	return st
 }
 
-func (st *passState) groupLocked(g Group) *groupState {
+func (st *passState) groupLocked(g group) *groupState {
 	gs, ok := st.groups[g.Key()]
 	if !ok {
 		gs = &groupState{group: g}
@@ -313,12 +313,12 @@ func (c *Compactor) compactGroup(ctx context.Context, st *passState, gs *groupSt
 			}
 		}
 		st.mu.Unlock()
-		job := Plan(candidates, c.ranges)
+		job := plan(candidates, c.ranges)
 		if job == nil {
 			return n, nil
 		}
 		err := c.compact(ctx, st, gs, job)
-		var be *BlockError
+		var be *blockError
 		if errors.As(err, &be) && slices.ContainsFunc(job, func(b *block.Block) bool { return b.ID() == be.ID }) {
 			if err := c.markNoCompact(ctx, st, be); err != nil {
 				return n, err
@@ -364,14 +364,14 @@ func (c *Compactor) compact(ctx context.Context, st *passState, gs *groupState, 
 	for rank, b := range byAge {
 		bdir, err := block.Download(ctx, c.bkt, b.ID(), dir)
 		if errors.Is(err, block.ErrIncomplete) {
-			return &BlockError{ID: b.ID(), Reason: block.NoCompactReasonUnreadable, Err: err}
+			return &blockError{ID: b.ID(), Reason: block.NoCompactReasonUnreadable, Err: err}
 		}
 		if err != nil {
 			return err
 		}
 		ob, err := tsdb.OpenBlock(nil, bdir, c.pool, nil)
 		if err != nil {
-			return &BlockError{ID: b.ID(), Reason: block.NoCompactReasonUnreadable, Err: err}
+			return &blockError{ID: b.ID(), Reason: block.NoCompactReasonUnreadable, Err: err}
 		}
 		opened = append(opened, ob)
 		dirs = append(dirs, bdir)
@@ -501,7 +501,7 @@ func reasonOf(details string) string {
 	}
 }
 
-func (c *Compactor) markNoCompact(ctx context.Context, st *passState, be *BlockError) error {
+func (c *Compactor) markNoCompact(ctx context.Context, st *passState, be *blockError) error {
 	if err := c.lease.check(); err != nil {
 		return err
 	}
@@ -563,7 +563,7 @@ func (c *Compactor) downsampleAll(ctx context.Context, st *passState) (int, erro
 	}
 	type job struct {
 		b     *block.Block
-		group Group
+		group group
 		res   int64
 	}
 	var jobs []job
@@ -591,7 +591,7 @@ func (c *Compactor) downsampleAll(ctx context.Context, st *passState) (int, erro
 			if b.NoCompact != nil || b.Meta.MaxTime-b.Meta.MinTime < minSpan.Milliseconds() || covered(b, res) {
 				continue
 			}
-			jobs = append(jobs, job{b: b, group: Group{Labels: gs.group.Labels, Resolution: res}, res: res})
+			jobs = append(jobs, job{b: b, group: group{Labels: gs.group.Labels, Resolution: res}, res: res})
 		}
 	}
 	st.mu.Unlock()
@@ -609,7 +609,7 @@ func (c *Compactor) downsampleAll(ctx context.Context, st *passState) (int, erro
 	for _, j := range jobs {
 		g.Go(func() error {
 			err := c.downsample(gctx, st, j.b, j.group)
-			var be *BlockError
+			var be *blockError
 			if errors.As(err, &be) {
 				err = c.markNoCompact(gctx, st, be)
 			} else if err == nil {
@@ -631,7 +631,7 @@ func (c *Compactor) downsampleAll(ctx context.Context, st *passState) (int, erro
 	return int(done.Load()), errors.Join(errs...)
 }
 
-func (c *Compactor) downsample(ctx context.Context, st *passState, b *block.Block, g Group) error {
+func (c *Compactor) downsample(ctx context.Context, st *passState, b *block.Block, g group) error {
 	start := time.Now()
 	dir := filepath.Join(c.opts.DataDir, "downsample", b.ID().String())
 	if err := os.RemoveAll(dir); err != nil {
@@ -640,7 +640,7 @@ func (c *Compactor) downsample(ctx context.Context, st *passState, b *block.Bloc
 	defer os.RemoveAll(dir)
 	bdir, err := block.Download(ctx, c.bkt, b.ID(), dir)
 	if errors.Is(err, block.ErrIncomplete) {
-		return &BlockError{ID: b.ID(), Reason: block.NoCompactReasonUnreadable, Err: err}
+		return &blockError{ID: b.ID(), Reason: block.NoCompactReasonUnreadable, Err: err}
 	}
 	if err != nil {
 		return err
@@ -651,7 +651,7 @@ func (c *Compactor) downsample(ctx context.Context, st *passState, b *block.Bloc
 	}
 	meta, stats, err := downsample.Block(ctx, bdir, out, g.Resolution)
 	if errors.Is(err, downsample.ErrInput) {
-		return &BlockError{ID: b.ID(), Reason: block.NoCompactReasonUnreadable, Err: err}
+		return &blockError{ID: b.ID(), Reason: block.NoCompactReasonUnreadable, Err: err}
 	}
 	if err != nil {
 		return err

@@ -13,7 +13,7 @@
 //
 // Blocks are grouped by their external labels without the replica labels
 // (Options.ReplicaLabels, receive_replica by default) and by resolution; a
-// Group never mixes with another. Within a group, Plan picks the next job:
+// group never mixes with another. Within a group, the planner picks the next job:
 // the blocks inside an aligned window of the next level (8h, 2d, 14d by
 // default, Options.Ranges) once the window is complete, or else blocks that
 // overlap in time. Replicas of the same 2h span overlap, so they are merged

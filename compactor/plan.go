@@ -11,10 +11,10 @@ import (
 	"github.com/atoll-metrics/atoll/block"
 )
 
-// Group is the unit of compaction: the blocks of one producer (external
+// group is the unit of compaction: the blocks of one producer (external
 // labels without the replica labels) at one resolution. Blocks of different
 // groups are never merged.
-type Group struct {
+type group struct {
 	// Labels are the blocks' external labels without the replica labels;
 	// they become the external labels of every block the group produces.
 	Labels     labels.Labels
@@ -22,23 +22,23 @@ type Group struct {
 }
 
 // Key identifies the group.
-func (g Group) Key() string {
+func (g group) Key() string {
 	return fmt.Sprintf("%s@%d", g.Labels.String(), g.Resolution)
 }
 
 // dirName is a file name unique to the group, for scratch space.
-func (g Group) dirName() string {
+func (g group) dirName() string {
 	return fmt.Sprintf("%016x", xxhash.Sum64String(g.Key()))
 }
 
-// GroupOf returns the group of a block.
-func GroupOf(b *block.Block, replicaLabels []string) Group {
+// groupOf returns the group of a block.
+func groupOf(b *block.Block, replicaLabels []string) group {
 	lb := labels.NewBuilder(b.Meta.ExternalLabels())
 	lb.Del(replicaLabels...)
-	return Group{Labels: lb.Labels(), Resolution: b.Resolution()}
+	return group{Labels: lb.Labels(), Resolution: b.Resolution()}
 }
 
-// Plan returns the next blocks to compact into one, or nil when the group is
+// plan returns the next blocks to compact into one, or nil when the group is
 // in order. blocks are the group's live blocks that may be compacted (not
 // marked no-compact); ranges are the block spans of the compaction levels in
 // milliseconds, smallest first (the first is the span blocks arrive with).
@@ -52,7 +52,7 @@ func GroupOf(b *block.Block, replicaLabels []string) Group {
 // compacted. Failing that, it returns the oldest set of blocks that overlap
 // in time (replicas of the newest blocks, a late upload): those are merged
 // at once, whatever their span, so overlaps never linger.
-func Plan(blocks []*block.Block, ranges []int64) []*block.Block {
+func plan(blocks []*block.Block, ranges []int64) []*block.Block {
 	if len(blocks) < 2 {
 		return nil
 	}

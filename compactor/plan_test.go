@@ -54,7 +54,7 @@ func TestPlan(t *testing.T) {
 		{"no overlap, nothing complete", []*block.Block{mk(0, 8), mk(8, 16)}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := spans(Plan(tc.blocks, ranges)); got != tc.want {
+			if got := spans(plan(tc.blocks, ranges)); got != tc.want {
 				t.Errorf("Plan = %q, want %q", got, tc.want)
 			}
 		})

@@ -69,10 +69,10 @@ func NewSeriesSet(sets []storage.SeriesSet, replicaLabels []string, opts ...Opti
 	}
 }
 
-// MergeFunc returns a storage.VerticalSeriesMergeFunc that treats every given
+// mergeFunc returns a storage.VerticalSeriesMergeFunc that treats every given
 // series as a replica and deduplicates them. The series must carry equal
 // labels; the first one's labels are kept.
-func MergeFunc(opts ...Option) storage.VerticalSeriesMergeFunc {
+func mergeFunc(opts ...Option) storage.VerticalSeriesMergeFunc {
 	cfg := newConfig(opts)
 	return func(ss ...storage.Series) storage.Series {
 		switch len(ss) {
@@ -87,7 +87,7 @@ func MergeFunc(opts ...Option) storage.VerticalSeriesMergeFunc {
 
 // ChunkMergeFunc returns a storage.VerticalChunkSeriesMergeFunc for vertical
 // compaction: chunks that do not overlap pass through untouched, overlapping
-// ones are decoded, deduplicated with MergeFunc and encoded again.
+// ones are decoded, deduplicated with mergeFunc and encoded again.
 func ChunkMergeFunc(opts ...Option) storage.VerticalChunkSeriesMergeFunc {
-	return storage.NewCompactingChunkSeriesMerger(MergeFunc(opts...))
+	return storage.NewCompactingChunkSeriesMerger(mergeFunc(opts...))
 }

@@ -10,9 +10,9 @@
 //
 //   - NewSeriesSet merges the series sets of several stores, removes the replica
 //     labels and deduplicates the series that become equal. Use it in the querier.
-//   - MergeFunc and ChunkMergeFunc deduplicate series that already carry equal
-//     labels, with the signatures storage.NewMergeQuerier and the TSDB compactor
-//     expect. Use them for vertical compaction.
+//   - ChunkMergeFunc deduplicates series that already carry equal labels,
+//     with the signature the TSDB compactor expects. Use it for vertical
+//     compaction.
 //
 // # Same replica, several stores
 //
@@ -70,9 +70,9 @@
 // are those Next alone would have produced. Only a Seek before the first Next
 // moves the replicas directly, and may therefore start on another replica.
 //
-// # Inputs of MergeFunc
+// # Inputs of ChunkMergeFunc
 //
-// MergeFunc treats every input as a replica of its own. Inputs from the same
+// ChunkMergeFunc treats every input as a replica of its own. Inputs from the same
 // replica that overlap in time with different timestamps (out-of-order data)
 // lose the interleaved samples; chain them with storage.ChainedSeriesMerge
 // first, as NewSeriesSet does for series with equal replica labels.

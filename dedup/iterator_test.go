@@ -20,7 +20,7 @@ func dedupIterator(opts []Option, replicas ...[]chunks.Sample) chunkenc.Iterator
 	for i, r := range replicas {
 		ss[i] = listSeries(testLabels, r)
 	}
-	return MergeFunc(opts...)(ss...).Iterator(nil)
+	return mergeFunc(opts...)(ss...).Iterator(nil)
 }
 
 func stale(t int64) chunks.Sample { return smp{t: t, f: math.Float64frombits(value.StaleNaN)} }
@@ -641,7 +641,7 @@ func TestIteratorError(t *testing.T) {
 	failing := &storage.SeriesEntry{Lset: testLabels, SampleIteratorFn: func(chunkenc.Iterator) chunkenc.Iterator {
 		return &failingIterator{Iterator: listSeries(testLabels, r).Iterator(nil), left: 5, err: errBroken}
 	}}
-	it := MergeFunc()(listSeries(testLabels, r), failing).Iterator(nil)
+	it := mergeFunc()(listSeries(testLabels, r), failing).Iterator(nil)
 	n := 0
 	for it.Next() != chunkenc.ValNone {
 		n++
@@ -658,7 +658,7 @@ func TestIteratorReuse(t *testing.T) {
 	a := ramp(0, 300*sec, 15*sec, 0, linear(1), [2]int64{60 * sec, 150 * sec})
 	b := ramp(0, 300*sec, 15*sec, 7*sec, linear(1))
 	c := ramp(0, 300*sec, 15*sec, 0, linear(2))
-	merge := MergeFunc(WithFunc("rate"))
+	merge := mergeFunc(WithFunc("rate"))
 	s1 := merge(listSeries(testLabels, a), listSeries(testLabels, b))
 	s2 := merge(listSeries(testLabels, c), listSeries(testLabels, c), listSeries(testLabels, c))
 	want1 := expand(t, s1.Iterator(nil))

@@ -253,7 +253,7 @@ func TestMergeFunc(t *testing.T) {
 	full := ramp(0, 300*sec, 15*sec, 0, linear(1))
 	gappy := ramp(0, 300*sec, 15*sec, 0, linear(1), [2]int64{60 * sec, 150 * sec})
 	other := ramp(0, 300*sec, 15*sec, 0, shifted(linear(1), 0.5))
-	merge := MergeFunc()
+	merge := mergeFunc()
 	if merge() != nil {
 		t.Fatal("merging nothing must give nil")
 	}

@@ -81,7 +81,7 @@ type writeServer struct {
 	writepb.UnimplementedWriterServer
 	router func() *Router
 	ready  func() bool
-	pool   sync.Pool // of *WriteRequest
+	pool   sync.Pool // of *writeRequest
 }
 
 // RegisterWriteServer serves the forwarding API on s, storing what arrives
@@ -102,9 +102,9 @@ func (w *writeServer) Write(ctx context.Context, req *writepb.WriteRequest) (*wr
 	if err := tenant.Validate(req.Tenant); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	wr, _ := w.pool.Get().(*WriteRequest)
+	wr, _ := w.pool.Get().(*writeRequest)
 	if wr == nil {
-		wr = &WriteRequest{}
+		wr = &writeRequest{}
 	}
 	defer w.pool.Put(wr)
 	if err := wr.Decode(req.WriteRequest); err != nil {

@@ -36,7 +36,7 @@ type HandlerOptions struct {
 type Handler struct {
 	opts   HandlerOptions
 	router *Router
-	body   *BodyReader
+	body   *bodyReader
 	rate   *rateLimiter
 	logger *slog.Logger
 
@@ -60,7 +60,7 @@ func NewHandler(router *Router, opts HandlerOptions, logger *slog.Logger, reg pr
 	return &Handler{
 		opts:   opts,
 		router: router,
-		body:   NewBodyReader(opts.Body),
+		body:   newBodyReader(opts.Body),
 		rate:   newRateLimiter(opts.Limits),
 		logger: logger,
 		requests: f.NewCounterVec(prometheus.CounterOpts{
@@ -129,9 +129,9 @@ func (h *Handler) serve(r *http.Request) (int, string, time.Duration) {
 	}
 	body, err := h.body.Read(r.Body, r.ContentLength)
 	switch {
-	case errors.Is(err, ErrRequestTooLarge):
+	case errors.Is(err, errRequestTooLarge):
 		return http.StatusRequestEntityTooLarge, err.Error(), 0
-	case errors.Is(err, ErrMalformedRequest):
+	case errors.Is(err, errMalformedRequest):
 		return http.StatusBadRequest, err.Error(), 0
 	case err != nil:
 		return http.StatusBadRequest, "read body: " + err.Error(), 0
@@ -148,9 +148,9 @@ func (h *Handler) serve(r *http.Request) (int, string, time.Duration) {
 	if ok, n, wait := h.rate.allow(id, func() int { return countSamples(wr) }); !ok {
 		h.samples.WithLabelValues(outcomeLimited.String()).Add(float64(n))
 		return http.StatusTooManyRequests, fmt.Sprintf("tenant %q is over its ingestion rate limit of %g samples/s; retry after %s",
-			id, h.opts.Limits.For(id).IngestionRate, wait.Round(time.Second)), wait
+			id, h.opts.Limits.of(id).IngestionRate, wait.Round(time.Second)), wait
 	}
-	res, err := h.router.Write(r.Context(), id, wr)
+	res, err := h.router.write(r.Context(), id, wr)
 	if err != nil {
 		switch {
 		case errors.Is(err, tenant.ErrInvalid):
@@ -198,7 +198,7 @@ func checkContentType(r *http.Request) (int, string) {
 	return 0, ""
 }
 
-func countSamples(wr *WriteRequest) int {
+func countSamples(wr *writeRequest) int {
 	n := 0
 	for i := range wr.Timeseries {
 		n += len(wr.Timeseries[i].Samples) + len(wr.Timeseries[i].Histograms)

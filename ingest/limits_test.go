@@ -36,7 +36,7 @@ tenants:
 		"big":       {IngestionRate: 1000, MaxSeries: 10},
 		"unlimited": {IngestionRate: 100, MaxSeries: 0},
 	} {
-		if got := c.For(tenant); got != want {
+		if got := c.of(tenant); got != want {
 			t.Errorf("%s: %+v, want %+v", tenant, got, want)
 		}
 	}
@@ -126,16 +126,16 @@ func TestLimitsThroughTheHandler(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 func TestSameLabels(t *testing.T) {
-	wire := func(kv ...string) []Label {
-		var out []Label
+	wire := func(kv ...string) []label {
+		var out []label
 		for i := 0; i < len(kv); i += 2 {
-			out = append(out, Label{Name: []byte(kv[i]), Value: []byte(kv[i+1])})
+			out = append(out, label{Name: []byte(kv[i]), Value: []byte(kv[i+1])})
 		}
 		return out
 	}
 	stored := labelsFromStrings("__name__", "up", "job", "a")
 	for _, c := range []struct {
-		wire []Label
+		wire []label
 		want bool
 	}{
 		{wire("__name__", "up", "job", "a"), true},
@@ -145,7 +145,7 @@ func TestSameLabels(t *testing.T) {
 		{wire(), false},
 	} {
 		if got := sameLabels(stored, c.wire); got != c.want {
-			t.Errorf("%s: got %v", LabelsString(c.wire), got)
+			t.Errorf("%s: got %v", labelsString(c.wire), got)
 		}
 	}
 }
@@ -174,7 +174,7 @@ func TestForwardedCopiesMayBeOvertaken(t *testing.T) {
 		t.Fatalf("client out-of-order write: %d, want 409", code)
 	}
 	raw, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("x", now-15_000, 1.5)}}).Marshal()
-	var wr WriteRequest
+	var wr writeRequest
 	if err := wr.Decode(raw); err != nil {
 		t.Fatal(err)
 	}

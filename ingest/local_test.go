@@ -176,7 +176,7 @@ func TestRefCacheCollision(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UnixMilli()
-	var wr WriteRequest
+	var wr writeRequest
 	raw, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("one", now, 1)}}).Marshal()
 	if err := wr.Decode(raw); err != nil {
 		t.Fatal(err)
@@ -186,7 +186,7 @@ func TestRefCacheCollision(t *testing.T) {
 	}
 	// Plant series "one"'s cache entry under the hash of series "two".
 	raw2, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("two", now, 2)}}).Marshal()
-	var wr2 WriteRequest
+	var wr2 writeRequest
 	if err := wr2.Decode(raw2); err != nil {
 		t.Fatal(err)
 	}

@@ -105,7 +105,7 @@ func TestCloseWaitsForForwardsInFlight(t *testing.T) {
 
 	router := NewRouter(openShards(t), self, RouterOptions{ReplicationFactor: 3, ForwardTimeout: 20 * time.Second}, nil, prometheus.NewRegistry())
 	wr := decodeRequest(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("up", 1000, 1, "job", "a")}})
-	res, err := router.Write(t.Context(), tenant.Default, wr)
+	res, err := router.write(t.Context(), tenant.Default, wr)
 	if err != nil || res.stored != 1 {
 		t.Fatalf("write: stored %d, err %v; want 1 stored at quorum", res.stored, err)
 	}
@@ -135,19 +135,19 @@ func TestCloseWaitsForForwardsInFlight(t *testing.T) {
 		t.Errorf("successful forwards = %v, want 2: the held one completed", got)
 	}
 
-	_, err = router.Write(t.Context(), tenant.Default, wr)
-	if !errors.Is(err, ErrUnavailable) {
+	_, err = router.write(t.Context(), tenant.Default, wr)
+	if !errors.Is(err, errUnavailable) {
 		t.Errorf("write after Close: %v, want unavailable", err)
 	}
 }
 
-func decodeRequest(t *testing.T, req *prompb.WriteRequest) *WriteRequest {
+func decodeRequest(t *testing.T, req *prompb.WriteRequest) *writeRequest {
 	t.Helper()
 	raw, err := req.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wr WriteRequest
+	var wr writeRequest
 	if err := wr.Decode(raw); err != nil {
 		t.Fatal(err)
 	}

@@ -228,7 +228,7 @@ func overrideStoreUnavailable() v1.OverrideErrorCode {
 	t := reflect.TypeOf(v1.OverrideErrorCode(nil))
 	fn := reflect.MakeFunc(t, func(args []reflect.Value) []reflect.Value {
 		err, _ := args[1].Interface().(error)
-		if errors.Is(err, ErrStoreUnavailable) {
+		if errors.Is(err, errStoreUnavailable) {
 			return []reflect.Value{reflect.ValueOf(http.StatusServiceUnavailable), reflect.ValueOf(true)}
 		}
 		return []reflect.Value{reflect.ValueOf(0), reflect.ValueOf(false)}
@@ -264,7 +264,7 @@ func (a *API) metadata(w http.ResponseWriter, r *http.Request) {
 	res, warns, err := a.q.Metadata(r.Context(), r.Form.Get("metric"), limit)
 	if err != nil {
 		code, typ := http.StatusUnprocessableEntity, "execution"
-		if errors.Is(err, ErrStoreUnavailable) {
+		if errors.Is(err, errStoreUnavailable) {
 			code, typ = http.StatusServiceUnavailable, "unavailable"
 		}
 		writeAPIError(w, code, typ, err)

@@ -27,10 +27,10 @@ import (
 	"github.com/atoll-metrics/atoll/tenant"
 )
 
-// ErrStoreUnavailable marks a store that could not answer. With partial
+// errStoreUnavailable marks a store that could not answer. With partial
 // responses allowed the querier turns it into a warning; otherwise the query
 // fails with 503 so the client retries.
-var ErrStoreUnavailable = errors.New("store unavailable")
+var errStoreUnavailable = errors.New("store unavailable")
 
 // Options configure a Querier.
 type Options struct {
@@ -198,14 +198,14 @@ func (q *Querier) fanOut(ctx context.Context, request string, o queryOptions, mi
 		if r.err != nil {
 			if err != nil {
 				// The first failure stopped the others: report the store that failed.
-				return nil, fmt.Errorf("%w: %s: %w", ErrStoreUnavailable, r.store.Name(), r.err)
+				return nil, fmt.Errorf("%w: %s: %w", errStoreUnavailable, r.store.Name(), r.err)
 			}
 			q.logger.Warn("store failed, answering without it", "store", r.store.Name(), "request", request, "err", r.err)
 			warns.Add(fmt.Errorf("partial response: store %s: %w", r.store.Name(), r.err))
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", errStoreUnavailable, err)
 	}
 	return warns, nil
 }

@@ -186,8 +186,8 @@ func TestPartialResponse(t *testing.T) {
 	set = sq.Select(ctx, true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
 	for set.Next() {
 	}
-	if !errors.Is(set.Err(), ErrStoreUnavailable) {
-		t.Fatalf("without partial response: %v, want ErrStoreUnavailable", set.Err())
+	if !errors.Is(set.Err(), errStoreUnavailable) {
+		t.Fatalf("without partial response: %v, want errStoreUnavailable", set.Err())
 	}
 }
 

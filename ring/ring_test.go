@@ -152,7 +152,7 @@ func ownersOf(s *Snapshot) [][]string {
 	var out [][]string
 	var owners []int
 	for i := range 2000 {
-		owners = s.Owners(KeyFor("tenant", uint64(i)), owners)
+		owners = s.Owners(keyFor("tenant", uint64(i)), owners)
 		var set []string
 		for _, o := range owners {
 			set = append(set, s.Members()[o].ID)
@@ -459,7 +459,7 @@ func TestZonesOverGossip(t *testing.T) {
 	s := ms[3].r.Snapshot()
 	var owners []int
 	for i := range 10_000 {
-		owners = s.Owners(KeyFor("t", uint64(i)), owners)
+		owners = s.Owners(keyFor("t", uint64(i)), owners)
 		seen := map[string]bool{}
 		for _, o := range owners {
 			seen[s.Members()[o].Zone] = true

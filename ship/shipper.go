@@ -34,7 +34,6 @@ type ShipperOption func(*shipperOptions)
 type shipperOptions struct {
 	externalLabels labels.Labels
 	source         string
-	concurrency    int
 }
 
 // WithExternalLabels sets the labels written to each shipped block's
@@ -48,12 +47,6 @@ func WithExternalLabels(ls labels.Labels) ShipperOption {
 // Default: block.SourceReceive.
 func WithSource(source string) ShipperOption {
 	return func(o *shipperOptions) { o.source = source }
-}
-
-// WithUploadConcurrency sets how many blocks upload at once. Default: 1,
-// which ships blocks oldest first.
-func WithUploadConcurrency(n int) ShipperOption {
-	return func(o *shipperOptions) { o.concurrency = max(n, 1) }
 }
 
 // Shipper uploads the finished blocks of one TSDB directory to a bucket,
@@ -95,7 +88,7 @@ func NewShipper(bkt bucket.Bucket, dir string, logger *slog.Logger, reg promethe
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	o := shipperOptions{source: block.SourceReceive, concurrency: 1}
+	o := shipperOptions{source: block.SourceReceive}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -176,34 +169,22 @@ func (s *Shipper) Sync(ctx context.Context) (uploaded int, err error) {
 		}
 	}
 
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sem  = make(chan struct{}, s.opts.concurrency)
-	)
-loop:
+	// Oldest first, one at a time: a block is shipped before the ones cut
+	// after it.
+	var errs []error
 	for _, b := range pending {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			errs = append(errs, ctx.Err())
-			break loop
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
 		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			didUpload, err := s.shipBlock(ctx, b)
-			mu.Lock()
-			defer mu.Unlock()
-			if didUpload {
-				uploaded++
-			}
-			if err != nil {
-				errs = append(errs, err)
-			}
-		})
+		didUpload, err := s.shipBlock(ctx, b)
+		if didUpload {
+			uploaded++
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
-	wg.Wait()
 	return uploaded, errors.Join(errs...)
 }
 

@@ -187,10 +187,15 @@ func checkBlockInBucket(t *testing.T, bkt bucket.Bucket, tsdbDir string, id ulid
 	if len(localMeta.Thanos.Labels) != 0 || localMeta.Thanos.Source != "" {
 		t.Errorf("block %s: the shipper modified the local meta.json: %+v", id, localMeta.Thanos)
 	}
-	m, err := block.ReadMeta(ctx, bkt, id)
+	set, err := block.NewFetcher(bkt, nil).Fetch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	shipped, ok := set.Blocks[id]
+	if !ok {
+		t.Fatalf("block %s not in the bucket", id)
+	}
+	m := shipped.Meta
 	if m.ULID != id || m.MinTime != localMeta.MinTime || m.MaxTime != localMeta.MaxTime || m.Stats != localMeta.Stats {
 		t.Errorf("block %s: bucket meta %+v differs from local %+v", id, m.BlockMeta, localMeta.BlockMeta)
 	}
@@ -238,102 +243,98 @@ func checkMetaLast(t *testing.T, uploads []string) {
 }
 
 func TestShipperShipsEachBlockOnce(t *testing.T) {
-	for _, concurrency := range []int{1, 4} {
-		t.Run(fmt.Sprintf("concurrency=%d", concurrency), func(t *testing.T) {
-			db := openTSDB(t)
-			appendAndCut(t, db, 0, 4*time.Hour+30*time.Minute)
-			ids := localBlockIDs(t, db)
-			if len(ids) != 3 {
-				t.Fatalf("TSDB cut %d blocks, want 3", len(ids))
-			}
-			removeDecoys := addDecoyBlocks(t, db.Dir())
+	db := openTSDB(t)
+	appendAndCut(t, db, 0, 4*time.Hour+30*time.Minute)
+	ids := localBlockIDs(t, db)
+	if len(ids) != 3 {
+		t.Fatalf("TSDB cut %d blocks, want 3", len(ids))
+	}
+	removeDecoys := addDecoyBlocks(t, db.Dir())
 
-			fsBucket, err := bucket.NewFilesystem(t.TempDir())
-			if err != nil {
+	fsBucket, err := bucket.NewFilesystem(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bkt := &recordingBucket{Bucket: fsBucket}
+	ext := labels.FromStrings("tenant", "team-a", "replica", "r1")
+	newShipper := func(reg prometheus.Registerer) *ship.Shipper {
+		s, err := ship.NewShipper(bkt, db.Dir(), nil, reg,
+			ship.WithExternalLabels(ext))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	reg := prometheus.NewPedanticRegistry()
+	s := newShipper(reg)
+	if n := mustSync(t, s); n != 3 {
+		t.Fatalf("first Sync uploaded %d blocks, want 3", n)
+	}
+	if got := shippedIDs(s); !slices.Equal(got, ids) {
+		t.Fatalf("Shipped() = %v, want %v", got, ids)
+	}
+	for _, id := range ids {
+		checkBlockInBucket(t, bkt, db.Dir(), id, ext)
+	}
+	checkMetaLast(t, bkt.uploaded())
+	if got := metrictest.Value(t, reg, "atoll_shipper_uploads_total"); got != 3 {
+		t.Errorf("atoll_shipper_uploads_total = %v, want 3", got)
+	}
+	if got := metrictest.Value(t, reg, "atoll_shipper_last_successful_upload_time_seconds"); got < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Errorf("atoll_shipper_last_successful_upload_time_seconds = %v", got)
+	}
+	uploadsAfterFirst := len(bkt.uploaded())
+
+	steps := []struct {
+		name    string
+		prepare func()
+	}{
+		{"same shipper again", func() {}},
+		{"restarted shipper", func() { s = newShipper(nil) }},
+		{"restarted shipper without its state file", func() {
+			if err := os.Remove(filepath.Join(db.Dir(), "atoll-shipper.json")); err != nil {
 				t.Fatal(err)
 			}
-			bkt := &recordingBucket{Bucket: fsBucket}
-			ext := labels.FromStrings("tenant", "team-a", "replica", "r1")
-			newShipper := func(reg prometheus.Registerer) *ship.Shipper {
-				s, err := ship.NewShipper(bkt, db.Dir(), nil, reg,
-					ship.WithExternalLabels(ext), ship.WithUploadConcurrency(concurrency))
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s
+			s = newShipper(nil)
+			if len(s.Shipped()) != 0 {
+				t.Fatalf("Shipped() = %v without a state file, want empty before Sync", s.Shipped())
 			}
+		}},
+	}
+	for _, step := range steps {
+		step.prepare()
+		if n := mustSync(t, s); n != 0 {
+			t.Errorf("%s: Sync uploaded %d blocks, want 0", step.name, n)
+		}
+		if got := len(bkt.uploaded()); got != uploadsAfterFirst {
+			t.Errorf("%s: %d uploads, want none beyond the first Sync's %d", step.name, got, uploadsAfterFirst)
+		}
+		if got := shippedIDs(s); !slices.Equal(got, ids) {
+			t.Errorf("%s: Shipped() = %v, want %v", step.name, got, ids)
+		}
+	}
 
-			reg := prometheus.NewPedanticRegistry()
-			s := newShipper(reg)
-			if n := mustSync(t, s); n != 3 {
-				t.Fatalf("first Sync uploaded %d blocks, want 3", n)
-			}
-			if got := shippedIDs(s); !slices.Equal(got, ids) {
-				t.Fatalf("Shipped() = %v, want %v", got, ids)
-			}
-			for _, id := range ids {
-				checkBlockInBucket(t, bkt, db.Dir(), id, ext)
-			}
-			checkMetaLast(t, bkt.uploaded())
-			if got := metrictest.Value(t, reg, "atoll_shipper_uploads_total"); got != 3 {
-				t.Errorf("atoll_shipper_uploads_total = %v, want 3", got)
-			}
-			if got := metrictest.Value(t, reg, "atoll_shipper_last_successful_upload_time_seconds"); got < float64(time.Now().Add(-time.Minute).Unix()) {
-				t.Errorf("atoll_shipper_last_successful_upload_time_seconds = %v", got)
-			}
-			uploadsAfterFirst := len(bkt.uploaded())
+	// New data: only the new block goes up. TSDB would refuse to
+	// reload with the decoys in place.
+	removeDecoys()
+	appendAndCut(t, db, 4*time.Hour+30*time.Minute, 5*time.Hour+30*time.Minute)
+	all := localBlockIDs(t, db)
+	if len(all) != 4 {
+		t.Fatalf("TSDB has %d blocks, want 4", len(all))
+	}
+	if n := mustSync(t, s); n != 1 {
+		t.Errorf("Sync after a new block uploaded %d, want 1", n)
+	}
+	checkBlockInBucket(t, bkt, db.Dir(), all[3], ext)
 
-			steps := []struct {
-				name    string
-				prepare func()
-			}{
-				{"same shipper again", func() {}},
-				{"restarted shipper", func() { s = newShipper(nil) }},
-				{"restarted shipper without its state file", func() {
-					if err := os.Remove(filepath.Join(db.Dir(), "atoll-shipper.json")); err != nil {
-						t.Fatal(err)
-					}
-					s = newShipper(nil)
-					if len(s.Shipped()) != 0 {
-						t.Fatalf("Shipped() = %v without a state file, want empty before Sync", s.Shipped())
-					}
-				}},
-			}
-			for _, step := range steps {
-				step.prepare()
-				if n := mustSync(t, s); n != 0 {
-					t.Errorf("%s: Sync uploaded %d blocks, want 0", step.name, n)
-				}
-				if got := len(bkt.uploaded()); got != uploadsAfterFirst {
-					t.Errorf("%s: %d uploads, want none beyond the first Sync's %d", step.name, got, uploadsAfterFirst)
-				}
-				if got := shippedIDs(s); !slices.Equal(got, ids) {
-					t.Errorf("%s: Shipped() = %v, want %v", step.name, got, ids)
-				}
-			}
-
-			// New data: only the new block goes up. TSDB would refuse to
-			// reload with the decoys in place.
-			removeDecoys()
-			appendAndCut(t, db, 4*time.Hour+30*time.Minute, 5*time.Hour+30*time.Minute)
-			all := localBlockIDs(t, db)
-			if len(all) != 4 {
-				t.Fatalf("TSDB has %d blocks, want 4", len(all))
-			}
-			if n := mustSync(t, s); n != 1 {
-				t.Errorf("Sync after a new block uploaded %d, want 1", n)
-			}
-			checkBlockInBucket(t, bkt, db.Dir(), all[3], ext)
-
-			// The owner deletes a shipped block; the shipper forgets it.
-			if err := os.RemoveAll(filepath.Join(db.Dir(), all[0].String())); err != nil {
-				t.Fatal(err)
-			}
-			mustSync(t, s)
-			if got := shippedIDs(newShipper(nil)); !slices.Equal(got, all[1:]) {
-				t.Errorf("after local deletion, persisted Shipped() = %v, want %v", got, all[1:])
-			}
-		})
+	// The owner deletes a shipped block; the shipper forgets it.
+	if err := os.RemoveAll(filepath.Join(db.Dir(), all[0].String())); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, s)
+	if got := shippedIDs(newShipper(nil)); !slices.Equal(got, all[1:]) {
+		t.Errorf("after local deletion, persisted Shipped() = %v, want %v", got, all[1:])
 	}
 }
 

@@ -21,8 +21,8 @@ const Label = "tenant_id"
 // Default receives writes, and answers queries, that name no tenant.
 const Default = "default-tenant"
 
-// MaxLength bounds tenant ids; they become directory names and label values.
-const MaxLength = 128
+// maxLength bounds tenant ids; they become directory names and label values.
+const maxLength = 128
 
 // ErrInvalid is returned, wrapped, for tenant ids that cannot name a
 // directory or a label value.
@@ -42,8 +42,8 @@ func Validate(id string) error {
 	switch {
 	case id == "":
 		return fmt.Errorf("%w: empty tenant id", ErrInvalid)
-	case len(id) > MaxLength:
-		return fmt.Errorf("%w: tenant id is %d bytes, more than %d", ErrInvalid, len(id), MaxLength)
+	case len(id) > maxLength:
+		return fmt.Errorf("%w: tenant id is %d bytes, more than %d", ErrInvalid, len(id), maxLength)
 	case id == "." || id == "..":
 		return fmt.Errorf("%w: tenant id %q is a relative path", ErrInvalid, id)
 	case !utf8.ValidString(id):

@@ -22,8 +22,8 @@ func TestValidate(t *testing.T) {
 		{`a\b`, false},
 		{"a\x00b", false},
 		{"tab\there", false},
-		{strings.Repeat("x", MaxLength), true},
-		{strings.Repeat("x", MaxLength+1), false},
+		{strings.Repeat("x", maxLength), true},
+		{strings.Repeat("x", maxLength+1), false},
 		{"\xff\xfe", false},
 	} {
 		err := Validate(c.id)

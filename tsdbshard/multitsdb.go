@@ -25,9 +25,9 @@ import (
 )
 
 var (
-	// ErrClosed is returned once the MultiTSDB is closing: the caller should
+	// errClosed is returned once the MultiTSDB is closing: the caller should
 	// answer "unavailable" so the client retries elsewhere or later.
-	ErrClosed = errors.New("tsdb is closed")
+	errClosed = errors.New("tsdb is closed")
 )
 
 // Options configure every tenant's TSDB. The zero value is not usable; start
@@ -140,7 +140,7 @@ func (m *MultiTSDB) Tenant(id string) (*Tenant, error) {
 	closed := m.closed
 	m.mtx.RUnlock()
 	if closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	if ok {
 		return t, nil
@@ -152,7 +152,7 @@ func (m *MultiTSDB) Tenant(id string) (*Tenant, error) {
 	m.mtx.Lock()
 	if m.closed {
 		m.mtx.Unlock()
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	if t, ok := m.tenants[id]; ok {
 		m.mtx.Unlock()
@@ -175,7 +175,7 @@ func (m *MultiTSDB) Tenant(id string) (*Tenant, error) {
 	if err == nil {
 		if m.closed {
 			_ = t.close()
-			err = ErrClosed
+			err = errClosed
 		} else {
 			m.tenants[id] = t
 		}
@@ -374,7 +374,7 @@ func (m *MultiTSDB) Flush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close closes every tenant TSDB; appends after Close fail with ErrClosed.
+// Close closes every tenant TSDB; appends after Close fail with errClosed.
 // A second call is harmless.
 func (m *MultiTSDB) Close() error {
 	m.mtx.Lock()

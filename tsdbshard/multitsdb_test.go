@@ -109,7 +109,7 @@ func TestTenantsOpenLazilyOnceAndReopen(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Tenant("a"); !errors.Is(err, ErrClosed) {
+	if _, err := m.Tenant("a"); !errors.Is(err, errClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 	o := m.Options()

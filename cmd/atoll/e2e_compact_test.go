@@ -20,7 +20,6 @@ import (
 
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
-	"github.com/atoll-metrics/atoll/compactor"
 	"github.com/atoll-metrics/atoll/internal/blockgen"
 	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
@@ -96,7 +95,9 @@ func TestCompactSurvivesKill9(t *testing.T) {
 			t.Errorf("block %s marked no-compact: %+v", b.ID(), b.NoCompact)
 		}
 		byRes[b.Resolution()] = append(byRes[b.Resolution()], b)
-		g := compactor.GroupOf(b, []string{"receive_replica"}).Key()
+		// A group: the external labels without the replica label, and
+		// the resolution.
+		g := fmt.Sprintf("%s@%d", labels.NewBuilder(b.Meta.ExternalLabels()).Del("receive_replica").Labels(), b.Resolution())
 		groups[g] = append(groups[g], b)
 	}
 	for g, bs := range groups {
