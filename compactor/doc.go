@@ -91,4 +91,11 @@
 // old, so one cut off from the bucket stops writing before another may
 // take over; machines' clocks must agree to well within a quarter of the
 // duration.
+//
+// # Imports
+//
+// compactor imports block (what a block is, which are visible, how they
+// move), bucket, dedup (the querier's replica merge, so a compacted block
+// holds what a deduplicating query returns) and its own downsample. It
+// must not import the shipper, the store gateway or the querier.
 package compactor

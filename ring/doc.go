@@ -61,4 +61,6 @@
 //
 // Members compare heartbeats with their own clocks, so clocks must agree to
 // well within the heartbeat timeout.
+//
+// ring imports nothing of Atoll; ingest and cmd/atoll import it.
 package ring

@@ -1,14 +1,3 @@
-// Package blockgen fills a bucket with synthetic blocks as Atoll receivers
-// ship them: 2h blocks per replica, the same samples under each replica's
-// label with short gaps where a replica missed scrapes. Tests and the
-// compaction benchmark use it to get weeks of data in seconds, and to know
-// exactly which samples the bucket must hold after compaction (the truth:
-// every scrape at least one replica has).
-//
-// Values are functions of the series and the timestamp, so the truth needs
-// no storage: counters grow non-linearly and reset every few days, gauges
-// swing, and histogram series are counters of native histograms with resets
-// of their own.
 package blockgen
 
 import (
