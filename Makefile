@@ -1,5 +1,5 @@
 # Atoll. `make run` starts everything in one process; `make test` runs the
-# whole test suite, installing the real Prometheus and S3 server it uses.
+# whole test suite, installing the real Prometheus, promtool and S3 server it uses.
 
 GO          ?= go
 GOBIN       ?= $(shell $(GO) env GOPATH)/bin
@@ -50,10 +50,13 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./ingest ./tsdbshard ./ring ./querier ./dedup ./storegateway
 
 # The real programs tests run against, cached in GOPATH/bin.
-tools: $(GOBIN)/prometheus $(GOBIN)/versitygw
+tools: $(GOBIN)/prometheus $(GOBIN)/promtool $(GOBIN)/versitygw
 
 $(GOBIN)/prometheus:
 	$(GO) install github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)
+
+$(GOBIN)/promtool:
+	$(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
 
 $(GOBIN)/versitygw:
 	$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)

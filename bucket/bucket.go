@@ -56,6 +56,18 @@ type Bucket interface {
 	Close() error
 }
 
+// Check asks the bucket for one entry of its root listing. It returns
+// nil when the bucket answers, else an error saying why it cannot be used:
+// it does not exist, it cannot be reached, access is denied.
+func Check(ctx context.Context, bkt Bucket) error {
+	errFound := errors.New("found an entry")
+	err := bkt.Iter(ctx, "", func(string) error { return errFound }, false)
+	if err == nil || errors.Is(err, errFound) {
+		return nil
+	}
+	return fmt.Errorf("bucket %s: %w", bkt.Name(), err)
+}
+
 // ObjectAttributes describes a stored object.
 type ObjectAttributes struct {
 	Size         int64

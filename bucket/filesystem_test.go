@@ -12,6 +12,18 @@ import (
 	"github.com/atoll-metrics/atoll/bucket/buckettest"
 )
 
+func TestPrefixedFilesystemBucketConformance(t *testing.T) {
+	buckettest.Conformance(t, func(t *testing.T) bucket.Bucket {
+		cfg := bucket.ConfigForDir(filepath.Join(t.TempDir(), "bucket"))
+		cfg.Prefix = "a/b"
+		bkt, err := bucket.New(cfg, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bkt
+	})
+}
+
 func TestFilesystemBucketConformance(t *testing.T) {
 	buckettest.Conformance(t, func(t *testing.T) bucket.Bucket {
 		bkt, err := bucket.NewFilesystem(filepath.Join(t.TempDir(), "bucket"))

@@ -6,10 +6,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/encrypt"
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
 )
 
 // s3Bucket adapts a minio-go client to Bucket. minio-go types and error
@@ -18,7 +24,12 @@ type s3Bucket struct {
 	client    *minio.Client
 	transport *http.Transport
 	bucket    string
-	partSize  uint64
+	put       minio.PutObjectOptions
+	// sse is sent with reads too: only set for SSE-C, whose key the server
+	// does not keep.
+	sse      encrypt.ServerSide
+	listV1   bool
+	endpoint string
 }
 
 func newS3Bucket(cfg S3Config) (*s3Bucket, error) {
@@ -26,7 +37,7 @@ func newS3Bucket(cfg S3Config) (*s3Bucket, error) {
 	if err != nil {
 		return nil, err
 	}
-	transport, err := minio.DefaultTransport(!cfg.Insecure)
+	transport, err := s3Transport(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("S3 bucket %q: %w", cfg.Bucket, err)
 	}
@@ -45,20 +56,114 @@ func newS3Bucket(cfg S3Config) (*s3Bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("S3 bucket %q: %w", cfg.Bucket, err)
 	}
-	return &s3Bucket{client: client, transport: transport, bucket: cfg.Bucket, partSize: partSize}, nil
+	b := &s3Bucket{
+		client:    client,
+		transport: transport,
+		bucket:    cfg.Bucket,
+		listV1:    cfg.ListObjectsVersion == "v1",
+		endpoint:  cfg.Endpoint,
+		put: minio.PutObjectOptions{
+			PartSize:         partSize,
+			DisableMultipart: cfg.DisableMultipart,
+			SendContentMd5:   cfg.SendContentMd5,
+			UserMetadata:     cfg.PutUserMetadata,
+		},
+	}
+	if b.put.ServerSideEncryption, err = s3SSE(cfg.SSEConfig); err != nil {
+		return nil, fmt.Errorf("S3 bucket %q: %w", cfg.Bucket, err)
+	}
+	if cfg.SSEConfig.Type == SSEC {
+		b.sse = b.put.ServerSideEncryption
+	}
+	return b, nil
+}
+
+// s3Transport is minio-go's default transport with the http_config
+// settings applied.
+func s3Transport(cfg S3Config) (*http.Transport, error) {
+	t, err := minio.DefaultTransport(!cfg.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	h := cfg.HTTPConfig
+	set := func(dst *time.Duration, d model.Duration) {
+		if d > 0 {
+			*dst = time.Duration(d)
+		}
+	}
+	set(&t.IdleConnTimeout, h.IdleConnTimeout)
+	set(&t.ResponseHeaderTimeout, h.ResponseHeaderTimeout)
+	set(&t.TLSHandshakeTimeout, h.TLSHandshakeTimeout)
+	set(&t.ExpectContinueTimeout, h.ExpectContinueTimeout)
+	if h.MaxIdleConns > 0 {
+		t.MaxIdleConns = h.MaxIdleConns
+	}
+	if h.MaxIdleConnsPerHost > 0 {
+		t.MaxIdleConnsPerHost = h.MaxIdleConnsPerHost
+	}
+	if h.MaxConnsPerHost > 0 {
+		t.MaxConnsPerHost = h.MaxConnsPerHost
+	}
+	t.DisableCompression = t.DisableCompression || h.DisableCompression
+	tc := h.TLSConfig
+	tlsCfg, err := config.NewTLSConfig(&config.TLSConfig{
+		CAFile:             tc.CAFile,
+		CertFile:           tc.CertFile,
+		KeyFile:            tc.KeyFile,
+		ServerName:         tc.ServerName,
+		InsecureSkipVerify: tc.InsecureSkipVerify || h.InsecureSkipVerify,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("http_config tls_config: %w", err)
+	}
+	if t.TLSClientConfig != nil {
+		tlsCfg.MinVersion = max(tlsCfg.MinVersion, t.TLSClientConfig.MinVersion)
+	}
+	t.TLSClientConfig = tlsCfg
+	return t, nil
+}
+
+// s3SSE builds the server-side encryption of uploads.
+func s3SSE(c S3SSEConfig) (encrypt.ServerSide, error) {
+	switch c.Type {
+	case "":
+		return nil, nil
+	case SSES3:
+		return encrypt.NewSSE(), nil
+	case SSEKMS:
+		var ctx any
+		if len(c.KMSEncryptionContext) > 0 {
+			ctx = c.KMSEncryptionContext
+		}
+		return encrypt.NewSSEKMS(c.KMSKeyID, ctx)
+	case SSEC:
+		key, err := os.ReadFile(c.EncryptionKey)
+		if err != nil {
+			return nil, fmt.Errorf("sse_config encryption_key: %w", err)
+		}
+		sse, err := encrypt.NewSSEC(key)
+		if err != nil {
+			return nil, fmt.Errorf("sse_config encryption_key %s: %w", c.EncryptionKey, err)
+		}
+		return sse, nil
+	}
+	return nil, fmt.Errorf("unknown sse_config type %q", c.Type)
 }
 
 // s3Credentials prefers keys from the config; without them it follows the
 // usual AWS order so that pods with IAM roles need no secrets in config.
 func s3Credentials(cfg S3Config) *credentials.Credentials {
 	if cfg.AccessKey != "" {
-		return credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
+		if cfg.SignatureV2 {
+			return credentials.NewStaticV2(cfg.AccessKey, string(cfg.SecretKey), string(cfg.SessionToken))
+		}
+		return credentials.NewStaticV4(cfg.AccessKey, string(cfg.SecretKey), string(cfg.SessionToken))
 	}
 	return credentials.NewChainCredentials([]credentials.Provider{
 		&credentials.EnvAWS{},
 		&credentials.EnvMinio{},
 		&credentials.FileAWSCredentials{},
-		&credentials.IAM{Client: &http.Client{Transport: http.DefaultTransport}},
+		&credentials.IAM{Client: &http.Client{Transport: http.DefaultTransport}, Endpoint: cfg.STSEndpoint},
 	})
 }
 
@@ -82,6 +187,13 @@ func classifyS3(op, name string, err error) error {
 	if errors.As(err, &resp) && (resp.Code == "NoSuchKey" || (resp.StatusCode == http.StatusNotFound && resp.Code != "NoSuchBucket")) {
 		return fmt.Errorf("%s %q: %w", op, name, errObjectNotFound)
 	}
+	if resp.Code == "NoSuchBucket" {
+		return fmt.Errorf("%s %q: the bucket %q does not exist: %w", op, name, resp.BucketName, err)
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return fmt.Errorf("%s %q: cannot reach the S3 endpoint: %w", op, name, err)
+	}
 	return fmt.Errorf("%s %q: %w", op, name, err)
 }
 
@@ -96,7 +208,7 @@ func (b *s3Bucket) Get(ctx context.Context, name string) (io.ReadCloser, error) 
 	if err := validateObjectName(name); err != nil {
 		return nil, fmt.Errorf("get: %w", err)
 	}
-	return b.get(ctx, "get", name, minio.GetObjectOptions{})
+	return b.get(ctx, "get", name, minio.GetObjectOptions{ServerSideEncryption: b.sse})
 }
 
 func (b *s3Bucket) GetRange(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
@@ -114,7 +226,7 @@ func (b *s3Bucket) GetRange(ctx context.Context, name string, off, length int64)
 		}
 		return io.NopCloser(strings.NewReader("")), nil
 	}
-	var opts minio.GetObjectOptions
+	opts := minio.GetObjectOptions{ServerSideEncryption: b.sse}
 	switch {
 	case length > 0:
 		if err := opts.SetRange(off, off+length-1); err != nil {
@@ -154,7 +266,7 @@ func (b *s3Bucket) Upload(ctx context.Context, name string, r io.Reader, size in
 	if err := validateObjectName(name); err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
-	_, err := b.client.PutObject(ctx, b.bucket, name, r, size, minio.PutObjectOptions{PartSize: b.partSize})
+	_, err := b.client.PutObject(ctx, b.bucket, name, r, size, b.put)
 	if err != nil {
 		return classifyS3("upload", name, err)
 	}
@@ -187,7 +299,7 @@ func (b *s3Bucket) Iter(ctx context.Context, dir string, f func(string) error, r
 	// early, so the listing releases its response.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for obj := range b.client.ListObjectsIter(ctx, b.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: recursive}) {
+	for obj := range b.client.ListObjectsIter(ctx, b.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: recursive, UseV1: b.listV1}) {
 		if obj.Err != nil {
 			return classifyS3("iter", dir, obj.Err)
 		}
@@ -214,7 +326,7 @@ func (b *s3Bucket) Attributes(ctx context.Context, name string) (ObjectAttribute
 	if err := validateObjectName(name); err != nil {
 		return ObjectAttributes{}, fmt.Errorf("attributes: %w", err)
 	}
-	info, err := b.client.StatObject(ctx, b.bucket, name, minio.StatObjectOptions{})
+	info, err := b.client.StatObject(ctx, b.bucket, name, minio.StatObjectOptions{ServerSideEncryption: b.sse})
 	if err != nil {
 		return ObjectAttributes{}, classifyS3("attributes", name, err)
 	}

@@ -5,14 +5,21 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/prometheus/common/model"
 
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/bucket/buckettest"
@@ -122,7 +129,7 @@ func TestS3MultipartUploadAndRangeReads(t *testing.T) {
 func rawETag(t *testing.T, cfg bucket.S3Config, name string) string {
 	t.Helper()
 	c, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:        credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Creds:        credentials.NewStaticV4(cfg.AccessKey, string(cfg.SecretKey), ""),
 		Region:       cfg.Region,
 		BucketLookup: minio.BucketLookupPath,
 	})
@@ -142,7 +149,7 @@ func TestS3CredentialsFromEnvironment(t *testing.T) {
 	srv := buckettest.StartS3Server(t)
 	cfg := srv.CreateBucket(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", cfg.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", cfg.SecretKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", string(cfg.SecretKey))
 	cfg.AccessKey, cfg.SecretKey = "", ""
 	bkt := newS3Bucket(t, cfg)
 	ctx := t.Context()
@@ -174,5 +181,161 @@ func TestS3UnreachableIsNotNotFound(t *testing.T) {
 	}
 	if _, err := bkt.Get(ctx, "anything"); err == nil || bucket.IsNotFound(err) {
 		t.Errorf("Get against a stopped server = %v; want an error other than not found", err)
+	}
+}
+
+// A prefix keeps every object of the bucket under it, for every operation,
+// while callers use the same names as without one.
+func TestS3Prefix(t *testing.T) {
+	srv := buckettest.StartS3Server(t)
+	prefixed := func(t *testing.T, cfg bucket.S3Config, prefix string) bucket.Bucket {
+		bkt, err := bucket.New(bucket.Config{Type: bucket.TypeS3, S3: cfg, Prefix: prefix}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = bkt.Close() })
+		return bkt
+	}
+	buckettest.Conformance(t, func(t *testing.T) bucket.Bucket {
+		return prefixed(t, srv.CreateBucket(t), "team-a/atoll")
+	})
+
+	ctx := t.Context()
+	cfg := srv.CreateBucket(t)
+	pb := prefixed(t, cfg, "/team-a/atoll/")
+	plain := newS3Bucket(t, cfg)
+	for _, name := range []string{"01J5/meta.json", "01J5/chunks/000001", "atoll-compactor-lease.json"} {
+		if err := pb.Upload(ctx, name, strings.NewReader(name), int64(len(name))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := plain.Upload(ctx, "outside", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	var raw []string
+	if err := plain.Iter(ctx, "", func(n string) error { raw = append(raw, n); return nil }, true); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(raw)
+	want := []string{"outside", "team-a/atoll/01J5/chunks/000001", "team-a/atoll/01J5/meta.json", "team-a/atoll/atoll-compactor-lease.json"}
+	if !slices.Equal(raw, want) {
+		t.Errorf("objects in the bucket: %q, want %q", raw, want)
+	}
+	var seen []string
+	if err := pb.Iter(ctx, "", func(n string) error { seen = append(seen, n); return nil }, false); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(seen)
+	if !slices.Equal(seen, []string{"01J5/", "atoll-compactor-lease.json"}) {
+		t.Errorf("the prefixed bucket lists %q", seen)
+	}
+	if ok, _ := pb.Exists(ctx, "outside"); ok {
+		t.Error("the prefixed bucket sees an object outside its prefix")
+	}
+	if !strings.HasSuffix(pb.Name(), "/team-a/atoll") {
+		t.Errorf("Name() = %q does not show the prefix", pb.Name())
+	}
+}
+
+// http_config reaches the transport: a server whose certificate is not
+// trusted is refused, unless insecure_skip_verify or the CA in tls_config
+// says otherwise.
+func TestS3HTTPConfigTLS(t *testing.T) {
+	srv := buckettest.StartTLSS3Server(t)
+	cfg := srv.CreateBucket(t)
+	cfg.MaxRetries = 1
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := newS3Bucket(t, cfg).Upload(ctx, "x", strings.NewReader("x"), 1); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("upload to a server with an untrusted certificate: %v, want a certificate error", err)
+	}
+	for name, hc := range map[string]bucket.S3HTTPConfig{
+		"insecure_skip_verify": {InsecureSkipVerify: true},
+		"tls_config ca_file":   {TLSConfig: bucket.S3TLSConfig{CAFile: srv.CAFile}, ResponseHeaderTimeout: model.Duration(10 * time.Second), MaxIdleConns: 2},
+	} {
+		c := cfg
+		c.HTTPConfig = hc
+		bkt := newS3Bucket(t, c)
+		if err := bkt.Upload(ctx, name, strings.NewReader(name), int64(len(name))); err != nil {
+			t.Errorf("%s: upload: %v", name, err)
+		}
+	}
+}
+
+// Server-side encryption reaches the wire: every upload asks the server to
+// encrypt, with the KMS key and context of SSE-KMS. (versitygw ignores the
+// headers, so they are read on the way, by a proxy in front of it.)
+func TestS3ServerSideEncryptionIsSent(t *testing.T) {
+	srv := buckettest.StartS3Server(t)
+	target, err := url.Parse("http://" + srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mtx  sync.Mutex
+		puts []http.Header
+	)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			mtx.Lock()
+			puts = append(puts, r.Header.Clone())
+			mtx.Unlock()
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+
+	for _, tc := range []struct {
+		sse  bucket.S3SSEConfig
+		want map[string]string
+	}{
+		{bucket.S3SSEConfig{Type: bucket.SSES3}, map[string]string{"X-Amz-Server-Side-Encryption": "AES256"}},
+		{bucket.S3SSEConfig{Type: bucket.SSEKMS, KMSKeyID: "key-1"}, map[string]string{
+			"X-Amz-Server-Side-Encryption": "aws:kms", "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id": "key-1",
+		}},
+	} {
+		cfg := srv.CreateBucket(t)
+		cfg.Endpoint = strings.TrimPrefix(proxy.URL, "http://")
+		cfg.SSEConfig = tc.sse
+		mtx.Lock()
+		puts = nil
+		mtx.Unlock()
+		if err := newS3Bucket(t, cfg).Upload(t.Context(), "enc", strings.NewReader("secret data"), 11); err != nil {
+			t.Fatalf("%s: upload: %v", tc.sse.Type, err)
+		}
+		mtx.Lock()
+		if len(puts) != 1 {
+			t.Fatalf("%s: %d PUT requests seen", tc.sse.Type, len(puts))
+		}
+		for k, v := range tc.want {
+			if got := puts[0].Get(k); got != v {
+				t.Errorf("%s: upload header %s = %q, want %q", tc.sse.Type, k, got, v)
+			}
+		}
+		mtx.Unlock()
+	}
+}
+
+// CheckBucket tells a bucket that does not exist and a server that cannot
+// be reached from a usable bucket, in words an operator can act on.
+func TestCheckBucket(t *testing.T) {
+	srv := buckettest.StartS3Server(t)
+	cfg := srv.CreateBucket(t)
+	cfg.MaxRetries = 1
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := bucket.Check(ctx, newS3Bucket(t, cfg)); err != nil {
+		t.Fatalf("existing empty bucket: %v", err)
+	}
+	missing := cfg
+	missing.Bucket = "no-such-bucket"
+	if err := bucket.Check(ctx, newS3Bucket(t, missing)); err == nil || !strings.Contains(err.Error(), `the bucket "no-such-bucket" does not exist`) {
+		t.Errorf("missing bucket: %v", err)
+	}
+	bkt := newS3Bucket(t, cfg)
+	srv.Stop()
+	if err := bucket.Check(ctx, bkt); err == nil || !strings.Contains(err.Error(), "cannot reach the S3 endpoint") {
+		t.Errorf("stopped server: %v", err)
 	}
 }

@@ -160,12 +160,16 @@ func (c *Compactor) Pass(ctx context.Context) (err error) {
 	}
 	start := time.Now()
 	c.m.passes.Inc()
+	var newestMaxTime int64
 	defer func() {
 		if err != nil {
 			c.m.passFailures.Inc()
 			return
 		}
 		c.m.lastSuccess.SetToCurrentTime()
+		if newestMaxTime > 0 {
+			c.m.newestBlock.Set(float64(newestMaxTime) / 1000)
+		}
 		c.logger.Info("pass done", "duration", time.Since(start))
 	}()
 	for _, d := range []string{"compact", "downsample"} {
@@ -181,6 +185,15 @@ func (c *Compactor) Pass(ctx context.Context) (err error) {
 		c.logger.Warn("ignoring block with unreadable meta.json", "block", id, "err", err)
 	}
 	st := c.newPassState(set)
+	noCompact := 0
+	for _, b := range set.Blocks {
+		newestMaxTime = max(newestMaxTime, b.Meta.MaxTime)
+		if b.NoCompact != nil && b.Deletion == nil {
+			noCompact++
+		}
+	}
+	c.m.groups.Set(float64(len(st.groups)))
+	c.m.noCompactBlocks.Set(float64(noCompact))
 
 	var errs []error
 	keep := func(err error) bool {

@@ -76,10 +76,13 @@
 //
 // A compactor holds the bucket through the object LeaseObject
 // (atoll-compactor-lease.json): holder id, session and expiry, renewed every
-// quarter of Options.LeaseDuration. A second compactor refuses to start
-// (ErrLeaseHeld) until the lease expires; one restarted with the same holder
-// id takes its own lease over at once. Object storage has no
-// compare-and-swap, so acquisition writes the record, waits a settle delay
+// quarter of Options.LeaseDuration. A lease being renewed is never taken,
+// whoever asks: a second compactor refuses to start (ErrLeaseHeld, naming
+// the holder), even one with the same holder id. Only a compactor restarted
+// with the holder id of a lease whose renewals stopped (no renewal for two
+// renewal intervals, half the duration) takes it over before it expires.
+// Object storage has no compare-and-swap, so acquisition writes the record,
+// waits a settle delay
 // (a tenth of the duration, at most 2s) and reads it back; the window left
 // is a competitor that stalls between reading a free lease and writing its
 // own for longer than the settle delay. Both would then believe they hold

@@ -33,11 +33,22 @@ var ErrLeaseLost = errors.New("compactor lost the bucket lease")
 type LeaseHeldError struct {
 	Holder  string
 	Expires time.Time
+	// Renewed is the holder's last renewal; a holder that renews is
+	// running.
+	Renewed time.Time
+	// SameHolder says the holder id is this compactor's own: another
+	// process runs with the same --lease.holder (two compactors on one
+	// host both default to the host name).
+	SameHolder bool
 }
 
 func (e *LeaseHeldError) Error() string {
-	return fmt.Sprintf("%v: holder %q, expires %s (exactly one compactor may write to a bucket; "+
-		"this one may take over once the lease expires)", ErrLeaseHeld, e.Holder, e.Expires.UTC().Format(time.RFC3339))
+	msg := fmt.Sprintf("%v: holder %q, last renewed %s, expires %s (exactly one compactor may write to a bucket",
+		ErrLeaseHeld, e.Holder, e.Renewed.UTC().Format(time.RFC3339), e.Expires.UTC().Format(time.RFC3339))
+	if e.SameHolder {
+		return msg + "; another running compactor uses this compactor's holder id and keeps renewing the lease: stop it, or give each compactor its own id)"
+	}
+	return msg + "; this one may take over once the lease expires)"
 }
 
 func (e *LeaseHeldError) Is(target error) bool { return target == ErrLeaseHeld }
@@ -122,20 +133,25 @@ func (l *lease) write(ctx context.Context, rec *leaseRecord) error {
 	return l.bkt.Upload(ctx, LeaseObject, bytes.NewReader(data), int64(len(data)))
 }
 
-// acquire takes the lease or returns a *LeaseHeldError. A record left by a
-// previous run with the same holder id is taken over at once: that is the
-// same compactor restarted.
+// acquire takes the lease or returns a *LeaseHeldError. A lease that is
+// being renewed is never taken, whoever asks. A live lease with this
+// compactor's own holder id whose renewals have stopped is taken over at
+// once, without waiting for it to expire: that is this compactor, restarted
+// after a crash.
 func (l *lease) acquire(ctx context.Context) error {
 	rec, err := l.read(ctx)
 	if err != nil {
 		return fmt.Errorf("read lease: %w", err)
 	}
-	now := l.now()
-	if rec != nil && now.Before(rec.Expires) {
+	if rec != nil && l.now().Before(rec.Expires) {
 		if rec.Holder != l.holder {
-			return &LeaseHeldError{Holder: rec.Holder, Expires: rec.Expires}
+			return &LeaseHeldError{Holder: rec.Holder, Expires: rec.Expires, Renewed: rec.Renewed}
 		}
-		l.logger.Warn("taking over the lease of an earlier run of this compactor", "holder", rec.Holder, "session", rec.Session)
+		if err := l.waitRenewalsStopped(ctx, rec); err != nil {
+			return err
+		}
+		l.logger.Warn("taking over the lease of an earlier run of this compactor; its renewals stopped", "holder", rec.Holder, "session", rec.Session,
+			"last_renewed", rec.Renewed.UTC().Format(time.RFC3339))
 	}
 	start := l.now()
 	mine := &leaseRecord{Version: 1, Holder: l.holder, Session: l.session, Acquired: start, Renewed: start, Expires: start.Add(l.duration)}
@@ -153,15 +169,53 @@ func (l *lease) acquire(ctx context.Context) error {
 	}
 	if back == nil || back.Session != l.session {
 		if back == nil {
-			return &LeaseHeldError{Holder: "(released while acquiring)", Expires: start}
+			return &LeaseHeldError{Holder: "(released while acquiring)", Expires: start, Renewed: start}
 		}
-		return &LeaseHeldError{Holder: back.Holder, Expires: back.Expires}
+		return &LeaseHeldError{Holder: back.Holder, Expires: back.Expires, Renewed: back.Renewed, SameHolder: back.Holder == l.holder}
 	}
 	l.mu.Lock()
 	l.acquired = start
 	l.deadline = start.Add(l.duration - l.duration/4)
 	l.mu.Unlock()
 	return nil
+}
+
+// waitRenewalsStopped returns nil once the live lease rec, held under this
+// compactor's own holder id, is known not to be renewed any more, and a
+// *LeaseHeldError if it is. Its holder renews every quarter of its duration
+// (Expires-Renewed); a record not renewed for two of those intervals
+// belongs to a process that stopped. A younger record is read again once
+// that much time has passed since its renewal.
+func (l *lease) waitRenewalsStopped(ctx context.Context, rec *leaseRecord) error {
+	interval := rec.Expires.Sub(rec.Renewed) / 4
+	if interval <= 0 || interval > l.duration {
+		interval = l.duration / 4
+	}
+	staleAfter := 2 * interval
+	for {
+		wait := rec.Renewed.Add(staleAfter).Sub(l.now())
+		if wait <= 0 {
+			return nil
+		}
+		l.logger.Info("the lease carries this compactor's holder id; waiting to see whether it is still renewed",
+			"holder", rec.Holder, "session", rec.Session, "wait", wait.Round(time.Millisecond))
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		again, err := l.read(ctx)
+		if err != nil {
+			return fmt.Errorf("read lease: %w", err)
+		}
+		switch {
+		case again == nil || !l.now().Before(again.Expires):
+			return nil
+		case again.Session != rec.Session || again.Renewed.After(rec.Renewed):
+			return &LeaseHeldError{Holder: again.Holder, Expires: again.Expires, Renewed: again.Renewed, SameHolder: again.Holder == l.holder}
+		}
+		// Not renewed since; the loop ends once it is stale.
+	}
 }
 
 // renew extends the lease, or reports it lost.

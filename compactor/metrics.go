@@ -11,6 +11,9 @@ type metrics struct {
 	passFailures       prometheus.Counter
 	lastSuccess        prometheus.Gauge
 	leaseHeld          prometheus.Gauge
+	groups             prometheus.Gauge
+	noCompactBlocks    prometheus.Gauge
+	newestBlock        prometheus.Gauge
 	compactions        *prometheus.CounterVec
 	compactionFailures prometheus.Counter
 	samplesCompacted   *prometheus.CounterVec
@@ -39,6 +42,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		leaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "atoll_compactor_lease_held",
 			Help: "1 while this compactor holds the bucket's lease.",
+		}),
+		groups: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "atoll_compactor_groups",
+			Help: "Groups (external labels without replica labels, and resolution) in the bucket at the last pass.",
+		}),
+		noCompactBlocks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "atoll_compactor_no_compact_blocks",
+			Help: "Blocks in the bucket marked no-compact at the last pass; they are served but never compacted.",
+		}),
+		newestBlock: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "atoll_compactor_newest_block_max_time_seconds",
+			Help: "Newest sample time of any block the last successful pass saw: time() minus it is how far compaction lags the bucket.",
 		}),
 		compactions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "atoll_compactor_compactions_total",
@@ -79,7 +94,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{
-			m.passes, m.passFailures, m.lastSuccess, m.leaseHeld, m.compactions, m.compactionFailures,
+			m.passes, m.passFailures, m.lastSuccess, m.leaseHeld, m.groups, m.noCompactBlocks, m.newestBlock,
+			m.compactions, m.compactionFailures,
 			m.samplesCompacted, m.downsamples, m.samplesDownsampled, m.markedForDeletion,
 			m.markedNoCompact, m.deleted, m.partialDeleted,
 		} {

@@ -54,10 +54,11 @@ type Options struct {
 	Interval time.Duration
 
 	// LeaseHolder identifies this compactor in the bucket's lease. A
-	// compactor finding a live lease with its own holder id takes it over at
-	// once (it is the same compactor, restarted), so it must be stable
-	// across restarts and unique among compactors: the host name by
-	// default.
+	// compactor finding a live lease with its own holder id whose renewals
+	// stopped takes it over without waiting for it to expire (it is the
+	// same compactor, restarted); one still renewed is refused like any
+	// other. It should be stable across restarts and unique among
+	// compactors: the host name by default.
 	LeaseHolder string
 	// LeaseDuration is how long the lease lasts unrenewed: how long a
 	// crashed compactor blocks another one. It is renewed every quarter of

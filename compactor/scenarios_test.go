@@ -52,6 +52,20 @@ func TestLeaseExclusion(t *testing.T) {
 		t.Fatalf("second compactor: %v, want ErrLeaseHeld naming holder a", err)
 	}
 
+	// A compactor with A's own holder id is refused too: A keeps renewing,
+	// so it is not an earlier run of the same compactor.
+	csame, err := compactor.New(bkt, optsFor("a"), testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = csame.Run(ctx)
+	if !errors.As(err, &held) || held.Holder != "a" || !held.SameHolder {
+		t.Fatalf("second compactor with the holder id of the running one: %v, want ErrLeaseHeld naming holder a", err)
+	}
+	if !ca.Ready() {
+		t.Fatal("A no longer holds the lease after a compactor with its holder id tried to take it")
+	}
+
 	// Renewals keep the lease alive past its duration.
 	time.Sleep(3 * time.Second)
 	if err := cb.Run(ctx); !errors.Is(err, compactor.ErrLeaseHeld) {
@@ -93,7 +107,25 @@ forge:
 		t.Error("lease object left behind after a one-pass run")
 	}
 
-	// The same holder restarted takes its own live lease over at once.
+	// The same holder restarted takes over its own live lease whose
+	// renewals stopped, well before it expires: at once when the last
+	// renewal is old, after two renewal intervals when it is fresh.
+	renewed := time.Now()
+	const crashedLease = 6 * time.Second // renewed every 1.5s
+	fresh := `{"version":1,"holder":"b","session":"crashed","renewed":"` + renewed.UTC().Format(time.RFC3339Nano) + `","expires":"` + renewed.Add(crashedLease).UTC().Format(time.RFC3339Nano) + `"}`
+	if err := bkt.Upload(ctx, compactor.LeaseObject, strings.NewReader(fresh), int64(len(fresh))); err != nil {
+		t.Fatal(err)
+	}
+	cb3, err := compactor.New(bkt, optsFor("b"), testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cb3.Run(ctx); err != nil {
+		t.Fatalf("restarted holder, lease renewed just before the crash: %v", err)
+	}
+	if took := time.Since(renewed); took < crashedLease/2 || took >= crashedLease {
+		t.Errorf("took over a %v lease %v after its last renewal, want after two renewal intervals (%v), before expiry", crashedLease, took, crashedLease/2)
+	}
 	live := `{"version":1,"holder":"b","session":"old","expires":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `"}`
 	if err := bkt.Upload(ctx, compactor.LeaseObject, strings.NewReader(live), int64(len(live))); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-./data/cluster}
 BIN=${BIN:-./bin/atoll}
 PIDS="$DATA/pids"
+# Every member joins through all three receivers, so any one may be down.
+JOIN="--ring.join=127.0.0.1:11946 --ring.join=127.0.0.1:12946 --ring.join=127.0.0.1:13946"
 
 up() {
   make build >/dev/null
@@ -23,14 +25,14 @@ up() {
       --data-dir="$DATA/receive-$i" \
       --http-address=127.0.0.1:1${i}902 --grpc-address=127.0.0.1:1${i}901 \
       --remote-write.address=127.0.0.1:1${i}291 \
-      --ring.listen-address=127.0.0.1:1${i}946 --ring.join=127.0.0.1:11946 \
+      --ring.listen-address=127.0.0.1:1${i}946 $JOIN \
       --ring.instance-id=receive-$i --receive.replication-factor=3 \
       >"$DATA/receive-$i.log" 2>&1 &
     echo $! >> "$PIDS"
   done
   "$BIN" query \
     --http-address=127.0.0.1:19902 \
-    --ring.listen-address=127.0.0.1:19946 --ring.join=127.0.0.1:11946 \
+    --ring.listen-address=127.0.0.1:19946 $JOIN \
     --ring.instance-id=query-1 \
     >"$DATA/query.log" 2>&1 &
   echo $! >> "$PIDS"

@@ -148,7 +148,7 @@ func (h *Handler) serve(r *http.Request) (int, string, time.Duration) {
 	if ok, n, wait := h.rate.allow(id, func() int { return countSamples(wr) }); !ok {
 		h.samples.WithLabelValues(outcomeLimited.String()).Add(float64(n))
 		return http.StatusTooManyRequests, fmt.Sprintf("tenant %q is over its ingestion rate limit of %g samples/s; retry after %s",
-			id, h.opts.Limits.of(id).IngestionRate, wait.Round(time.Second)), wait
+			id, h.opts.Limits.For(id).IngestionRate, wait.Round(time.Second)), wait
 	}
 	res, err := h.router.write(r.Context(), id, wr)
 	if err != nil {

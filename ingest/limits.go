@@ -68,7 +68,7 @@ func ParseLimitsConfig(data []byte) (LimitsConfig, error) {
 		return c, err
 	}
 	for name := range c.Tenants {
-		l := c.of(name)
+		l := c.For(name)
 		if err := check("tenant "+name, l.IngestionRate, l.IngestionBurst, l.MaxSeries); err != nil {
 			return c, err
 		}
@@ -82,8 +82,8 @@ var errEOF = func() error {
 	return yaml.NewDecoder(bytes.NewReader(nil)).Decode(&v)
 }()
 
-// of returns the limits of tenant.
-func (c LimitsConfig) of(tenant string) Limits {
+// For returns the limits For tenant.
+func (c LimitsConfig) For(tenant string) Limits {
 	l := c.Default
 	if o, ok := c.Tenants[tenant]; ok {
 		if o.IngestionRate != nil {
@@ -122,7 +122,7 @@ func newRateLimiter(cfg LimitsConfig) *rateLimiter {
 // nothing. When it cannot take them, it takes nothing and says how many
 // there were and how long until they would fit.
 func (r *rateLimiter) allow(tenant string, count func() int) (ok bool, samples int, wait time.Duration) {
-	l := r.cfg.of(tenant)
+	l := r.cfg.For(tenant)
 	if l.IngestionRate <= 0 {
 		return true, 0, 0
 	}

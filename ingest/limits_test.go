@@ -36,7 +36,7 @@ tenants:
 		"big":       {IngestionRate: 1000, MaxSeries: 10},
 		"unlimited": {IngestionRate: 100, MaxSeries: 0},
 	} {
-		if got := c.of(tenant); got != want {
+		if got := c.For(tenant); got != want {
 			t.Errorf("%s: %+v, want %+v", tenant, got, want)
 		}
 	}

@@ -100,7 +100,7 @@ func (w *localWriter) write(ctx context.Context, tenantID string, wr *writeReque
 
 	scratch.opts = storage.AOptions{RejectOutOfOrder: rejectOOO}
 	scratch.seriesRoom = -1
-	if maxSeries := w.limits.of(tenantID).MaxSeries; maxSeries > 0 {
+	if maxSeries := w.limits.For(tenantID).MaxSeries; maxSeries > 0 {
 		scratch.seriesRoom = max(0, maxSeries-int(t.HeadSeries()))
 	}
 	app := t.AppenderV2(ctx)

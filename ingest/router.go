@@ -55,8 +55,9 @@ type Router struct {
 	peers  *peerPool
 	logger *slog.Logger
 
-	forwarded *prometheus.CounterVec
-	quorum    *prometheus.CounterVec
+	forwarded       *prometheus.CounterVec
+	forwardDuration prometheus.Histogram
+	quorum          *prometheus.CounterVec
 
 	// forwards owns the writes to peers still in flight: a request returns
 	// at quorum while the slower replicas' writes continue, bounded by
@@ -94,6 +95,12 @@ func NewRouter(shards *tsdbshard.MultiTSDB, rv RingView, opts RouterOptions, log
 			Name: "atoll_ingest_forward_requests_total",
 			Help: "Writes forwarded to peer receivers, by outcome.",
 		}, []string{"outcome"}),
+		forwardDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:                        "atoll_ingest_forward_duration_seconds",
+			Help:                        "Time peer receivers took to store a forwarded write, or to fail it.",
+			Buckets:                     prometheus.DefBuckets,
+			NativeHistogramBucketFactor: 1.1,
+		}),
 		quorum: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "atoll_ingest_series_quorum_total",
 			Help: "Series of remote-write requests by replication outcome: stored (quorum reached) or the reason it was not.",
@@ -361,7 +368,9 @@ func indexSet(idx []uint32) map[uint32]bool {
 func (r *Router) forward(ctx context.Context, m ring.Member, tenant string, body []byte, b *replicaBatch) replicaAnswer {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.ForwardTimeout)
 	defer cancel()
+	start := time.Now()
 	resp, err := r.peers.write(ctx, m.GRPCAddr, tenant, body)
+	r.forwardDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		r.forwarded.WithLabelValues("failure").Inc()
 		return replicaAnswer{batch: b, err: fmt.Errorf("forward to %s (%s): %w", m.ID, m.GRPCAddr, err)}

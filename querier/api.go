@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
@@ -19,7 +20,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grafana/regexp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
@@ -29,7 +33,10 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/prometheus/prometheus/util/features"
+	"github.com/prometheus/prometheus/util/httputil"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
@@ -51,6 +58,20 @@ type APIOptions struct {
 	MaxSamples int
 	// Ready gates the query endpoints: they answer 503 until it is true.
 	Ready func() bool
+	// CORSOrigin matches the origins whose pages may call the API; nil
+	// allows every origin, as Prometheus's default does.
+	CORSOrigin *regexp.Regexp
+	// Config is the running configuration as YAML, secrets masked, served
+	// at /api/v1/status/config; empty answers 404.
+	Config string
+	// StorageRetention describes how long data is kept, for
+	// /api/v1/status/runtimeinfo.
+	StorageRetention string
+	// HeadStats reports the head of a tenant's TSDB for
+	// /api/v1/status/tsdb: its statistics and chunk count, or nil stats
+	// when the tenant has no TSDB here. Nil where the process holds no
+	// TSDB: the endpoint answers 404.
+	HeadStats func(tenant string, limit int) (*tsdb.Stats, int64, error)
 }
 
 // DefaultAPIOptions match Prometheus's own defaults, so answers match.
@@ -81,7 +102,16 @@ func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Reg
 	if opts.Ready == nil {
 		opts.Ready = func() bool { return true }
 	}
+	if opts.CORSOrigin == nil {
+		// Prometheus's API dereferences it for every request with an
+		// Origin header, which every browser POST carries.
+		opts.CORSOrigin = regexp.MustCompile(".*")
+	}
+	// The engine records the PromQL features it has; /api/v1/features
+	// serves them.
+	featureRegistry := features.NewRegistry()
 	var engine promql.QueryEngine = promql.NewEngine(promql.EngineOpts{
+		FeatureRegistry:      featureRegistry,
 		Logger:               logger.With("component", "promql"),
 		Reg:                  reg,
 		MaxSamples:           opts.MaxSamples,
@@ -94,7 +124,7 @@ func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Reg
 		},
 	})
 	engine = &resolutionEngine{QueryEngine: engine, parser: parser.NewParser(parser.Options{}), lookback: opts.LookbackDelta}
-	a := &API{q: q, opts: opts, logger: logger, router: route.New(), started: time.Now()}
+	a := &API{q: q, opts: opts, logger: logger, router: route.New().WithInstrumentation(instrumentAPI(reg)), started: time.Now()}
 	cfg := config.DefaultConfig
 	buildInfo := opts.BuildInfo
 	api := v1.NewAPI(
@@ -118,7 +148,7 @@ func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Reg
 		func(context.Context) v1.RulesRetriever { return noTargets{} },
 		0, 0, 0,
 		false,
-		nil,
+		opts.CORSOrigin,
 		a.runtimeInfo,
 		&buildInfo,
 		func() []notifications.Notification { return nil },
@@ -133,7 +163,7 @@ func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Reg
 		false,
 		false,
 		overrideStoreUnavailable(),
-		nil,
+		featureRegistry,
 		v1.OpenAPIOptions{},
 		nil,
 		false,
@@ -141,6 +171,20 @@ func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Reg
 	)
 	api.Register(a.router.WithPrefix("/api/v1"))
 	return a
+}
+
+// instrumentAPI times every API route, by handler (the route's path after
+// /api/v1, e.g. /query_range) and status code.
+func instrumentAPI(reg prometheus.Registerer) func(string, http.HandlerFunc) http.HandlerFunc {
+	duration := promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
+		Name:                        "atoll_api_request_duration_seconds",
+		Help:                        "Time to answer Prometheus HTTP API requests, by handler and status code.",
+		Buckets:                     prometheus.DefBuckets,
+		NativeHistogramBucketFactor: 1.1,
+	}, []string{"handler", "code"})
+	return func(handler string, h http.HandlerFunc) http.HandlerFunc {
+		return promhttp.InstrumentHandlerDuration(duration.MustCurryWith(prometheus.Labels{"handler": handler}), h)
+	}
 }
 
 // ServeHTTP serves /api/v1/...
@@ -155,9 +199,22 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/api/v1/metadata":
 		a.metadata(w, r)
 		return
-	case "/api/v1/status/tsdb", "/api/v1/status/tsdb/blocks", "/api/v1/status/walreplay",
+	case "/api/v1/status/config":
+		httputil.SetCORS(w, a.opts.CORSOrigin, r)
+		if a.opts.Config == "" {
+			writeAPIError(w, http.StatusNotFound, "not_found", errors.New("this process has no configuration to show besides its flags (/api/v1/status/flags)"))
+			return
+		}
+		writeAPIData(w, map[string]string{"yaml": a.opts.Config}, nil)
+		return
+	case "/api/v1/status/tsdb":
+		httputil.SetCORS(w, a.opts.CORSOrigin, r)
+		a.tsdbStatus(w, r, o.tenant)
+		return
+	case "/api/v1/status/tsdb/blocks", "/api/v1/status/walreplay",
 		"/api/v1/admin/tsdb/delete_series", "/api/v1/admin/tsdb/clean_tombstones", "/api/v1/admin/tsdb/snapshot",
-		"/api/v1/read", "/api/v1/write", "/api/v1/otlp/v1/metrics":
+		"/api/v1/read", "/api/v1/write", "/api/v1/otlp/v1/metrics",
+		"/api/v1/search/metric_names", "/api/v1/search/label_names", "/api/v1/search/label_values":
 		writeAPIError(w, http.StatusNotFound, "not_found", fmt.Errorf("%s is not served by the atoll query API", r.URL.Path))
 		return
 	}
@@ -236,16 +293,90 @@ func overrideStoreUnavailable() v1.OverrideErrorCode {
 	return fn.Interface().(v1.OverrideErrorCode)
 }
 
+// runtimeInfo reports the process as it runs. Atoll reads its
+// configuration once, at start, so the last (and only) load is the start
+// and it succeeded.
 func (a *API) runtimeInfo() (v1.RuntimeInfo, error) {
-	cwd, _ := os.Getwd()
+	cwd, err := os.Getwd()
+	if err != nil {
+		cwd = "<unknown: " + err.Error() + ">"
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "<unknown: " + err.Error() + ">"
+	}
+	gogc := os.Getenv("GOGC")
+	if gogc == "" {
+		gogc = "100" // the runtime's default
+	}
 	return v1.RuntimeInfo{
-		StartTime:      a.started,
-		CWD:            cwd,
-		GoroutineCount: runtime.NumGoroutine(),
-		GOMAXPROCS:     runtime.GOMAXPROCS(0),
-		GOGC:           os.Getenv("GOGC"),
-		GODEBUG:        os.Getenv("GODEBUG"),
+		StartTime:           a.started,
+		CWD:                 cwd,
+		Hostname:            host,
+		ServerTime:          time.Now().UTC(),
+		ReloadConfigSuccess: true,
+		LastConfigTime:      a.started,
+		GoroutineCount:      runtime.NumGoroutine(),
+		GOMAXPROCS:          runtime.GOMAXPROCS(0),
+		GOMEMLIMIT:          debug.SetMemoryLimit(-1),
+		GOGC:                gogc,
+		GODEBUG:             os.Getenv("GODEBUG"),
+		StorageRetention:    a.opts.StorageRetention,
 	}, nil
+}
+
+// maxTSDBStatusLimit bounds the limit parameter of /api/v1/status/tsdb, as
+// Prometheus does.
+const maxTSDBStatusLimit = 10000
+
+// tsdbStatus serves /api/v1/status/tsdb for the request's tenant in
+// Prometheus's shape: the head's series, label pairs, chunks and time
+// range, and its top cardinalities.
+func (a *API) tsdbStatus(w http.ResponseWriter, r *http.Request, id string) {
+	if a.opts.HeadStats == nil {
+		writeAPIError(w, http.StatusNotFound, "not_found", errors.New("this process holds no TSDB; ask a receiver or atoll all"))
+		return
+	}
+	if !a.opts.Ready() {
+		writeAPIError(w, http.StatusServiceUnavailable, "unavailable", errors.New("atoll is starting or stopping"))
+		return
+	}
+	if id == "" {
+		writeAPIError(w, http.StatusBadRequest, "bad_data", fmt.Errorf("name the tenant with the %s or %s header", tenant.HeaderThanos, tenant.HeaderOrgID))
+		return
+	}
+	limit := 10
+	if v := r.FormValue("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxTSDBStatusLimit {
+			writeAPIError(w, http.StatusBadRequest, "bad_data", fmt.Errorf("limit must be a number from 1 to %d", maxTSDBStatusLimit))
+			return
+		}
+		limit = n
+	}
+	st, chunks, err := a.opts.HeadStats(id, limit)
+	if err != nil {
+		writeAPIError(w, http.StatusInternalServerError, "internal", err)
+		return
+	}
+	if st == nil {
+		writeAPIError(w, http.StatusNotFound, "not_found", fmt.Errorf("no TSDB for tenant %q here: it has written nothing to this process", id))
+		return
+	}
+	ps := st.IndexPostingStats
+	writeAPIData(w, v1.TSDBStatus{
+		HeadStats: v1.HeadStats{
+			NumSeries:     st.NumSeries,
+			NumLabelPairs: ps.NumLabelPairs,
+			ChunkCount:    chunks,
+			MinTime:       st.MinTime,
+			MaxTime:       st.MaxTime,
+		},
+		SeriesCountByMetricName:     v1.TSDBStatsFromIndexStats(ps.CardinalityMetricsStats),
+		LabelValueCountByLabelName:  v1.TSDBStatsFromIndexStats(ps.CardinalityLabelStats),
+		MemoryInBytesByLabelName:    v1.TSDBStatsFromIndexStats(ps.LabelValueStats),
+		SeriesCountByLabelValuePair: v1.TSDBStatsFromIndexStats(ps.LabelValuePairsStats),
+	}, nil)
 }
 
 // metadata serves /api/v1/metadata from the metadata remote-write clients

@@ -72,6 +72,7 @@ type Querier struct {
 	logger *slog.Logger
 
 	storeRequests *prometheus.CounterVec
+	partial       *prometheus.CounterVec
 	storeDuration *prometheus.HistogramVec
 }
 
@@ -98,6 +99,10 @@ func New(stores func() []storeapi.Store, opts Options, logger *slog.Logger, reg 
 			Name: "atoll_querier_store_requests_total",
 			Help: "Requests the querier sent to stores, by kind of request and outcome.",
 		}, []string{"request", "outcome"}),
+		partial: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "atoll_querier_partial_responses_total",
+			Help: "Store fan-outs answered without some store that failed (partial response), by kind of request.",
+		}, []string{"request"}),
 		storeDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                        "atoll_querier_store_request_duration_seconds",
 			Help:                        "Time stores took to answer the querier.",
@@ -193,6 +198,7 @@ func (q *Querier) fanOut(ctx context.Context, request string, o queryOptions, mi
 		return nil, ctxErr
 	}
 	var warns annotations.Annotations
+	partial := false
 	for _, r := range results {
 		warns.Merge(r.warns)
 		if r.err != nil {
@@ -202,7 +208,11 @@ func (q *Querier) fanOut(ctx context.Context, request string, o queryOptions, mi
 			}
 			q.logger.Warn("store failed, answering without it", "store", r.store.Name(), "request", request, "err", r.err)
 			warns.Add(fmt.Errorf("partial response: store %s: %w", r.store.Name(), r.err))
+			partial = true
 		}
+	}
+	if partial {
+		q.partial.WithLabelValues(request).Inc()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errStoreUnavailable, err)
@@ -275,13 +285,14 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 		aggr = aggregateFor(fn)
 	}
 	req := &storeapi.SeriesRequest{
-		MinTime:       mint,
-		MaxTime:       maxt,
-		Matchers:      ms,
-		Hints:         hints,
-		SkipChunks:    fn == "series",
-		MaxResolution: o.resolutionFor(hints),
-		Aggregate:     aggr,
+		MinTime:         mint,
+		MaxTime:         maxt,
+		Matchers:        ms,
+		Hints:           hints,
+		SkipChunks:      fn == "series",
+		MaxResolution:   o.resolutionFor(hints),
+		Aggregate:       aggr,
+		PartialResponse: o.partialResponse,
 	}
 	// A raw series answering for the count aggregate counts 1 per sample.
 	// A rewritten query (marked) may read raw data only: with auto, a
@@ -346,9 +357,44 @@ func (q *Querier) seriesSet(o queryOptions, series []*collectedSeries, warns ann
 		// showed as a quarter of the querier's CPU on big fan-outs.
 		return dedup.NewSeriesSet([]storage.SeriesSet{set}, q.opts.ReplicaLabels, dedup.WithFunc(fn))
 	}
+	// Without dedup only the replica labels stay: a series that several
+	// blocks or stores returned under the same labels is still one series,
+	// as with dedup.
 	sort.SliceStable(series, func(i, j int) bool { return labels.Compare(series[i].lset, series[j].lset) < 0 })
-	return dedup.NewSeriesSet([]storage.SeriesSet{set}, nil)
+	return &chainedList{seriesList: set}
 }
+
+// chainedList is a seriesList whose series with equal labels, next to each
+// other once sorted, are united sample by sample.
+type chainedList struct {
+	*seriesList
+	cur storage.Series
+}
+
+func (l *chainedList) Next() bool {
+	s := l.series
+	i := l.i
+	if i >= len(s) {
+		return false
+	}
+	j := i + 1
+	for j < len(s) && labels.Equal(s[i].lset, s[j].lset) {
+		j++
+	}
+	l.i = j
+	if j == i+1 {
+		l.cur = s[i]
+		return true
+	}
+	same := make([]storage.Series, 0, j-i)
+	for _, cs := range s[i:j] {
+		same = append(same, cs)
+	}
+	l.cur = storage.ChainedSeriesMerge(same...)
+	return true
+}
+
+func (l *chainedList) At() storage.Series { return l.cur }
 
 // seriesList is a sorted SeriesSet held in memory.
 type seriesList struct {
@@ -385,7 +431,7 @@ func (sq *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms
 	q := sq.q
 	o := q.optionsFrom(ctx)
 	ms = q.scope(o, ms)
-	req := &storeapi.LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms}
+	req := &storeapi.LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms, PartialResponse: o.partialResponse}
 	var (
 		mtx  sync.Mutex
 		sets [][]string
@@ -419,7 +465,7 @@ func (sq *querier) LabelValues(ctx context.Context, name string, hints *storage.
 		return nil, nil, nil
 	}
 	ms = q.scope(o, ms)
-	req := &storeapi.LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms}
+	req := &storeapi.LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms, PartialResponse: o.partialResponse}
 	var (
 		mtx  sync.Mutex
 		sets [][]string

@@ -143,6 +143,35 @@ func TestQuerierDeduplicatesReplicasAndScopesTenants(t *testing.T) {
 	}
 }
 
+// TestNoDedupMergesEqualSeries: without dedup, only replica labels keep
+// series apart. A series that two stores return (a block on local disk and
+// in the bucket) is one series, as with dedup.
+func TestNoDedupMergesEqualSeries(t *testing.T) {
+	start := time.Now().Add(-time.Hour).UnixMilli()
+	a := newTestTSDB(t, "receive_replica", "a", "tenant_id", "t1")
+	b := newTestTSDB(t, "receive_replica", "b", "tenant_id", "t1")
+	for _, db := range []*testTSDB{a, b} {
+		db.fill(t, labels.FromStrings("__name__", "requests_total", "job", "api"), start, 600, 1, nil)
+	}
+	store := storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a, b} })
+	twice := New(func() []storeapi.Store { return []storeapi.Store{store, store} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	at := time.UnixMilli(start + 599_000)
+	noDedup := withQueryOptions(context.Background(), queryOptions{tenant: "t1", dedup: false})
+	v := evalInstant(t, twice, noDedup, `count_over_time(requests_total[10m])`, at)
+	if len(v) != 2 || v[0].F != 600 || v[1].F != 600 {
+		t.Fatalf("count_over_time without dedup over a series returned twice by each replica: %v, want 600 for each of 2 replicas", v)
+	}
+	q, _ := twice.Querier(start, start+600_000)
+	set := q.Select(noDedup, true, &storage.SelectHints{Start: start, End: start + 600_000, Func: "series"})
+	n := 0
+	for set.Next() {
+		n++
+	}
+	if n != 2 || set.Err() != nil {
+		t.Fatalf("series without dedup: %d (%v), want 2", n, set.Err())
+	}
+}
+
 // unreachableStore is a real Store API client whose server is gone.
 func unreachableStore(t *testing.T) *storeapi.Remote {
 	t.Helper()
@@ -184,6 +213,44 @@ func TestPartialResponse(t *testing.T) {
 
 	ctx = withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true, partialResponse: false})
 	set = sq.Select(ctx, true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
+	for set.Next() {
+	}
+	if !errors.Is(set.Err(), errStoreUnavailable) {
+		t.Fatalf("without partial response: %v, want errStoreUnavailable", set.Err())
+	}
+}
+
+// TestLocalAndBucketPartialResponse: when the bucket's part of the local
+// and bucket store fails, the local part still answers, with a warning, if
+// the request allows partial responses.
+func TestLocalAndBucketPartialResponse(t *testing.T) {
+	start := time.Now().Add(-time.Hour).UnixMilli()
+	a := newTestTSDB(t, "tenant_id", "default-tenant")
+	a.fill(t, labels.FromStrings("__name__", "up"), start, 10, 0, nil)
+	bad := unreachableStore(t)
+	both := storeapi.NewLocalAndBucket(storeapi.NewLocal("local", storeapi.ComponentAll, func() []storeapi.TSDB { return []storeapi.TSDB{a} }), bad)
+	q := New(func() []storeapi.Store { return []storeapi.Store{both} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	sq, _ := q.Querier(start, start+10_000)
+	up := labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")
+
+	ctx := withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true, partialResponse: true})
+	set := sq.Select(ctx, true, nil, up)
+	n := 0
+	for set.Next() {
+		n++
+	}
+	if set.Err() != nil || n != 1 {
+		t.Fatalf("partial response: %d series, err %v", n, set.Err())
+	}
+	if !strings.Contains(fmt.Sprint(set.Warnings().AsErrors()), bad.Name()) {
+		t.Fatalf("want a warning naming the bucket's store, got %v", set.Warnings())
+	}
+	if names, warns, err := sq.LabelNames(ctx, nil); err != nil || len(names) == 0 || len(warns) == 0 {
+		t.Fatalf("label names with partial response: %v, %v, %v", names, warns, err)
+	}
+
+	ctx = withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true, partialResponse: false})
+	set = sq.Select(ctx, true, nil, up)
 	for set.Next() {
 	}
 	if !errors.Is(set.Err(), errStoreUnavailable) {
@@ -364,5 +431,49 @@ func TestAutoNarrowRangeReadsRawExactly(t *testing.T) {
 		if len(want) != 1 || len(got) != 1 || math.Abs(want[0]-got[0]) > 1e-9*math.Abs(want[0]) {
 			t.Errorf("%s: raw %v, auto %v", query, want, got)
 		}
+	}
+}
+
+// TestEndpointStatus checks what the UI's stores page reads: every
+// endpoint, healthy or not, with its last check, error and answer.
+func TestEndpointStatus(t *testing.T) {
+	start := time.Now().Add(-time.Hour).UnixMilli()
+	a := newTestTSDB(t, "receive_replica", "a", "tenant_id", "t1")
+	a.fill(t, labels.FromStrings("__name__", "m"), start, 10, 1, nil)
+	srv := grpc.NewServer()
+	storeapi.RegisterServer(srv, storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a} }))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(srv.Stop)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	_ = dead.Close()
+
+	e := storeapi.NewEndpoints(nil, prometheus.NewRegistry())
+	ctx := context.Background()
+	before := time.Now()
+	e.Set(ctx, []string{deadAddr}, true)
+	e.Set(ctx, []string{l.Addr().String()}, false)
+	st := e.Status(ctx)
+	if len(st) != 2 {
+		t.Fatalf("status of %d endpoints, want 2", len(st))
+	}
+	byName := map[string]storeapi.EndpointStatus{st[0].Name: st[0], st[1].Name: st[1]}
+	live, down := byName[l.Addr().String()], byName[deadAddr]
+	if !live.Healthy || live.Static || live.LastError != nil || live.LastCheck.Before(before) ||
+		live.Info.Component != storeapi.ComponentReceive || len(live.Info.LabelSets) != 1 || live.Info.MinTime != start {
+		t.Errorf("live endpoint: %+v", live)
+	}
+	if down.Healthy || !down.Static || down.LastError == nil || down.LastCheck.Before(before) {
+		t.Errorf("dead endpoint: %+v", down)
+	}
+	if got := e.Stores(); len(got) != 1 || got[0].Name() != l.Addr().String() {
+		t.Errorf("queried stores = %v, want only the live one", got)
 	}
 }

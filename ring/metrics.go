@@ -95,6 +95,7 @@ type viewCollector struct {
 	heartbeatAge *prometheus.Desc
 	gossipNodes  *prometheus.Desc
 	ringTokens   *prometheus.Desc
+	ownership    *prometheus.Desc
 }
 
 func newViewCollector(r *Ring) *viewCollector {
@@ -108,6 +109,8 @@ func newViewCollector(r *Ring) *viewCollector {
 			"Nodes memberlist considers alive, this one included.", nil, nil),
 		ringTokens: prometheus.NewDesc("atoll_ring_write_tokens",
 			"Tokens of healthy receivers, that is of members that take writes.", nil, nil),
+		ownership: prometheus.NewDesc("atoll_ring_member_ownership_ratio",
+			"Share of the key space each member with tokens owns as primary, healthy or not, as seen locally.", []string{"member"}, nil),
 	}
 }
 
@@ -116,13 +119,18 @@ func (c *viewCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.heartbeatAge
 	ch <- c.gossipNodes
 	ch <- c.ringTokens
+	ch <- c.ownership
 }
 
 func (c *viewCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.r.Snapshot()
 	now := c.r.now()
 	counts := map[State][2]int{StateJoining: {}, StateActive: {}, StateLeaving: {}}
+	share := s.ownership()
 	for i, m := range s.members {
+		if len(m.Tokens) > 0 {
+			ch <- prometheus.MustNewConstMetric(c.ownership, prometheus.GaugeValue, share[i], m.ID)
+		}
 		n := counts[m.State]
 		if s.healthy[i] {
 			n[0]++

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// Endpoints keeps a RemoteStore per Store API address and checks each one
+// Endpoints keeps a Remote per Store API address and checks each one
 // with Info in the background. Queries use only the endpoints that answered
 // their last check: a receiver that died drops out of queries within one
 // check, and its replicas answer for it.
@@ -30,10 +30,12 @@ type Endpoints struct {
 }
 
 type endpoint struct {
-	conn    *grpc.ClientConn
-	store   *Remote
-	healthy bool
-	static  bool
+	conn      *grpc.ClientConn
+	store     *Remote
+	healthy   bool
+	static    bool
+	lastCheck time.Time
+	lastErr   error
 }
 
 // NewEndpoints returns an empty set; Set fills it.
@@ -101,6 +103,38 @@ func (e *Endpoints) Set(ctx context.Context, addrs []string, static bool) {
 	}
 }
 
+// EndpointStatus is what the last check of an endpoint found.
+type EndpointStatus struct {
+	Name string
+	// Static endpoints were given on the command line; the others were
+	// found in the ring.
+	Static    bool
+	Healthy   bool
+	LastCheck time.Time
+	LastError error
+	// Info is the endpoint's last answer; zero if it never answered.
+	Info Info
+}
+
+// Status reports every endpoint, healthy or not, sorted by name.
+func (e *Endpoints) Status(ctx context.Context) []EndpointStatus {
+	e.mtx.RLock()
+	out := make([]EndpointStatus, 0, len(e.endpoints))
+	stores := make([]*Remote, 0, len(e.endpoints))
+	for _, ep := range e.endpoints {
+		out = append(out, EndpointStatus{Name: ep.store.Name(), Static: ep.static, Healthy: ep.healthy, LastCheck: ep.lastCheck, LastError: ep.lastErr})
+		stores = append(stores, ep.store)
+	}
+	e.mtx.RUnlock()
+	for i, s := range stores {
+		if !out[i].LastCheck.IsZero() {
+			out[i].Info, _ = s.Info(ctx)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
 // Stores lists the endpoints that answered their last check.
 func (e *Endpoints) Stores() []Store {
 	e.mtx.RLock()
@@ -146,6 +180,7 @@ func (e *Endpoints) check(ctx context.Context, ep *endpoint) {
 	e.mtx.Lock()
 	was := ep.healthy
 	ep.healthy = err == nil
+	ep.lastCheck, ep.lastErr = time.Now(), err
 	e.mtx.Unlock()
 	if err != nil {
 		e.checks.WithLabelValues("failure").Inc()

@@ -258,7 +258,7 @@ func matchersFromPB(pb []*storepb.Matcher) ([]*labels.Matcher, error) {
 	return out, nil
 }
 
-// RemoteStore is a Store reached over gRPC: a receiver or a store gateway.
+// Remote is a Store reached over gRPC: a receiver or a store gateway.
 // Its Info is refreshed in the background so queries never wait for it.
 type Remote struct {
 	name   string
@@ -270,7 +270,7 @@ type Remote struct {
 	infoTime time.Time
 }
 
-// NewRemoteStore returns a Store served by conn, named name (its address).
+// NewRemote returns a Store served by conn, named name (its address).
 func NewRemote(name string, conn grpc.ClientConnInterface) *Remote {
 	return &Remote{
 		name:    name,

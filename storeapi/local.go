@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
@@ -28,14 +29,14 @@ type TSDB interface {
 	Metadata(metric string, limit int) map[string]metadata.Metadata
 }
 
-// LocalStore serves the TSDBs of this process as a Store.
+// Local serves the TSDBs of this process as a Store.
 type Local struct {
 	name      string
 	component string
 	tsdbs     func() []TSDB
 }
 
-// NewLocalStore returns a Store over the TSDBs that tsdbs lists at each
+// NewLocal returns a Store over the TSDBs that tsdbs lists at each
 // call, so TSDBs opened later (a new tenant) are seen at once.
 func NewLocal(name, component string, tsdbs func() []TSDB) *Local {
 	return &Local{name: name, component: component, tsdbs: tsdbs}
@@ -95,10 +96,68 @@ func orEverySeries(ms []*labels.Matcher) []*labels.Matcher {
 
 // Series implements Store.
 func (s *Local) Series(ctx context.Context, req *SeriesRequest, f SeriesFunc) (annotations.Annotations, error) {
+	p, err := s.open(req)
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	return p.series(ctx, req, f)
+}
+
+// blockLister is a TSDB that names its persisted blocks, as a tsdbshard
+// tenant does.
+type blockLister interface {
+	BlockIDs() []ulid.ULID
+}
+
+// openTSDBs is a request's TSDBs with their chunk queriers open: the blocks
+// the queriers read stay on disk until close, even past retention.
+type openTSDBs struct {
+	dbs []TSDB
+	qs  []storage.ChunkQuerier
+	ms  [][]*labels.Matcher
+}
+
+func (s *Local) open(req *SeriesRequest) (*openTSDBs, error) {
 	dbs, rest := s.selected(req.MinTime, req.MaxTime, req.Matchers)
+	p := &openTSDBs{ms: rest}
+	for _, db := range dbs {
+		q, err := db.ChunkQuerier(req.MinTime, req.MaxTime)
+		if err != nil {
+			p.close()
+			return nil, fmt.Errorf("open chunk querier: %w", err)
+		}
+		p.dbs = append(p.dbs, db)
+		p.qs = append(p.qs, q)
+	}
+	return p, nil
+}
+
+// blocks lists the blocks of the open TSDBs. Listed after the queriers
+// opened, it holds every block they read that still exists, plus at most
+// blocks cut from the head since (not shipped yet, so in no bucket).
+func (p *openTSDBs) blocks() map[ulid.ULID]struct{} {
+	out := map[ulid.ULID]struct{}{}
+	for _, db := range p.dbs {
+		if bl, ok := db.(blockLister); ok {
+			for _, id := range bl.BlockIDs() {
+				out[id] = struct{}{}
+			}
+		}
+	}
+	return out
+}
+
+func (p *openTSDBs) close() {
+	for _, q := range p.qs {
+		_ = q.Close()
+	}
+}
+
+func (p *openTSDBs) series(ctx context.Context, req *SeriesRequest, f SeriesFunc) (annotations.Annotations, error) {
 	var warns annotations.Annotations
-	for i, db := range dbs {
-		w, err := seriesFromTSDB(ctx, db, req, rest[i], f)
+	for i, q := range p.qs {
+		w, err := seriesFromQuerier(ctx, q, p.dbs[i].ExternalLabels(), req, p.ms[i], f)
 		warns.Merge(w)
 		if err != nil {
 			return warns, err
@@ -107,13 +166,7 @@ func (s *Local) Series(ctx context.Context, req *SeriesRequest, f SeriesFunc) (a
 	return warns, nil
 }
 
-func seriesFromTSDB(ctx context.Context, db TSDB, req *SeriesRequest, ms []*labels.Matcher, f SeriesFunc) (annotations.Annotations, error) {
-	q, err := db.ChunkQuerier(req.MinTime, req.MaxTime)
-	if err != nil {
-		return nil, fmt.Errorf("open chunk querier: %w", err)
-	}
-	defer q.Close()
-
+func seriesFromQuerier(ctx context.Context, q storage.ChunkQuerier, ext labels.Labels, req *SeriesRequest, ms []*labels.Matcher, f SeriesFunc) (annotations.Annotations, error) {
 	hints := &storage.SelectHints{Start: req.MinTime, End: req.MaxTime}
 	if req.Hints != nil {
 		h := *req.Hints
@@ -124,7 +177,6 @@ func seriesFromTSDB(ctx context.Context, db TSDB, req *SeriesRequest, ms []*labe
 	}
 	set := q.Select(ctx, false, hints, ms...)
 	b := labels.NewBuilder(labels.EmptyLabels())
-	ext := db.ExternalLabels()
 	var (
 		it   chunks.Iterator
 		chks []chunks.Meta

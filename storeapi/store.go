@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
@@ -33,7 +34,7 @@ type Store interface {
 	Metadata(ctx context.Context, req *MetadataRequest) (map[string][]metadata.Metadata, error)
 }
 
-// Components a store reports in StoreInfo.
+// Components a store reports in Info.
 const (
 	ComponentReceive = "receive"
 	ComponentStore   = "store"
@@ -44,7 +45,7 @@ const (
 // are valid only during the call.
 type SeriesFunc func(s Series) error
 
-// StoreSeries is one series a store returns.
+// Series is one series a store returns.
 type Series struct {
 	Labels labels.Labels
 	Chunks []chunks.Meta
@@ -58,7 +59,7 @@ type Series struct {
 	ChunksOwned bool
 }
 
-// StoreInfo describes a store.
+// Info describes a store.
 type Info struct {
 	// LabelSets has the external labels of each TSDB or block group behind
 	// the store. A store with none can hold any series.
@@ -81,6 +82,13 @@ type SeriesRequest struct {
 	// Aggregate is the aggregate of downsampled series wanted (block.Aggr*);
 	// empty means the average. Raw series are returned as they are.
 	Aggregate string
+	// SkipBlocks names blocks another store of the same process reads for
+	// this request (LocalAndBucket): a store over a bucket leaves out every
+	// block made only from them. It does not travel over the Store API.
+	SkipBlocks map[ulid.ULID]struct{}
+	// PartialResponse lets a store made of parts answer without a part
+	// that failed, with a warning, instead of failing.
+	PartialResponse bool
 }
 
 // LabelsRequest asks a store for label names or values.
@@ -88,6 +96,8 @@ type LabelsRequest struct {
 	MinTime, MaxTime int64
 	Matchers         []*labels.Matcher
 	Limit            int
+	// PartialResponse is as in SeriesRequest.
+	PartialResponse bool
 }
 
 // MetadataRequest asks a store for metric metadata.

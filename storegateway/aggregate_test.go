@@ -328,3 +328,27 @@ func TestPlanSeries(t *testing.T) {
 		})
 	}
 }
+
+// TestServedHere: a block is left to the store that reads all the blocks
+// it was made from, and only then.
+func TestServedHere(t *testing.T) {
+	block := func(sources ...ulid.ULID) *bucketBlock {
+		m := &block.Meta{BlockMeta: tsdb.BlockMeta{ULID: ulid.Make()}}
+		m.Compaction.Sources = sources
+		return &bucketBlock{meta: m}
+	}
+	a, b, c := ulid.Make(), ulid.Make(), ulid.Make()
+	shippedA := block(a)
+	shippedA.meta.ULID = a
+	noSources := block()
+	compactedAB := block(a, b)
+	compactedBC := block(b, c)
+	local := map[ulid.ULID]struct{}{a: {}, b: {}, noSources.meta.ULID: {}}
+	got := servedHere([]*bucketBlock{shippedA, noSources, compactedAB, compactedBC}, local)
+	if len(got) != 1 || got[0] != compactedBC {
+		t.Errorf("served here: %d blocks, want only the one with a source not held locally", len(got))
+	}
+	if got := servedHere([]*bucketBlock{shippedA}, nil); len(got) != 1 {
+		t.Error("without blocks to skip, every block is served")
+	}
+}

@@ -209,7 +209,7 @@ func TestLabelsMatchTSDB(t *testing.T) {
 }
 
 // expectLabels answers LabelNames (name "") or LabelValues from the local
-// blocks as LocalStore does over TSDBs.
+// blocks as storeapi.Local does over TSDBs.
 func expectLabels(t testing.TB, blocks []*localBlock, mint, maxt int64, ms []*labels.Matcher, name string) []string {
 	t.Helper()
 	var sets [][]string

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/index"
@@ -94,6 +95,33 @@ func planSeries(blocks []*bucketBlock, req *storeapi.SeriesRequest) []blockQuery
 	return out
 }
 
+// servedHere leaves out the blocks made only from blocks another store of
+// the process serves (a block still on the receiver's disk after shipping,
+// or compacted from such blocks), so a process reads each block once.
+func servedHere(blocks []*bucketBlock, skip map[ulid.ULID]struct{}) []*bucketBlock {
+	if len(skip) == 0 {
+		return blocks
+	}
+	out := make([]*bucketBlock, 0, len(blocks))
+	for _, b := range blocks {
+		sources := b.meta.Compaction.Sources
+		if len(sources) == 0 {
+			sources = []ulid.ULID{b.meta.ULID}
+		}
+		elsewhere := true
+		for _, id := range sources {
+			if _, ok := skip[id]; !ok {
+				elsewhere = false
+				break
+			}
+		}
+		if !elsewhere {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
 // seriesBatch is series of one block ready to hand to the caller.
 type seriesBatch struct {
 	series []storeapi.Series
@@ -114,7 +142,7 @@ func (g *Gateway) Series(ctx context.Context, req *storeapi.SeriesRequest, f sto
 	}
 	blocks, release := g.acquire(req.MinTime, req.MaxTime)
 	defer release()
-	plan := planSeries(blocks, req)
+	plan := planSeries(servedHere(blocks, req.SkipBlocks), req)
 	g.m.blocksQueried.Observe(float64(len(plan)))
 	if len(plan) == 0 {
 		return nil, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -73,6 +74,17 @@ func (t *Tenant) TimeRange() (mint, maxt int64) {
 		maxt = max(maxt, h.MaxTime())
 	}
 	return mint, maxt
+}
+
+// BlockIDs lists the blocks on disk, so a store over the bucket they are
+// shipped to can leave them to this TSDB.
+func (t *Tenant) BlockIDs() []ulid.ULID {
+	bs := t.db.Blocks()
+	out := make([]ulid.ULID, len(bs))
+	for i, b := range bs {
+		out[i] = b.Meta().ULID
+	}
+	return out
 }
 
 // HeadSeries is the number of series in the head.

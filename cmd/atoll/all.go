@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"runtime"
@@ -12,8 +13,11 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"google.golang.org/grpc"
+	"gopkg.in/yaml.v3"
 
 	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor"
@@ -22,6 +26,7 @@ import (
 	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/storegateway"
 	"github.com/atoll-metrics/atoll/tsdbshard"
+	"github.com/atoll-metrics/atoll/web"
 )
 
 // allConfig is `atoll all`: remote write, TSDBs and the query API in one
@@ -69,6 +74,10 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	if err != nil {
 		return nil, err
 	}
+	running := runningConfig{Command: "all", Flags: flags, Bucket: &c.bucket.resolved}
+	if c.ingest.limitsFile != "" {
+		running.Limits = &limits
+	}
 	// The gateway serves what is in the bucket: everything older than the
 	// local blocks, and everything after a data dir is lost.
 	gwOpts := storegateway.DefaultOptions()
@@ -84,16 +93,21 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		_ = bkt.Close()
 	}
 	ready := &readiness{}
+	addBucketCheck(g, logger, bkt, ready)
 	core := newReceiverCore(storeapi.ComponentAll)
 	apiHandler := &lateHandler{}
 
 	mux := newOpsMux(reg, ready)
 	mux.Handle("/api/v1/", apiHandler)
-	mux.Handle("/", uiHandler())
-	if _, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux); err != nil {
+	wo := c.query.webOptions(newWebOptions(storeapi.ComponentAll, c.instanceID, flags, logger))
+	wo.Stores = localStores(core.store, gw)
+	wo.Tenants = receiverTenants(core, limits, reg)
+	wo.Blocks = bucketBlocks(bkt, logger)
+	web.New(wo).Register(mux)
+	if _, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux); err != nil {
 		return closeBucket, err
 	}
-	if err := core.listen(g, logger, c.ingest.address); err != nil {
+	if err := core.listen(g, logger, reg, c.ingest.address); err != nil {
 		return closeBucket, err
 	}
 	grpcServer := grpc.NewServer(grpcServerOptions()...)
@@ -123,13 +137,26 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		router := ingest.NewRouter(shards, nil, ingest.RouterOptions{ReplicationFactor: 1, Limits: limits}, logger, reg)
 		core.serveWrites(router, &c.ingest, limits, ready, logger, reg)
 
-		q := querier.New(func() []storeapi.Store { return []storeapi.Store{core.store, gw} }, c.query.options(), logger.With("subsystem", "querier"), reg)
-		apiOpts := c.query.apiOptions(flags)
+		// The local TSDBs and the bucket they ship to are one store, so
+		// a block on disk and in the bucket at once is read once.
+		stores := []storeapi.Store{storeapi.NewLocalAndBucket(core.store, gw)}
+		q := querier.New(func() []storeapi.Store { return stores }, c.query.options(), logger.With("subsystem", "querier"), reg)
+		apiOpts, err := c.query.apiOptions(flags)
+		if err != nil {
+			return err
+		}
 		apiOpts.Ready = ready.isReady
 		apiOpts.BuildInfo = buildInfo()
+		apiOpts.Config = running.String()
+		apiOpts.HeadStats = core.headStats(reg)
+		apiOpts.StorageRetention = storageRetention(c, bkt)
 		apiHandler.set(querier.NewAPI(q, apiOpts, logger.With("subsystem", "api"), reg, reg))
 		ready.set(true)
-		logger.Info("ready", "tenants", len(shards.Tenants()))
+		if ready.isReady() {
+			logger.Info("ready", "tenants", len(shards.Tenants()))
+		} else {
+			logger.Info("TSDBs open, but not ready yet", "tenants", len(shards.Tenants()), "waiting_for", ready.why())
+		}
 		return shards.Run(ctx)
 	}, func(error) {
 		ready.set(false)
@@ -162,17 +189,106 @@ func buildInfo() v1.PrometheusVersion {
 	}
 }
 
+// secretFlags may hold credentials inline (an S3 secret key in the bucket
+// YAML): their values are served through a function that masks them.
+var secretFlags = map[string]func(string) string{"objstore.config": maskedBucketYAML}
+
 // flagValues lists a command's flags and their values for
-// /api/v1/status/flags.
+// /api/v1/status/flags and /api/v1/status/config, secrets masked.
 func flagValues(app *kingpin.Application, cmd *kingpin.CmdClause) map[string]string {
 	out := map[string]string{}
-	for _, f := range app.Model().Flags {
-		out[f.Name] = f.Value.String()
-	}
-	for _, f := range cmd.Model().Flags {
-		out[f.Name] = f.Value.String()
+	for _, fs := range [][]*kingpin.FlagModel{app.Model().Flags, cmd.Model().Flags} {
+		for _, f := range fs {
+			v := f.Value.String()
+			if mask := secretFlags[f.Name]; mask != nil && v != "" {
+				v = mask(v)
+			}
+			out[f.Name] = v
+		}
 	}
 	return out
+}
+
+// maskedBucketYAML is an inline bucket config with its secrets shown as
+// <secret>; one that does not parse is not shown at all.
+func maskedBucketYAML(v string) string {
+	cfg, err := bucket.ParseConfig([]byte(v))
+	if err != nil {
+		return "<secret>"
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		return "<secret>"
+	}
+	return string(out)
+}
+
+// storageRetention says how long `atoll all` keeps data, for
+// /api/v1/status/runtimeinfo.
+func storageRetention(c *allConfig, bkt bucket.Bucket) string {
+	local := model.Duration(c.tsdb.options("", "", bkt).Retention)
+	if c.noCompact {
+		return fmt.Sprintf("%s in the local TSDBs, then in the bucket as long as its compactor keeps it", local)
+	}
+	return fmt.Sprintf("%s in the local TSDBs, then in the bucket for ever (the built-in compactor applies no retention)", local)
+}
+
+// runningConfig is what /api/v1/status/config shows: the command, its
+// flags and what the configuration files they name hold, secrets masked.
+type runningConfig struct {
+	Command string               `yaml:"command"`
+	Flags   map[string]string    `yaml:"flags"`
+	Bucket  *bucket.Config       `yaml:"bucket,omitempty"`
+	Limits  *ingest.LimitsConfig `yaml:"limits,omitempty"`
+}
+
+func (c runningConfig) String() string {
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		return "# cannot show the configuration: " + err.Error() + "\n"
+	}
+	return "# The configuration this atoll process runs with: its flags and the files they name. Secrets show as <secret>.\n" + string(out)
+}
+
+// headStats reports a tenant's head for /api/v1/status/tsdb. It never
+// opens a TSDB: a tenant that has not written here has none.
+func (c *receiverCore) headStats(gatherer prometheus.Gatherer) func(tenant string, limit int) (*tsdb.Stats, int64, error) {
+	return func(tenant string, limit int) (*tsdb.Stats, int64, error) {
+		shards := c.shards.Load()
+		if shards == nil {
+			return nil, 0, errors.New("the TSDBs are not open yet")
+		}
+		for _, t := range shards.Tenants() {
+			if t.ID() != tenant {
+				continue
+			}
+			st := t.DB().Head().Stats(labels.MetricName, limit)
+			return st, headChunks(gatherer, tenant), nil
+		}
+		return nil, 0, nil
+	}
+}
+
+// headChunks reads the chunk count of a tenant's head from its TSDB's own
+// gauge, as Prometheus does for its status page; -1 when it cannot.
+func headChunks(gatherer prometheus.Gatherer, tenant string) int64 {
+	mfs, err := gatherer.Gather()
+	if err != nil {
+		return -1
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "prometheus_tsdb_head_chunks" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "tenant" && l.GetValue() == tenant {
+					return int64(m.GetGauge().GetValue())
+				}
+			}
+		}
+	}
+	return -1
 }
 
 // addBuiltinCompactor keeps the all-in-one's bucket compacted, deduplicated

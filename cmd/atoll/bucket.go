@@ -24,6 +24,7 @@ import (
 
 	"github.com/atoll-metrics/atoll/block"
 	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/web"
 )
 
 // bucketToolConfig is `atoll bucket`: operator tools that read a bucket.
@@ -35,6 +36,9 @@ type bucketToolConfig struct {
 	top     int
 	deep    bool
 	block   string
+	// bucket web
+	httpAddress string
+	refresh     time.Duration
 }
 
 // errProblemsFound makes `atoll bucket verify` exit non-zero.
@@ -60,6 +64,19 @@ func registerBucket(app *kingpin.Application, setups map[string]setupFunc) {
 	verify := cmd.Command("verify", "Check every block: overlaps within one set of external labels and resolution, missing or corrupt index and chunks, meta.json disagreeing with the files. Exits 1 if anything is wrong.")
 	verify.Flag("deep", "Also read every series entry and chunk, checking checksums and where chunks lie (reads the whole bucket).").BoolVar(&c.deep)
 
+	webCmd := cmd.Command("web", "Serve the web UI over the bucket: a timeline of its blocks per group and resolution, with levels, sizes, marks and each block's meta. Runs until stopped.")
+	webCmd.Flag("http-address", "Listen address for the UI, /metrics, /-/healthy and /-/ready.").
+		Default("0.0.0.0:10902").StringVar(&c.httpAddress)
+	webCmd.Flag("refresh", "Longest a block listing is reused before the bucket is listed again; the page can ask for a fresh one.").
+		Default("1m").DurationVar(&c.refresh)
+	setups[webCmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
+		flags := flagValues(app, cmd)
+		for k, v := range flagValues(app, webCmd) {
+			flags[k] = v
+		}
+		return setupBucketWeb(g, logger, reg, c, flags)
+	}
+
 	add := func(sub *kingpin.CmdClause, do func(ctx context.Context, bkt bucket.Bucket, w io.Writer) error) {
 		setups[sub.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
 			return setupBucketTool(g, logger, reg, c, do)
@@ -81,6 +98,27 @@ func setupBucketTool(g *run.Group, logger *slog.Logger, reg *prometheus.Registry
 		cancel()
 		_ = bkt.Close()
 	}, nil
+}
+
+// setupBucketWeb serves the UI's blocks page over a bucket until stopped.
+func setupBucketWeb(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *bucketToolConfig, flags map[string]string) (func(), error) {
+	bkt, err := c.bucket.open(logger, reg, filepath.Join(c.dataDir, "bucket"))
+	if err != nil {
+		return nil, err
+	}
+	cleanup := func() { _ = bkt.Close() }
+	ready := &readiness{}
+	addBucketCheck(g, logger, bkt, ready)
+	mux := newOpsMux(reg, ready)
+	wo := newWebOptions("bucket web", defaultInstanceID(), flags, logger)
+	wo.Blocks = bucketBlocks(bkt, logger)
+	wo.BlocksMaxAge = c.refresh
+	web.New(wo).Register(mux)
+	if _, err := addHTTPServer(g, logger, reg, "http", c.httpAddress, mux); err != nil {
+		return cleanup, err
+	}
+	ready.set(true)
+	return cleanup, nil
 }
 
 func (c *bucketToolConfig) list(ctx context.Context, bkt bucket.Bucket, w io.Writer) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/atoll-metrics/atoll/compactor"
+	"github.com/atoll-metrics/atoll/web"
 )
 
 // compactConfig is `atoll compact`: the one compactor of a bucket.
@@ -47,7 +48,7 @@ func registerCompact(app *kingpin.Application, setups map[string]setupFunc) {
 		leaseDuration: model.Duration(d.LeaseDuration),
 	}
 	c.bucket.register(cmd, "Required.")
-	cmd.Flag("http-address", "Listen address for /metrics, /-/healthy and /-/ready (with --wait).").
+	cmd.Flag("http-address", "Listen address for the UI (the bucket's blocks), /metrics, /-/healthy and /-/ready (with --wait).").
 		Default("0.0.0.0:10912").StringVar(&c.httpAddress)
 	cmd.Flag("data-dir", "Scratch space for blocks being compacted; needs room for a group's largest compaction.").
 		Default("./data-compact").StringVar(&c.dataDir)
@@ -68,12 +69,12 @@ func registerCompact(app *kingpin.Application, setups map[string]setupFunc) {
 	cmd.Flag("downsampling.disable", "Do not downsample.").BoolVar(&c.noDownsample)
 	cmd.Flag("downsample.raw-min-span", "Shortest raw block downsampled to 5m.").Default("40h").SetValue(&c.downsampleRaw)
 	cmd.Flag("downsample.5m-min-span", "Shortest 5m block downsampled to 1h.").Default("10d").SetValue(&c.downsample5m)
-	cmd.Flag("lease.holder", "Identity in the bucket's lease; a compactor restarted with the same one takes its lease over at once. Must differ between compactors. Default: the host name.").
+	cmd.Flag("lease.holder", "Identity in the bucket's lease. A compactor restarted with the same one takes over its lease as soon as the lease's renewals have stopped, without waiting for it to expire; a lease still renewed is never taken. Should differ between compactors. Default: the host name.").
 		Default(d.LeaseHolder).StringVar(&c.leaseHolder)
 	cmd.Flag("lease.duration", "How long the lease lasts unrenewed, i.e. how long a crashed compactor keeps another one out.").
 		Default("5m").SetValue(&c.leaseDuration)
 	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
-		return setupCompact(g, logger, reg, c)
+		return setupCompact(g, logger, reg, c, flagValues(app, cmd))
 	}
 }
 
@@ -108,7 +109,7 @@ func (c *compactConfig) options() (compactor.Options, error) {
 	return o, nil
 }
 
-func setupCompact(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *compactConfig) (func(), error) {
+func setupCompact(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *compactConfig, flags map[string]string) (func(), error) {
 	if !c.bucket.configured() {
 		return nil, errors.New("atoll compact needs a bucket: --objstore.config-file or --objstore.config")
 	}
@@ -128,7 +129,10 @@ func setupCompact(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 	if c.wait {
 		ready := &readiness{}
 		mux := newOpsMux(reg, ready)
-		if _, err := addHTTPServer(g, logger, "http", c.httpAddress, mux); err != nil {
+		wo := newWebOptions("compact", c.leaseHolder, flags, logger)
+		wo.Blocks = bucketBlocks(bkt, logger)
+		web.New(wo).Register(mux)
+		if _, err := addHTTPServer(g, logger, reg, "http", c.httpAddress, mux); err != nil {
 			return cleanup, err
 		}
 		ctx, cancel := context.WithCancel(context.Background())

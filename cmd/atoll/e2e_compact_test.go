@@ -189,6 +189,57 @@ func TestCompactRefusesSecondCompactor(t *testing.T) {
 	first.Stop(10 * time.Second)
 }
 
+// TestCompactRefusesSecondCompactorOnSameHost runs two compactors on one
+// host with their default holder id (the host name): the second must not
+// take the lease the first keeps renewing, and must exit non-zero naming
+// it. Once the first is SIGKILLed, a third one with the same id takes the
+// lease over as soon as its renewals have stopped, before it expires.
+func TestCompactRefusesSecondCompactorOnSameHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	host := defaultInstanceID()
+	dir := t.TempDir()
+	inline := fmt.Sprintf("type: FILESYSTEM\nconfig:\n  directory: %s\n", filepath.Join(dir, "bucket"))
+	port := e2eproc.Ports(t, 1)[0]
+	const leaseDuration = 8 * time.Second
+	first := e2eproc.Start(t, "compact-first", atollBinary, "compact", "--wait", "--wait-interval=1s",
+		"--objstore.config="+inline, "--data-dir="+filepath.Join(dir, "a"),
+		fmt.Sprintf("--http-address=127.0.0.1:%d", port), "--lease.duration="+leaseDuration.String())
+	readyURL := fmt.Sprintf("http://127.0.0.1:%d/-/ready", port)
+	first.WaitReady(readyURL, 30*time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, atollBinary, "compact", "--objstore.config="+inline,
+		"--data-dir="+filepath.Join(dir, "b")).CombinedOutput()
+	var ee *exec.ExitError
+	if err == nil || !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("second compactor on the same host: err %v, want a non-zero exit\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "another compactor is running on this bucket") || !strings.Contains(string(out), fmt.Sprintf(`holder \"%s\"`, host)) {
+		t.Errorf("second compactor's message does not name the live holder %q:\n%s", host, out)
+	}
+	if first.Exited() {
+		t.Fatalf("the first compactor stopped:\n%s", tail(first.Output().String(), 2048))
+	}
+	first.WaitReady(readyURL, 5*time.Second)
+
+	first.Kill()
+	killed := time.Now()
+	out, err = exec.CommandContext(ctx, atollBinary, "compact", "--objstore.config="+inline,
+		"--data-dir="+filepath.Join(dir, "c")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("compactor restarted after a SIGKILL: %v\n%s", err, out)
+	}
+	if took := time.Since(killed); took >= leaseDuration {
+		t.Errorf("the restarted compactor took %v to take over, the whole lease duration: renewals stopping should be enough", took)
+	}
+	if !strings.Contains(string(out), "renewals stopped") {
+		t.Errorf("the restarted compactor does not say it took over a stale lease of its own:\n%s", out)
+	}
+}
+
 type seriesValues struct {
 	ts     []int64
 	counts []float64 // float values, or histogram counts

@@ -9,6 +9,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
+	"github.com/grafana/regexp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -89,10 +90,12 @@ func (c *tsdbConfig) options(replicaLabel, instanceID string, bkt bucket.Bucket)
 type bucketConfig struct {
 	file   string
 	inline string
+	// resolved is the config open used.
+	resolved bucket.Config
 }
 
 func (c *bucketConfig) register(cmd *kingpin.CmdClause, what string) {
-	cmd.Flag("objstore.config-file", "YAML file describing the bucket, as Thanos: `type: FILESYSTEM` with `config: {directory: ...}`, or `type: S3` with `config: {bucket, endpoint, region, access_key, secret_key, insecure}`. "+what).
+	cmd.Flag("objstore.config-file", "YAML file describing the bucket, as Thanos: `type: FILESYSTEM` with `config: {directory: ...}`, or `type: S3` with `config: {bucket, endpoint, region, access_key, secret_key, insecure, http_config, sse_config, ...}`, and an optional `prefix`. See docs/bucket.md. "+what).
 		PlaceHolder("<file>").StringVar(&c.file)
 	cmd.Flag("objstore.config", "The bucket YAML inline, instead of --objstore.config-file.").
 		PlaceHolder("<yaml>").StringVar(&c.inline)
@@ -123,6 +126,7 @@ func (c *bucketConfig) open(logger *slog.Logger, reg prometheus.Registerer, defa
 	default:
 		return nil, nil
 	}
+	c.resolved = cfg
 	bkt, err := bucket.New(cfg, logger.With("subsystem", "bucket"), reg)
 	if err != nil {
 		return nil, err
@@ -183,6 +187,7 @@ type queryConfig struct {
 	lookbackDelta   model.Duration
 	maxSamples      int
 	storeTimeout    model.Duration
+	corsOrigin      string
 }
 
 func (c *queryConfig) register(cmd *kingpin.CmdClause) {
@@ -206,6 +211,8 @@ func (c *queryConfig) register(cmd *kingpin.CmdClause) {
 		Default("50000000").IntVar(&c.maxSamples)
 	cmd.Flag("query.store-timeout", "Longest one store may take to answer; 0 leaves only the query timeout.").
 		Default("0s").SetValue(&c.storeTimeout)
+	cmd.Flag("web.cors.origin", `Regex of the origins whose browser pages may call the HTTP API (CORS), fully anchored, e.g. 'https?://(grafana|dash)\.example\.com'.`).
+		Default(".*").StringVar(&c.corsOrigin)
 }
 
 func (c *queryConfig) options() querier.Options {
@@ -219,13 +226,18 @@ func (c *queryConfig) options() querier.Options {
 	return o
 }
 
-func (c *queryConfig) apiOptions(flags map[string]string) querier.APIOptions {
+func (c *queryConfig) apiOptions(flags map[string]string) (querier.APIOptions, error) {
 	o := querier.DefaultAPIOptions()
+	cors, err := regexp.Compile("^(?:" + c.corsOrigin + ")$")
+	if err != nil {
+		return o, fmt.Errorf("--web.cors.origin: %w", err)
+	}
+	o.CORSOrigin = cors
 	o.QueryTimeout = time.Duration(c.timeout)
 	o.LookbackDelta = time.Duration(c.lookbackDelta)
 	o.MaxSamples = c.maxSamples
 	o.Flags = flags
-	return o
+	return o, nil
 }
 
 // defaultInstanceID names this process in the ring and in its replica label.

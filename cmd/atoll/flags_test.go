@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -33,5 +34,26 @@ func TestNormalizeBoolFlags(t *testing.T) {
 	args := []string{"receive", "--", "--receive.flush-on-shutdown=false"}
 	if got := normalizeBoolFlags(app, args); !slices.Equal(got, args) {
 		t.Errorf("arguments after -- changed: %v", got)
+	}
+}
+
+func TestFlagValuesHideInlineCredentials(t *testing.T) {
+	app := kingpin.New("t", "")
+	cmd := app.Command("store", "")
+	cmd.Flag("objstore.config", "").String()
+	cmd.Flag("data-dir", "").String()
+	if _, err := app.Parse([]string{"store", "--objstore.config=type: S3\nconfig: {secret_key: s3cr3t}", "--data-dir=/d"}); err != nil {
+		t.Fatal(err)
+	}
+	got := flagValues(app, cmd)
+	if got["objstore.config"] != "<secret>" || got["data-dir"] != "/d" {
+		t.Errorf("flag values = %v, want the inline bucket config hidden and the rest shown", got)
+	}
+	// A valid one is shown with its secrets masked.
+	if _, err := app.Parse([]string{"store", "--objstore.config=type: S3\nconfig: {bucket: b, endpoint: e, access_key: a, secret_key: s3cr3t}"}); err != nil {
+		t.Fatal(err)
+	}
+	if v := flagValues(app, cmd)["objstore.config"]; strings.Contains(v, "s3cr3t") || !strings.Contains(v, "secret_key: <secret>") || !strings.Contains(v, "bucket: b") {
+		t.Errorf("inline bucket config shown as %q, want it with the secret masked", v)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -14,6 +15,7 @@ import (
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/ring"
 	"github.com/atoll-metrics/atoll/storeapi"
+	"github.com/atoll-metrics/atoll/web"
 )
 
 // queryCmdConfig is `atoll query`: PromQL over every receiver the ring
@@ -49,15 +51,25 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	ready := &readiness{}
 	endpoints := storeapi.NewEndpoints(logger.With("subsystem", "endpoints"), reg)
 	q := querier.New(endpoints.Stores, c.query.options(), logger.With("subsystem", "querier"), reg)
-	apiOpts := c.query.apiOptions(flags)
+	apiOpts, err := c.query.apiOptions(flags)
+	if err != nil {
+		return nil, err
+	}
 	apiOpts.Ready = ready.isReady
 	apiOpts.BuildInfo = buildInfo()
+	apiOpts.Config = runningConfig{Command: "query", Flags: flags}.String()
 	mux := newOpsMux(reg, ready)
 	mux.Handle("/api/v1/", querier.NewAPI(q, apiOpts, logger.With("subsystem", "api"), reg, reg))
-	mux.Handle("/", uiHandler())
 	ringPage := &lateHandler{}
-	mux.Handle("/ring", ringPage)
-	httpAddr, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux)
+	var joined atomic.Pointer[ring.Ring]
+	wo := c.query.webOptions(newWebOptions("query", c.ring.InstanceID, flags, logger))
+	wo.Stores = endpointStores(endpoints)
+	if !c.noRing {
+		wo.Ring = ringPage
+		wo.Receivers = ringReceivers(&joined)
+	}
+	web.New(wo).Register(mux)
+	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +79,7 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 		if rg, err = joinRing(g, logger, reg, c.ring, ring.RoleQuerier, httpAddr, nil, "", ready, ringPage); err != nil {
 			return nil, err
 		}
+		joined.Store(rg)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())

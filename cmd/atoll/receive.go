@@ -18,6 +18,7 @@ import (
 	"github.com/atoll-metrics/atoll/ring"
 	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/tsdbshard"
+	"github.com/atoll-metrics/atoll/web"
 )
 
 // receiveConfig is `atoll receive`: a ring member that takes remote write,
@@ -56,11 +57,11 @@ func registerReceive(app *kingpin.Application, setups map[string]setupFunc) {
 	cmd.Flag("grpc-advertise-address", "Address (host:port) other members use for this member's gRPC. Derived from --grpc-address and the gossip address if empty.").
 		StringVar(&c.grpcAdvertise)
 	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
-		return setupReceive(g, logger, reg, c)
+		return setupReceive(g, logger, reg, c, flagValues(app, cmd))
 	}
 }
 
-func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *receiveConfig) (func(), error) {
+func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *receiveConfig, flags map[string]string) (func(), error) {
 	limits, err := c.ingest.limits()
 	if err != nil {
 		return nil, err
@@ -70,15 +71,21 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		return nil, err
 	}
 	ready := &readiness{}
+	if bkt != nil {
+		addBucketCheck(g, logger, bkt, ready)
+	}
 	core := newReceiverCore(storeapi.ComponentReceive)
 	mux := newOpsMux(reg, ready)
 	ringPage := &lateHandler{}
-	mux.Handle("/ring", ringPage)
-	httpAddr, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux)
+	wo := newWebOptions(storeapi.ComponentReceive, c.ring.InstanceID, flags, logger)
+	wo.Ring = ringPage
+	wo.Tenants = receiverTenants(core, limits, reg)
+	web.New(wo).Register(mux)
+	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return nil, err
 	}
-	if err := core.listen(g, logger, c.ingest.address); err != nil {
+	if err := core.listen(g, logger, reg, c.ingest.address); err != nil {
 		return nil, err
 	}
 	grpcServer := grpc.NewServer(grpcServerOptions()...)

@@ -37,11 +37,11 @@ func newReceiverCore(component string) *receiverCore {
 
 // listen serves remote write at both paths Prometheus users know; writes
 // get 503 until serveWrites is called.
-func (c *receiverCore) listen(g *run.Group, logger *slog.Logger, addr string) error {
+func (c *receiverCore) listen(g *run.Group, logger *slog.Logger, reg prometheus.Registerer, addr string) error {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/receive", &c.writes)
 	mux.Handle("/api/v1/write", &c.writes)
-	_, err := addHTTPServer(g, logger, "remote-write", addr, mux)
+	_, err := addHTTPServer(g, logger, reg, "remote-write", addr, mux)
 	return err
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/atoll-metrics/atoll/ring"
 	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/storegateway"
+	"github.com/atoll-metrics/atoll/web"
 )
 
 // storeConfig is `atoll store`: a store gateway serving the blocks of a
@@ -64,11 +65,11 @@ func registerStore(app *kingpin.Application, setups map[string]setupFunc) {
 	cmd.Flag("ring.disable", "Do not join the gossip ring; queriers then need this gateway in their --store list.").
 		BoolVar(&c.noRing)
 	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
-		return setupStore(g, logger, reg, c)
+		return setupStore(g, logger, reg, c, flagValues(app, cmd))
 	}
 }
 
-func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *storeConfig) (func(), error) {
+func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *storeConfig, flags map[string]string) (func(), error) {
 	bkt, err := c.bucket.open(logger, reg, filepath.Join(c.dataDir, "bucket"))
 	if err != nil {
 		return nil, err
@@ -94,10 +95,16 @@ func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	}
 
 	ready := &readiness{}
+	addBucketCheck(g, logger, bkt, ready)
 	mux := newOpsMux(reg, ready)
 	ringPage := &lateHandler{}
-	mux.Handle("/ring", ringPage)
-	httpAddr, err := addHTTPServer(g, logger, "http", c.server.httpAddress, mux)
+	wo := newWebOptions(storeapi.ComponentStore, c.ring.InstanceID, flags, logger)
+	wo.Blocks = bucketBlocks(bkt, logger)
+	if !c.noRing {
+		wo.Ring = ringPage
+	}
+	web.New(wo).Register(mux)
+	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return cleanup, err
 	}
