@@ -47,7 +47,7 @@ fuzz:
 
 # Go micro-benchmarks of the hot paths; the load harnesses are bench-* below.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./ingest ./tsdbshard ./ring ./querier/...
+	$(GO) test -run '^$$' -bench . -benchmem ./ingest ./tsdbshard ./ring ./querier ./dedup ./storegateway
 
 # The real programs tests run against, cached in GOPATH/bin; memcached (for
 # the query-frontend's results cache) is Debian's package.
@@ -72,8 +72,8 @@ proto:
 	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install protobuf-compiler"; exit 1; }
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
-	PATH="$(GOBIN):$$PATH" protoc -I querier/storepb --go_out=paths=source_relative:querier/storepb \
-		--go-grpc_out=paths=source_relative:querier/storepb querier/storepb/store.proto
+	PATH="$(GOBIN):$$PATH" protoc -I storeapi/storepb --go_out=paths=source_relative:storeapi/storepb \
+		--go-grpc_out=paths=source_relative:storeapi/storepb storeapi/storepb/store.proto
 	PATH="$(GOBIN):$$PATH" protoc -I ingest/writepb --go_out=paths=source_relative:ingest/writepb \
 		--go-grpc_out=paths=source_relative:ingest/writepb ingest/writepb/write.proto
 

@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 )
 
 // window is the expected aggregates of one window computed from raw data.
@@ -65,10 +65,10 @@ func checkAggregates(t *testing.T, ctx context.Context, cfg blockgen.Config, blo
 	t.Helper()
 	q := blocksQueryable(blocks, "")
 	byAggr := map[string]map[string][]point{}
-	for _, a := range ship.Aggregates {
+	for _, a := range block.Aggregates() {
 		got := readAll(t, ctx, q, mint, maxt,
 			labels.MustNewMatcher(labels.MatchRegexp, "series", ".+"),
-			labels.MustNewMatcher(labels.MatchEqual, ship.AggregateLabel, a))
+			labels.MustNewMatcher(labels.MatchEqual, block.AggregateLabel, a))
 		byAggr[a] = got
 	}
 	want := truth(cfg)
@@ -98,15 +98,15 @@ func checkAggregates(t *testing.T, ctx context.Context, cfg blockgen.Config, blo
 				}
 			}
 		}
-		check(ship.AggrCount, func(_ int, w window, p point) bool { return p.f == w.count })
+		check(block.AggrCount, func(_ int, w window, p point) bool { return p.f == w.count })
 		if s.Kind == blockgen.Histogram {
-			check(ship.AggrSum, func(_ int, w window, p point) bool {
+			check(block.AggrSum, func(_ int, w window, p point) bool {
 				return p.fh != nil && p.fh.Count == w.hsum.Count && approx(p.fh.Sum, w.hsum.Sum)
 			})
-			if n := len(byAggr[ship.AggrMin][name]) + len(byAggr[ship.AggrMax][name]); n != 0 {
+			if n := len(byAggr[block.AggrMin][name]) + len(byAggr[block.AggrMax][name]); n != 0 {
 				t.Errorf("%s: histogram series has %d min/max samples", name, n)
 			}
-			check(ship.AggrCounter, func(i int, w window, p point) bool {
+			check(block.AggrCounter, func(i int, w window, p point) bool {
 				if p.fh == nil {
 					return false
 				}
@@ -118,10 +118,10 @@ func checkAggregates(t *testing.T, ctx context.Context, cfg blockgen.Config, blo
 			})
 			continue
 		}
-		check(ship.AggrSum, func(_ int, w window, p point) bool { return approx(p.f, w.sum) })
-		check(ship.AggrMin, func(_ int, w window, p point) bool { return p.f == w.min })
-		check(ship.AggrMax, func(_ int, w window, p point) bool { return p.f == w.max })
-		check(ship.AggrCounter, func(i int, w window, p point) bool {
+		check(block.AggrSum, func(_ int, w window, p point) bool { return approx(p.f, w.sum) })
+		check(block.AggrMin, func(_ int, w window, p point) bool { return p.f == w.min })
+		check(block.AggrMax, func(_ int, w window, p point) bool { return p.f == w.max })
+		check(block.AggrCounter, func(i int, w window, p point) bool {
 			switch {
 			case s.Kind != blockgen.Counter:
 				return true // a gauge's counter aggregate means nothing
@@ -133,7 +133,7 @@ func checkAggregates(t *testing.T, ctx context.Context, cfg blockgen.Config, blo
 		// PromQL's increase over the counter aggregate equals the raw one
 		// between the first and the last window.
 		if s.Kind == blockgen.Counter && len(ws) > 2 && !ws[1].reset {
-			got := byAggr[ship.AggrCounter][name]
+			got := byAggr[block.AggrCounter][name]
 			var raw []float64
 			for _, p := range want[name] {
 				if p.t >= ws[0].lastT && p.t <= ws[len(ws)-1].lastT {

@@ -20,10 +20,9 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/atoll-metrics/atoll/compactor/blockio"
-	"github.com/atoll-metrics/atoll/compactor/blockset"
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor/downsample"
-	"github.com/atoll-metrics/atoll/ship"
 )
 
 // partialMinAge is the least time a partial block must have been left
@@ -33,10 +32,10 @@ const partialMinAge = time.Hour
 
 // Compactor keeps one bucket in order. See the package documentation.
 type Compactor struct {
-	bkt     ship.Bucket
+	bkt     bucket.Bucket
 	opts    Options
 	logger  *slog.Logger
-	fetcher *blockset.Fetcher
+	fetcher *block.Fetcher
 	ranges  []int64
 	pool    chunkenc.Pool
 	tsdbm   *tsdb.CompactorMetrics
@@ -49,7 +48,7 @@ type Compactor struct {
 
 // New returns a Compactor for bkt. Metrics (atoll_compactor_*) are
 // registered on reg, which may be nil.
-func New(bkt ship.Bucket, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Compactor, error) {
+func New(bkt bucket.Bucket, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Compactor, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
@@ -64,7 +63,7 @@ func New(bkt ship.Bucket, opts Options, logger *slog.Logger, reg prometheus.Regi
 		bkt:     bkt,
 		opts:    opts,
 		logger:  logger,
-		fetcher: blockset.NewFetcher(bkt, logger),
+		fetcher: block.NewFetcher(bkt, logger),
 		ranges:  opts.rangesMillis(),
 		pool:    chunkenc.NewPool(),
 		tsdbm:   tsdb.NewCompactorMetrics(nil),
@@ -236,29 +235,29 @@ func (c *Compactor) Pass(ctx context.Context) (err error) {
 // it writes.
 type passState struct {
 	mu     sync.Mutex
-	all    map[ulid.ULID]*blockset.Block // every block with meta.json
+	all    map[ulid.ULID]*block.Block // every block with meta.json
 	groups map[string]*groupState
 }
 
 type groupState struct {
-	group Group
+	group group
 	// live are the group's blocks readers read, no-compact ones included.
-	live []*blockset.Block
+	live []*block.Block
 }
 
-func (c *Compactor) newPassState(set *blockset.Set) *passState {
-	st := &passState{all: map[ulid.ULID]*blockset.Block{}, groups: map[string]*groupState{}}
+func (c *Compactor) newPassState(set *block.Set) *passState {
+	st := &passState{all: map[ulid.ULID]*block.Block{}, groups: map[string]*groupState{}}
 	for id, b := range set.Blocks {
 		st.all[id] = b
 	}
-	for _, b := range set.Live(c.opts.Now(), 0) {
-		gs := st.groupLocked(GroupOf(b, c.opts.ReplicaLabels))
+	for _, b := range set.Visible(block.UnlessDeletionMarked(c.opts.Now(), 0)) {
+		gs := st.groupLocked(groupOf(b, c.opts.ReplicaLabels))
 		gs.live = append(gs.live, b)
 	}
 	return st
 }
 
-func (st *passState) groupLocked(g Group) *groupState {
+func (st *passState) groupLocked(g group) *groupState {
 	gs, ok := st.groups[g.Key()]
 	if !ok {
 		gs = &groupState{group: g}
@@ -291,7 +290,7 @@ func (c *Compactor) compactAll(ctx context.Context, st *passState) (int, error) 
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.opts.Concurrency)
-	for _, res := range []int64{ship.ResolutionRaw, ship.Resolution5m, ship.Resolution1h} {
+	for _, res := range []int64{block.ResolutionRaw, block.Resolution5m, block.Resolution1h} {
 		for _, gs := range st.sortedGroups(res) {
 			g.Go(func() error {
 				n, err := c.compactGroup(gctx, st, gs)
@@ -320,20 +319,20 @@ func (c *Compactor) compactGroup(ctx context.Context, st *passState, gs *groupSt
 			return n, err
 		}
 		st.mu.Lock()
-		var candidates []*blockset.Block
+		var candidates []*block.Block
 		for _, b := range gs.live {
 			if b.NoCompact == nil {
 				candidates = append(candidates, b)
 			}
 		}
 		st.mu.Unlock()
-		job := Plan(candidates, c.ranges)
+		job := plan(candidates, c.ranges)
 		if job == nil {
 			return n, nil
 		}
 		err := c.compact(ctx, st, gs, job)
-		var be *BlockError
-		if errors.As(err, &be) && slices.ContainsFunc(job, func(b *blockset.Block) bool { return b.ID() == be.ID }) {
+		var be *blockError
+		if errors.As(err, &be) && slices.ContainsFunc(job, func(b *block.Block) bool { return b.ID() == be.ID }) {
 			if err := c.markNoCompact(ctx, st, be); err != nil {
 				return n, err
 			}
@@ -349,7 +348,7 @@ func (c *Compactor) compactGroup(ctx context.Context, st *passState, gs *groupSt
 
 // compact merges job's blocks into one new block, uploads it, and marks the
 // inputs for deletion.
-func (c *Compactor) compact(ctx context.Context, st *passState, gs *groupState, job []*blockset.Block) error {
+func (c *Compactor) compact(ctx context.Context, st *passState, gs *groupState, job []*block.Block) error {
 	start := time.Now()
 	dir := filepath.Join(c.opts.DataDir, "compact", gs.group.dirName())
 	if err := os.RemoveAll(dir); err != nil {
@@ -374,18 +373,18 @@ func (c *Compactor) compact(ctx context.Context, st *passState, gs *groupState, 
 	}
 	defer closeOpened()
 	byAge := slices.Clone(job)
-	slices.SortFunc(byAge, func(a, b *blockset.Block) int { return a.ID().Compare(b.ID()) })
+	slices.SortFunc(byAge, func(a, b *block.Block) int { return a.ID().Compare(b.ID()) })
 	for rank, b := range byAge {
-		bdir, err := blockio.Download(ctx, c.bkt, b.ID(), dir)
-		if errors.Is(err, blockio.ErrIncomplete) {
-			return &BlockError{ID: b.ID(), Reason: blockset.NoCompactReasonUnreadable, Err: err}
+		bdir, err := block.Download(ctx, c.bkt, b.ID(), dir)
+		if errors.Is(err, block.ErrIncomplete) {
+			return &blockError{ID: b.ID(), Reason: block.NoCompactReasonUnreadable, Err: err}
 		}
 		if err != nil {
 			return err
 		}
 		ob, err := tsdb.OpenBlock(nil, bdir, c.pool, nil)
 		if err != nil {
-			return &BlockError{ID: b.ID(), Reason: blockset.NoCompactReasonUnreadable, Err: err}
+			return &blockError{ID: b.ID(), Reason: block.NoCompactReasonUnreadable, Err: err}
 		}
 		opened = append(opened, ob)
 		dirs = append(dirs, bdir)
@@ -408,29 +407,25 @@ func (c *Compactor) compact(ctx context.Context, st *passState, gs *groupState, 
 	}
 	closeOpened()
 
-	var out *blockset.Block
+	var out *block.Block
 	details := "compacted into an empty block"
 	if len(ids) > 0 {
 		newDir := filepath.Join(dir, ids[0].String())
-		meta, err := ship.ReadMetaFromDir(newDir)
+		meta, err := block.ReadMetaFromDir(newDir)
 		if err != nil {
 			return err
 		}
-		meta.Thanos = ship.ThanosMeta{
-			Version:    1,
+		meta.Thanos = block.ThanosMeta{
 			Labels:     gs.group.Labels.Map(),
-			Downsample: ship.Downsample{Resolution: gs.group.Resolution},
-			Source:     ship.SourceCompactor,
+			Downsample: block.Downsample{Resolution: gs.group.Resolution},
+			Source:     block.SourceCompactor,
 		}
-		if err := ship.WriteMetaToDir(newDir, meta); err != nil {
-			return err
-		}
-		uploaded, err := blockio.Upload(ctx, c.bkt, newDir, c.lease.check)
+		uploaded, err := block.Upload(ctx, c.bkt, newDir, meta, c.lease.check)
 		if err != nil {
 			return err
 		}
 		c.fetcher.Remember(uploaded)
-		out = &blockset.Block{Meta: uploaded}
+		out = &block.Block{Meta: uploaded}
 		details = "compacted into " + uploaded.ULID.String()
 	}
 	if err := c.markDeleted(ctx, st, job, details); err != nil {
@@ -438,7 +433,7 @@ func (c *Compactor) compact(ctx context.Context, st *passState, gs *groupState, 
 	}
 
 	st.mu.Lock()
-	gs.live = slices.DeleteFunc(gs.live, func(b *blockset.Block) bool { return slices.Contains(job, b) })
+	gs.live = slices.DeleteFunc(gs.live, func(b *block.Block) bool { return slices.Contains(job, b) })
 	if out != nil {
 		gs.live = append(gs.live, out)
 		st.all[out.ID()] = out
@@ -459,9 +454,9 @@ func (c *Compactor) compact(ctx context.Context, st *passState, gs *groupState, 
 	return nil
 }
 
-func overlapping(bs []*blockset.Block) bool {
+func overlapping(bs []*block.Block) bool {
 	s := slices.Clone(bs)
-	slices.SortFunc(s, func(a, b *blockset.Block) int { return cmp.Compare(a.Meta.MinTime, b.Meta.MinTime) })
+	slices.SortFunc(s, func(a, b *block.Block) int { return cmp.Compare(a.Meta.MinTime, b.Meta.MinTime) })
 	for i := 1; i < len(s); i++ {
 		if s[i].Meta.MinTime < s[i-1].Meta.MaxTime {
 			return true
@@ -472,18 +467,18 @@ func overlapping(bs []*blockset.Block) bool {
 
 func resolutionName(res int64) string {
 	switch res {
-	case ship.ResolutionRaw:
+	case block.ResolutionRaw:
 		return "raw"
-	case ship.Resolution5m:
+	case block.Resolution5m:
 		return "5m"
-	case ship.Resolution1h:
+	case block.Resolution1h:
 		return "1h"
 	}
 	return strconv.FormatInt(res, 10)
 }
 
 // markDeleted writes deletion marks for bs and records them in the state.
-func (c *Compactor) markDeleted(ctx context.Context, st *passState, bs []*blockset.Block, details string) error {
+func (c *Compactor) markDeleted(ctx context.Context, st *passState, bs []*block.Block, details string) error {
 	for _, b := range bs {
 		if b.Deletion != nil {
 			continue
@@ -491,16 +486,16 @@ func (c *Compactor) markDeleted(ctx context.Context, st *passState, bs []*blocks
 		if err := c.lease.check(); err != nil {
 			return err
 		}
-		now := c.opts.Now()
-		if err := blockset.WriteDeletionMark(ctx, c.bkt, b.ID(), details, now); err != nil {
+		mark, err := block.WriteDeletionMark(ctx, c.bkt, b.ID(), details, c.opts.Now())
+		if err != nil {
 			return err
 		}
 		st.mu.Lock()
 		marked := *b
-		marked.Deletion = &ship.DeletionMark{ID: b.ID(), Version: 1, Details: details, DeletionTime: now.Unix()}
+		marked.Deletion = mark
 		st.all[b.ID()] = &marked
 		for _, gs := range st.groups {
-			gs.live = slices.DeleteFunc(gs.live, func(x *blockset.Block) bool { return x.ID() == b.ID() })
+			gs.live = slices.DeleteFunc(gs.live, func(x *block.Block) bool { return x.ID() == b.ID() })
 		}
 		st.mu.Unlock()
 		c.m.markedForDeletion.WithLabelValues(reasonOf(details)).Inc()
@@ -519,18 +514,17 @@ func reasonOf(details string) string {
 	}
 }
 
-func (c *Compactor) markNoCompact(ctx context.Context, st *passState, be *BlockError) error {
+func (c *Compactor) markNoCompact(ctx context.Context, st *passState, be *blockError) error {
 	if err := c.lease.check(); err != nil {
 		return err
 	}
 	c.logger.Warn("marking block no-compact; it stays readable and the rest of its group goes on", "block", be.ID, "reason", be.Reason, "err", be.Err)
-	now := c.opts.Now()
-	if err := blockset.WriteNoCompactMark(ctx, c.bkt, be.ID, be.Reason, be.Err.Error(), now); err != nil {
+	mark, err := block.WriteNoCompactMark(ctx, c.bkt, be.ID, be.Reason, be.Err.Error(), c.opts.Now())
+	if err != nil {
 		return err
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	mark := &blockset.NoCompactMark{ID: be.ID, Version: 1, Reason: be.Reason, Details: be.Err.Error(), NoCompactTime: now.Unix()}
 	for _, gs := range st.groups {
 		for i, b := range gs.live {
 			if b.ID() == be.ID {
@@ -549,17 +543,21 @@ func (c *Compactor) markNoCompact(ctx context.Context, st *passState, be *BlockE
 // compacted block's upload and the marking of its inputs).
 func (c *Compactor) markSuperseded(ctx context.Context, st *passState) error {
 	st.mu.Lock()
-	all := make([]*blockset.Block, 0, len(st.all))
+	all := make([]*block.Block, 0, len(st.all))
 	for _, b := range st.all {
 		all = append(all, b)
 	}
 	st.mu.Unlock()
-	var todo []*blockset.Block
-	sup := blockset.Superseded(all)
+	var todo []*block.Block
+	metas := make([]*block.Meta, len(all))
+	for i, b := range all {
+		metas[i] = b.Meta
+	}
+	sup := block.Superseded(metas)
 	for _, b := range all {
 		if by, ok := sup[b.ID()]; ok && b.Deletion == nil {
 			todo = append(todo, b)
-			if err := c.markDeleted(ctx, st, []*blockset.Block{b}, "superseded by "+by.String()); err != nil {
+			if err := c.markDeleted(ctx, st, []*block.Block{b}, "superseded by "+by.String()); err != nil {
 				return err
 			}
 		}
@@ -577,15 +575,15 @@ func (c *Compactor) downsampleAll(ctx context.Context, st *passState) (int, erro
 		return 0, nil
 	}
 	type job struct {
-		b     *blockset.Block
-		group Group
+		b     *block.Block
+		group group
 		res   int64
 	}
 	var jobs []job
 	st.mu.Lock()
-	covered := func(b *blockset.Block, res int64) bool {
+	covered := func(b *block.Block, res int64) bool {
 		for _, x := range st.all {
-			if x.Resolution() == res && sourcesCover(x.Meta, b.Meta) {
+			if x.Resolution() == res && x.Meta.ContainsSources(b.Meta) {
 				return true
 			}
 		}
@@ -595,10 +593,10 @@ func (c *Compactor) downsampleAll(ctx context.Context, st *passState) (int, erro
 		var res int64
 		var minSpan time.Duration
 		switch gs.group.Resolution {
-		case ship.ResolutionRaw:
-			res, minSpan = ship.Resolution5m, c.opts.DownsampleRawMinSpan
-		case ship.Resolution5m:
-			res, minSpan = ship.Resolution1h, c.opts.Downsample5mMinSpan
+		case block.ResolutionRaw:
+			res, minSpan = block.Resolution5m, c.opts.DownsampleRawMinSpan
+		case block.Resolution5m:
+			res, minSpan = block.Resolution1h, c.opts.Downsample5mMinSpan
 		default:
 			continue
 		}
@@ -606,7 +604,7 @@ func (c *Compactor) downsampleAll(ctx context.Context, st *passState) (int, erro
 			if b.NoCompact != nil || b.Meta.MaxTime-b.Meta.MinTime < minSpan.Milliseconds() || covered(b, res) {
 				continue
 			}
-			jobs = append(jobs, job{b: b, group: Group{Labels: gs.group.Labels, Resolution: res}, res: res})
+			jobs = append(jobs, job{b: b, group: group{Labels: gs.group.Labels, Resolution: res}, res: res})
 		}
 	}
 	st.mu.Unlock()
@@ -624,7 +622,7 @@ func (c *Compactor) downsampleAll(ctx context.Context, st *passState) (int, erro
 	for _, j := range jobs {
 		g.Go(func() error {
 			err := c.downsample(gctx, st, j.b, j.group)
-			var be *BlockError
+			var be *blockError
 			if errors.As(err, &be) {
 				err = c.markNoCompact(gctx, st, be)
 			} else if err == nil {
@@ -646,37 +644,16 @@ func (c *Compactor) downsampleAll(ctx context.Context, st *passState) (int, erro
 	return int(done.Load()), errors.Join(errs...)
 }
 
-// sourcesCover reports whether x's compaction sources include all of b's.
-func sourcesCover(x, b *ship.Meta) bool {
-	set := map[ulid.ULID]struct{}{}
-	for _, s := range metaSources(x) {
-		set[s] = struct{}{}
-	}
-	for _, s := range metaSources(b) {
-		if _, ok := set[s]; !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func metaSources(m *ship.Meta) []ulid.ULID {
-	if len(m.Compaction.Sources) == 0 {
-		return []ulid.ULID{m.ULID}
-	}
-	return m.Compaction.Sources
-}
-
-func (c *Compactor) downsample(ctx context.Context, st *passState, b *blockset.Block, g Group) error {
+func (c *Compactor) downsample(ctx context.Context, st *passState, b *block.Block, g group) error {
 	start := time.Now()
 	dir := filepath.Join(c.opts.DataDir, "downsample", b.ID().String())
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bdir, err := blockio.Download(ctx, c.bkt, b.ID(), dir)
-	if errors.Is(err, blockio.ErrIncomplete) {
-		return &BlockError{ID: b.ID(), Reason: blockset.NoCompactReasonUnreadable, Err: err}
+	bdir, err := block.Download(ctx, c.bkt, b.ID(), dir)
+	if errors.Is(err, block.ErrIncomplete) {
+		return &blockError{ID: b.ID(), Reason: block.NoCompactReasonUnreadable, Err: err}
 	}
 	if err != nil {
 		return err
@@ -687,22 +664,19 @@ func (c *Compactor) downsample(ctx context.Context, st *passState, b *blockset.B
 	}
 	meta, stats, err := downsample.Block(ctx, bdir, out, g.Resolution)
 	if errors.Is(err, downsample.ErrInput) {
-		return &BlockError{ID: b.ID(), Reason: blockset.NoCompactReasonUnreadable, Err: err}
+		return &blockError{ID: b.ID(), Reason: block.NoCompactReasonUnreadable, Err: err}
 	}
 	if err != nil {
 		return err
 	}
 	newDir := filepath.Join(out, meta.ULID.String())
 	meta.Thanos.Labels = g.Labels.Map()
-	if err := ship.WriteMetaToDir(newDir, meta); err != nil {
-		return err
-	}
-	uploaded, err := blockio.Upload(ctx, c.bkt, newDir, c.lease.check)
+	uploaded, err := block.Upload(ctx, c.bkt, newDir, meta, c.lease.check)
 	if err != nil {
 		return err
 	}
 	c.fetcher.Remember(uploaded)
-	nb := &blockset.Block{Meta: uploaded}
+	nb := &block.Block{Meta: uploaded}
 	st.mu.Lock()
 	st.all[nb.ID()] = nb
 	gs := st.groupLocked(g)
@@ -723,12 +697,12 @@ func (c *Compactor) downsample(ctx context.Context, st *passState, b *blockset.B
 func (c *Compactor) applyRetention(ctx context.Context, st *passState) error {
 	now := c.opts.Now()
 	st.mu.Lock()
-	var expired []*blockset.Block
+	var expired []*block.Block
 	for _, gs := range st.groups {
 		ret := map[int64]time.Duration{
-			ship.ResolutionRaw: c.opts.RetentionRaw,
-			ship.Resolution5m:  c.opts.Retention5m,
-			ship.Resolution1h:  c.opts.Retention1h,
+			block.ResolutionRaw: c.opts.RetentionRaw,
+			block.Resolution5m:  c.opts.Retention5m,
+			block.Resolution1h:  c.opts.Retention1h,
 		}[gs.group.Resolution]
 		if ret <= 0 {
 			continue
@@ -751,19 +725,19 @@ func (c *Compactor) applyRetention(ctx context.Context, st *passState) error {
 func (c *Compactor) deleteMarked(ctx context.Context, st *passState) error {
 	now := c.opts.Now()
 	st.mu.Lock()
-	var due []*blockset.Block
+	var due []*block.Block
 	for _, b := range st.all {
 		if b.Deletion != nil && now.Sub(b.Deletion.Time()) >= c.opts.DeleteDelay {
 			due = append(due, b)
 		}
 	}
 	st.mu.Unlock()
-	slices.SortFunc(due, func(a, b *blockset.Block) int { return a.ID().Compare(b.ID()) })
+	slices.SortFunc(due, func(a, b *block.Block) int { return a.ID().Compare(b.ID()) })
 	for _, b := range due {
 		if err := c.lease.check(); err != nil {
 			return err
 		}
-		if err := blockio.Delete(ctx, c.bkt, b.ID()); err != nil {
+		if err := block.Delete(ctx, c.bkt, b.ID()); err != nil {
 			return err
 		}
 		st.mu.Lock()
@@ -779,7 +753,7 @@ func (c *Compactor) deleteMarked(ctx context.Context, st *passState) error {
 
 // cleanPartials finishes deletions a crash interrupted and removes uploads
 // abandoned long enough ago.
-func (c *Compactor) cleanPartials(ctx context.Context, set *blockset.Set) error {
+func (c *Compactor) cleanPartials(ctx context.Context, set *block.Set) error {
 	now := c.opts.Now()
 	minAge := max(c.opts.DeleteDelay, partialMinAge)
 	for _, p := range set.Partial {
@@ -796,7 +770,7 @@ func (c *Compactor) cleanPartials(ctx context.Context, set *blockset.Set) error 
 			return err
 		}
 		c.logger.Info("deleting partial block", "block", p.ID, "mid_deletion", p.Deleting)
-		if err := blockio.Delete(ctx, c.bkt, p.ID); err != nil {
+		if err := block.Delete(ctx, c.bkt, p.ID); err != nil {
 			return err
 		}
 		c.m.partialDeleted.Inc()
@@ -806,11 +780,11 @@ func (c *Compactor) cleanPartials(ctx context.Context, set *blockset.Set) error 
 
 // idleSince returns the newest modification time of a partial block's
 // objects.
-func (c *Compactor) idleSince(ctx context.Context, p *blockset.Partial) (time.Time, error) {
+func (c *Compactor) idleSince(ctx context.Context, p *block.Partial) (time.Time, error) {
 	var newest time.Time
 	for _, name := range p.Objects {
 		a, err := c.bkt.Attributes(ctx, name)
-		if ship.IsNotFound(err) {
+		if bucket.IsNotFound(err) {
 			continue
 		}
 		if err != nil {

@@ -6,9 +6,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
-	"github.com/atoll-metrics/atoll/compactor/blockset"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 )
 
 const day = 24 * time.Hour
@@ -35,9 +34,9 @@ func TestPassCompactsDeduplicatesAndDownsamples(t *testing.T) {
 	// be downsampled, and its 5m version to be downsampled again.
 	type span struct{ mint, maxt time.Duration }
 	want := map[int64][]span{
-		ship.ResolutionRaw: {{0, 14 * day}, {14 * day, 14*day + 8*time.Hour}, {14*day + 8*time.Hour, 14*day + 16*time.Hour}, {14*day + 16*time.Hour, 15 * day}},
-		ship.Resolution5m:  {{0, 14 * day}},
-		ship.Resolution1h:  {{0, 14 * day}},
+		block.ResolutionRaw: {{0, 14 * day}, {14 * day, 14*day + 8*time.Hour}, {14*day + 8*time.Hour, 14*day + 16*time.Hour}, {14*day + 16*time.Hour, 15 * day}},
+		block.Resolution5m:  {{0, 14 * day}},
+		block.Resolution1h:  {{0, 14 * day}},
 	}
 	for res, spans := range want {
 		got := live[res]
@@ -49,7 +48,7 @@ func TestPassCompactsDeduplicatesAndDownsamples(t *testing.T) {
 			if m.MinTime != cfg.MinTime()+s.mint.Milliseconds() || m.MaxTime != cfg.MinTime()+s.maxt.Milliseconds() {
 				t.Errorf("resolution %d block %d: [%d, %d), want offsets %v", res, i, m.MinTime-cfg.MinTime(), m.MaxTime-cfg.MinTime(), s)
 			}
-			if m.Thanos.Source != ship.SourceCompactor || m.Thanos.Downsample.Resolution != res {
+			if m.Thanos.Source != block.SourceCompactor || m.Thanos.Downsample.Resolution != res {
 				t.Errorf("block %s: source %q resolution %d", m.ULID, m.Thanos.Source, m.Thanos.Downsample.Resolution)
 			}
 			if !labels.Equal(m.ExternalLabels(), labels.FromStrings("tenant", "default")) {
@@ -67,13 +66,13 @@ func TestPassCompactsDeduplicatesAndDownsamples(t *testing.T) {
 		t.Errorf("bucket holds %d entries, want the 6 live blocks", n)
 	}
 
-	raw := readAll(t, ctx, blocksQueryable(openBlocks(t, ctx, bkt, live[ship.ResolutionRaw]), ""), cfg.MinTime(), cfg.MaxTime())
+	raw := readAll(t, ctx, blocksQueryable(openBlocks(t, ctx, bkt, live[block.ResolutionRaw]), ""), cfg.MinTime(), cfg.MaxTime())
 	checkTruth(t, cfg, raw)
 
-	res5m := openBlocks(t, ctx, bkt, live[ship.Resolution5m])
-	res1h := openBlocks(t, ctx, bkt, live[ship.Resolution1h])
-	checkAggregates(t, ctx, cfg, res5m, ship.Resolution5m, cfg.MinTime(), cfg.MinTime()+(14*day).Milliseconds())
-	checkAggregates(t, ctx, cfg, res1h, ship.Resolution1h, cfg.MinTime(), cfg.MinTime()+(14*day).Milliseconds())
+	res5m := openBlocks(t, ctx, bkt, live[block.Resolution5m])
+	res1h := openBlocks(t, ctx, bkt, live[block.Resolution1h])
+	checkAggregates(t, ctx, cfg, res5m, block.Resolution5m, cfg.MinTime(), cfg.MinTime()+(14*day).Milliseconds())
+	checkAggregates(t, ctx, cfg, res1h, block.Resolution1h, cfg.MinTime(), cfg.MinTime()+(14*day).Milliseconds())
 }
 
 // checkTruth compares deduplicated series with the generator's truth.
@@ -94,7 +93,7 @@ func checkTruth(t *testing.T, cfg blockgen.Config, got map[string][]point) {
 	}
 }
 
-func dumpLive(t *testing.T, live map[int64][]*blockset.Block, base int64) {
+func dumpLive(t *testing.T, live map[int64][]*block.Block, base int64) {
 	for res, bs := range live {
 		for _, b := range bs {
 			t.Logf("res %d block %s [%v, %v) level %d sources %d labels %v", res, b.ID(), time.Duration(b.Meta.MinTime-base)*time.Millisecond, time.Duration(b.Meta.MaxTime-base)*time.Millisecond, b.Meta.Compaction.Level, len(b.Meta.Compaction.Sources), b.Meta.Thanos.Labels)

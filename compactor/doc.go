@@ -13,7 +13,7 @@
 //
 // Blocks are grouped by their external labels without the replica labels
 // (Options.ReplicaLabels, receive_replica by default) and by resolution; a
-// Group never mixes with another. Within a group, Plan picks the next job:
+// group never mixes with another. Within a group, the planner picks the next job:
 // the blocks inside an aligned window of the next level (8h, 2d, 14d by
 // default, Options.Ranges) once the window is complete, or else blocks that
 // overlap in time. Replicas of the same 2h span overlap, so they are merged
@@ -24,7 +24,7 @@
 // Prometheus's LeveledCompactor and a block populator of this package: raw
 // inputs of one replica (same replica label values) are chained
 // (storage.ChainedSeriesMerge), then the replicas are deduplicated with
-// querier/dedup's ChunkMergeFunc, the querier's own algorithm, so a
+// dedup's ChunkMergeFunc, the querier's own algorithm, so a
 // compacted block holds what a deduplicating query would have returned.
 // Overlapping downsampled inputs (only possible after late raw data) are
 // merged by precedence: within a newer input's time range its aggregates
@@ -41,7 +41,7 @@
 // # Downsampling
 //
 // Raw blocks spanning at least 40h are downsampled to 5m, 5m blocks spanning
-// at least 10 days to 1h (package downsample; the format is ship's
+// at least 10 days to 1h (package downsample; the format is block's
 // AggregateLabel series). A block is downsampled once: not when a block of
 // the target resolution already contains all its sources. Downsampled
 // blocks keep their input's time range and sources and are compacted by
@@ -65,37 +65,12 @@
 // directory with a deletion mark and no meta.json, whose deletion the next
 // pass finishes.
 //
-// # The rule readers follow
+// # What readers read
 //
-// Readers (the store gateway, the planner, `atoll bucket` tools) must apply
-// this rule, which package blockset implements (blockset.Fetcher and
-// Set.Live, or blockset.Superseded on a list of metas):
-//
-//  1. A block exists once its meta.json exists. Directories without it are
-//     ignored.
-//  2. Within one resolution, a block whose compaction.sources are all among
-//     another block's sources is superseded and must not be read: the other
-//     block holds all its data. Of two blocks with equal sources the one with
-//     the smaller ULID is superseded. Sources are ULIDs of receiver blocks,
-//     unique in a bucket, so this holds across external labels too: a
-//     replica's 2h block is superseded by the deduplicated block made from
-//     it, which has no replica label.
-//  3. A block with a deletion mark is superseded or past retention. A reader
-//     may stop reading it once the mark is older than half the delete delay
-//     (Set.Live's keepMarkedFor): by then its replacement is visible to any
-//     reader that syncs more often than that. Dropping it at once is also
-//     safe from double counting but may hide data for one sync.
-//  4. Blocks of different resolutions with shared sources hold the same
-//     samples at different resolutions: a query reads one resolution for a
-//     given time range, never adds them up.
-//
-// A reader must swap its whole block set at once when it syncs (add a
-// compacted block and drop what it supersedes together). Two readers that
-// sync at different times (sharded gateways) can briefly serve a block and
-// the block superseding it; raw series are then deduplicated by the querier
-// (the same samples under equal or replica-stripped labels), and
-// downsampled aggregates of the same raw data carry the same timestamps, so
-// a chained merge drops them.
+// The compactor and every other reader see the bucket through
+// block.Fetcher and Set.Visible, so they agree on which blocks hold which
+// data; the rule is documented in package block. The compactor reads with
+// block.UnlessDeletionMarked(now, 0): a marked block is gone for it.
 //
 // # The lease
 //
@@ -119,4 +94,11 @@
 // old, so one cut off from the bucket stops writing before another may
 // take over; machines' clocks must agree to well within a quarter of the
 // duration.
+//
+// # Imports
+//
+// compactor imports block (what a block is, which are visible, how they
+// move), bucket, dedup (the querier's replica merge, so a compacted block
+// holds what a deduplicating query returns) and its own downsample. It
+// must not import the shipper, the store gateway or the querier.
 package compactor

@@ -17,11 +17,10 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor"
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
-	"github.com/atoll-metrics/atoll/compactor/blockio"
-	"github.com/atoll-metrics/atoll/compactor/blockset"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 )
 
 func testContext(t *testing.T, d time.Duration) context.Context {
@@ -31,9 +30,9 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func newBucket(t *testing.T) ship.Bucket {
+func newBucket(t *testing.T) bucket.Bucket {
 	t.Helper()
-	bkt, err := ship.NewFilesystemBucket(filepath.Join(t.TempDir(), "bucket"))
+	bkt, err := bucket.NewFilesystem(filepath.Join(t.TempDir(), "bucket"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +40,7 @@ func newBucket(t *testing.T) ship.Bucket {
 	return bkt
 }
 
-func generate(t *testing.T, ctx context.Context, bkt ship.Bucket, cfg blockgen.Config) blockgen.Stats {
+func generate(t *testing.T, ctx context.Context, bkt bucket.Bucket, cfg blockgen.Config) blockgen.Stats {
 	t.Helper()
 	st, err := blockgen.Generate(ctx, bkt, t.TempDir(), cfg)
 	if err != nil {
@@ -69,7 +68,7 @@ func testOptions(t *testing.T, now time.Time) compactor.Options {
 	return o
 }
 
-func runCompactor(t *testing.T, ctx context.Context, bkt ship.Bucket, opts compactor.Options) {
+func runCompactor(t *testing.T, ctx context.Context, bkt bucket.Bucket, opts compactor.Options) {
 	t.Helper()
 	c, err := compactor.New(bkt, opts, testLogger(t), nil)
 	if err != nil {
@@ -81,29 +80,29 @@ func runCompactor(t *testing.T, ctx context.Context, bkt ship.Bucket, opts compa
 }
 
 // liveBlocks returns the blocks a reader reads, by resolution.
-func liveBlocks(t *testing.T, ctx context.Context, bkt ship.Bucket) map[int64][]*blockset.Block {
+func liveBlocks(t *testing.T, ctx context.Context, bkt bucket.Bucket) map[int64][]*block.Block {
 	t.Helper()
-	set, err := blockset.NewFetcher(bkt, nil).Fetch(ctx)
+	set, err := block.NewFetcher(bkt, nil).Fetch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[int64][]*blockset.Block{}
-	for _, b := range set.Live(time.Now(), 0) {
+	out := map[int64][]*block.Block{}
+	for _, b := range set.Visible(block.UnlessDeletionMarked(time.Now(), 0)) {
 		out[b.Resolution()] = append(out[b.Resolution()], b)
 	}
 	for _, bs := range out {
-		slices.SortFunc(bs, func(a, b *blockset.Block) int { return int(a.Meta.MinTime - b.Meta.MinTime) })
+		slices.SortFunc(bs, func(a, b *block.Block) int { return int(a.Meta.MinTime - b.Meta.MinTime) })
 	}
 	return out
 }
 
 // openBlocks downloads and opens blocks, closing them when the test ends.
-func openBlocks(t *testing.T, ctx context.Context, bkt ship.Bucket, bs []*blockset.Block) []*tsdb.Block {
+func openBlocks(t *testing.T, ctx context.Context, bkt bucket.Bucket, bs []*block.Block) []*tsdb.Block {
 	t.Helper()
 	dir := t.TempDir()
 	var out []*tsdb.Block
 	for _, b := range bs {
-		d, err := blockio.Download(ctx, bkt, b.ID(), dir)
+		d, err := block.Download(ctx, bkt, b.ID(), dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +142,7 @@ type aggregateQuerier struct {
 }
 
 func (q *aggregateQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	ms = append(slices.Clone(ms), labels.MustNewMatcher(labels.MatchEqual, ship.AggregateLabel, q.aggregate))
+	ms = append(slices.Clone(ms), labels.MustNewMatcher(labels.MatchEqual, block.AggregateLabel, q.aggregate))
 	return &strippedSet{SeriesSet: q.Querier.Select(ctx, sortSeries, hints, ms...)}
 }
 
@@ -151,7 +150,7 @@ type strippedSet struct{ storage.SeriesSet }
 
 func (s *strippedSet) At() storage.Series {
 	series := s.SeriesSet.At()
-	return &strippedSeries{Series: series, lset: labels.NewBuilder(series.Labels()).Del(ship.AggregateLabel).Labels()}
+	return &strippedSeries{Series: series, lset: labels.NewBuilder(series.Labels()).Del(block.AggregateLabel).Labels()}
 }
 
 func (s *strippedSet) Warnings() annotations.Annotations { return s.SeriesSet.Warnings() }
@@ -203,7 +202,7 @@ func readAll(t *testing.T, ctx context.Context, q storage.Queryable, mint, maxt 
 			t.Fatal(err)
 		}
 		// Keyed by the raw series: aggregate series share the key of theirs.
-		out[labels.NewBuilder(s.Labels()).Del(ship.AggregateLabel).Labels().String()] = pts
+		out[labels.NewBuilder(s.Labels()).Del(block.AggregateLabel).Labels().String()] = pts
 	}
 	if err := set.Err(); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/bucket"
 )
 
 // LeaseObject is the bucket object that names the compactor allowed to
@@ -78,7 +78,7 @@ type leaseRecord struct {
 // the bucket stops writing before others may take over; clocks of the
 // machines must agree to well within a quarter of the duration.
 type lease struct {
-	bkt      ship.Bucket
+	bkt      bucket.Bucket
 	holder   string
 	session  string
 	duration time.Duration
@@ -92,7 +92,7 @@ type lease struct {
 	lost     error
 }
 
-func newLease(bkt ship.Bucket, holder string, duration time.Duration, now func() time.Time, logger *slog.Logger) *lease {
+func newLease(bkt bucket.Bucket, holder string, duration time.Duration, now func() time.Time, logger *slog.Logger) *lease {
 	return &lease{
 		bkt:      bkt,
 		holder:   holder,
@@ -106,7 +106,7 @@ func newLease(bkt ship.Bucket, holder string, duration time.Duration, now func()
 
 func (l *lease) read(ctx context.Context) (*leaseRecord, error) {
 	rc, err := l.bkt.Get(ctx, LeaseObject)
-	if ship.IsNotFound(err) {
+	if bucket.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {

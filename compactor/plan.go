@@ -8,13 +8,13 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/atoll-metrics/atoll/compactor/blockset"
+	"github.com/atoll-metrics/atoll/block"
 )
 
-// Group is the unit of compaction: the blocks of one producer (external
+// group is the unit of compaction: the blocks of one producer (external
 // labels without the replica labels) at one resolution. Blocks of different
 // groups are never merged.
-type Group struct {
+type group struct {
 	// Labels are the blocks' external labels without the replica labels;
 	// they become the external labels of every block the group produces.
 	Labels     labels.Labels
@@ -22,23 +22,23 @@ type Group struct {
 }
 
 // Key identifies the group.
-func (g Group) Key() string {
+func (g group) Key() string {
 	return fmt.Sprintf("%s@%d", g.Labels.String(), g.Resolution)
 }
 
 // dirName is a file name unique to the group, for scratch space.
-func (g Group) dirName() string {
+func (g group) dirName() string {
 	return fmt.Sprintf("%016x", xxhash.Sum64String(g.Key()))
 }
 
-// GroupOf returns the group of a block.
-func GroupOf(b *blockset.Block, replicaLabels []string) Group {
+// groupOf returns the group of a block.
+func groupOf(b *block.Block, replicaLabels []string) group {
 	lb := labels.NewBuilder(b.Meta.ExternalLabels())
 	lb.Del(replicaLabels...)
-	return Group{Labels: lb.Labels(), Resolution: b.Resolution()}
+	return group{Labels: lb.Labels(), Resolution: b.Resolution()}
 }
 
-// Plan returns the next blocks to compact into one, or nil when the group is
+// plan returns the next blocks to compact into one, or nil when the group is
 // in order. blocks are the group's live blocks that may be compacted (not
 // marked no-compact); ranges are the block spans of the compaction levels in
 // milliseconds, smallest first (the first is the span blocks arrive with).
@@ -52,12 +52,12 @@ func GroupOf(b *blockset.Block, replicaLabels []string) Group {
 // compacted. Failing that, it returns the oldest set of blocks that overlap
 // in time (replicas of the newest blocks, a late upload): those are merged
 // at once, whatever their span, so overlaps never linger.
-func Plan(blocks []*blockset.Block, ranges []int64) []*blockset.Block {
+func plan(blocks []*block.Block, ranges []int64) []*block.Block {
 	if len(blocks) < 2 {
 		return nil
 	}
 	bs := slices.Clone(blocks)
-	slices.SortFunc(bs, func(a, b *blockset.Block) int {
+	slices.SortFunc(bs, func(a, b *block.Block) int {
 		return cmp.Or(
 			cmp.Compare(a.Meta.MinTime, b.Meta.MinTime),
 			cmp.Compare(a.Meta.MaxTime, b.Meta.MaxTime),
@@ -69,10 +69,10 @@ func Plan(blocks []*blockset.Block, ranges []int64) []*blockset.Block {
 	for _, r := range ranges[min(1, len(ranges)):] {
 		var (
 			window  int64
-			members []*blockset.Block
+			members []*block.Block
 			started bool
 		)
-		check := func() []*blockset.Block {
+		check := func() []*block.Block {
 			if len(members) < 2 {
 				return nil
 			}
@@ -104,7 +104,7 @@ func Plan(blocks []*blockset.Block, ranges []int64) []*blockset.Block {
 	}
 
 	// Overlaps the levels do not resolve yet.
-	cluster := []*blockset.Block{bs[0]}
+	cluster := []*block.Block{bs[0]}
 	clusterMax := bs[0].Meta.MaxTime
 	for _, b := range bs[1:] {
 		if b.Meta.MinTime < clusterMax {
@@ -115,7 +115,7 @@ func Plan(blocks []*blockset.Block, ranges []int64) []*blockset.Block {
 		if len(cluster) > 1 {
 			return cluster
 		}
-		cluster, clusterMax = []*blockset.Block{b}, b.Meta.MaxTime
+		cluster, clusterMax = []*block.Block{b}, b.Meta.MaxTime
 	}
 	if len(cluster) > 1 {
 		return cluster

@@ -17,24 +17,24 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 
-	"github.com/atoll-metrics/atoll/compactor/blockset"
-	"github.com/atoll-metrics/atoll/querier/dedup"
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/dedup"
 )
 
-// BlockError is a failure the compactor pins on one input block: it marks
+// blockError is a failure the compactor pins on one input block: it marks
 // the block no-compact and carries on without it.
-type BlockError struct {
+type blockError struct {
 	ID ulid.ULID
-	// Reason is a blockset.NoCompactReason constant.
+	// Reason is a block.NoCompactReason constant.
 	Reason string
 	Err    error
 }
 
-func (e *BlockError) Error() string {
+func (e *blockError) Error() string {
 	return fmt.Sprintf("block %s (%s): %v", e.ID, e.Reason, e.Err)
 }
 
-func (e *BlockError) Unwrap() error { return e.Err }
+func (e *blockError) Unwrap() error { return e.Err }
 
 // input is what the populator knows of one input block.
 type input struct {
@@ -63,7 +63,7 @@ type input struct {
 //
 // Every input is checked as it is read: series in order, chunks within the
 // block and not overlapping. A violation, or a read error, becomes a
-// *BlockError naming the input.
+// *blockError naming the input.
 type populator struct {
 	downsampled bool
 	inputs      map[ulid.ULID]input
@@ -102,7 +102,7 @@ func (p *populator) PopulateBlock(ctx context.Context, metrics *tsdb.CompactorMe
 	for _, b := range blocks {
 		bm := b.Meta()
 		fail := func(err error) error {
-			return &BlockError{ID: bm.ULID, Reason: blockset.NoCompactReasonUnreadable, Err: err}
+			return &blockError{ID: bm.ULID, Reason: block.NoCompactReasonUnreadable, Err: err}
 		}
 		indexr, err := b.Index()
 		if err != nil {
@@ -256,7 +256,7 @@ func (s *checkedSet) Next() bool {
 	}
 	lset := s.ChunkSeriesSet.At().Labels()
 	if !s.prev.IsEmpty() && labels.Compare(s.prev, lset) >= 0 {
-		s.err = &BlockError{ID: s.id, Reason: blockset.NoCompactReasonCorrupt, Err: fmt.Errorf("series %s after %s: index out of order", lset, s.prev)}
+		s.err = &blockError{ID: s.id, Reason: block.NoCompactReasonCorrupt, Err: fmt.Errorf("series %s after %s: index out of order", lset, s.prev)}
 		return false
 	}
 	s.prev = lset
@@ -272,7 +272,7 @@ func (s *checkedSet) Err() error {
 		return s.err
 	}
 	if err := s.ChunkSeriesSet.Err(); err != nil {
-		return &BlockError{ID: s.id, Reason: blockset.NoCompactReasonUnreadable, Err: err}
+		return &blockError{ID: s.id, Reason: block.NoCompactReasonUnreadable, Err: err}
 	}
 	return nil
 }
@@ -309,7 +309,7 @@ func (c *checkedChunks) Next() bool {
 		problem = fmt.Sprintf("chunk [%d, %d] overlaps the previous one, ending %d", m.MinTime, m.MaxTime, c.lastMax)
 	}
 	if problem != "" {
-		c.err = &BlockError{ID: set.id, Reason: blockset.NoCompactReasonCorrupt, Err: fmt.Errorf("series %s: %s", c.s.Labels(), problem)}
+		c.err = &blockError{ID: set.id, Reason: block.NoCompactReasonCorrupt, Err: fmt.Errorf("series %s: %s", c.s.Labels(), problem)}
 		return false
 	}
 	c.lastMax = m.MaxTime
@@ -321,7 +321,7 @@ func (c *checkedChunks) Err() error {
 		return c.err
 	}
 	if err := c.Iterator.Err(); err != nil {
-		return &BlockError{ID: c.s.set.id, Reason: blockset.NoCompactReasonUnreadable, Err: fmt.Errorf("series %s: %w", c.s.Labels(), err)}
+		return &blockError{ID: c.s.set.id, Reason: block.NoCompactReasonUnreadable, Err: fmt.Errorf("series %s: %w", c.s.Labels(), err)}
 	}
 	return nil
 }

@@ -10,8 +10,9 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
+	"github.com/atoll-metrics/atoll/internal/promqltest"
 )
 
 // Tolerances of rate() over downsampled counters against raw data, as
@@ -39,11 +40,10 @@ func TestRateOverDownsampledMatchesRaw(t *testing.T) {
 	runCompactor(t, ctx, bkt, testOptions(t, time.UnixMilli(cfg.MaxTime()).Add(time.Hour)))
 
 	live := liveBlocks(t, ctx, bkt)
-	raw := blocksQueryable(openBlocks(t, ctx, bkt, live[ship.ResolutionRaw]), "")
-	res5m := blocksQueryable(openBlocks(t, ctx, bkt, live[ship.Resolution5m]), ship.AggrCounter)
-	res1h := blocksQueryable(openBlocks(t, ctx, bkt, live[ship.Resolution1h]), ship.AggrCounter)
-	ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-	t.Cleanup(func() { _ = ng.Close() })
+	raw := blocksQueryable(openBlocks(t, ctx, bkt, live[block.ResolutionRaw]), "")
+	res5m := blocksQueryable(openBlocks(t, ctx, bkt, live[block.Resolution5m]), block.AggrCounter)
+	res1h := blocksQueryable(openBlocks(t, ctx, bkt, live[block.Resolution1h]), block.AggrCounter)
+	ng := promqltest.NewEngine(t)
 
 	start, end := time.UnixMilli(cfg.MinTime()), time.UnixMilli(cfg.MaxTime()-1)
 	resets := resetTimes(cfg)
@@ -117,21 +117,8 @@ type vector map[string]map[int64]float64
 
 func instant(t *testing.T, ctx context.Context, ng *promql.Engine, q storage.Queryable, expr string, ts time.Time) vector {
 	t.Helper()
-	qry, err := ng.NewInstantQuery(ctx, q, nil, expr, ts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer qry.Close()
-	res := qry.Exec(ctx)
-	if res.Err != nil {
-		t.Fatalf("%s: %v", expr, res.Err)
-	}
-	v, err := res.Vector()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := vector{}
-	for _, s := range v {
+	for _, s := range promqltest.Instant(t, ctx, ng, q, expr, ts) {
 		out[s.Metric.String()] = map[int64]float64{s.T: s.F}
 	}
 	return out
@@ -139,21 +126,8 @@ func instant(t *testing.T, ctx context.Context, ng *promql.Engine, q storage.Que
 
 func rangeQ(t *testing.T, ctx context.Context, ng *promql.Engine, q storage.Queryable, expr string, start, end time.Time, step time.Duration) vector {
 	t.Helper()
-	qry, err := ng.NewRangeQuery(ctx, q, nil, expr, start, end, step)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer qry.Close()
-	res := qry.Exec(ctx)
-	if res.Err != nil {
-		t.Fatalf("%s: %v", expr, res.Err)
-	}
-	m, err := res.Matrix()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := vector{}
-	for _, s := range m {
+	for _, s := range promqltest.Range(t, ctx, ng, q, expr, start, end, step) {
 		pts := map[int64]float64{}
 		for _, p := range s.Floats {
 			pts[p.T] = p.F

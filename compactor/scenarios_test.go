@@ -12,11 +12,11 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/bucket/buckettest"
 	"github.com/atoll-metrics/atoll/compactor"
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
-	"github.com/atoll-metrics/atoll/compactor/blockset"
-	"github.com/atoll-metrics/atoll/ship"
-	"github.com/atoll-metrics/atoll/ship/shiptest"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 )
 
 func TestLeaseExclusion(t *testing.T) {
@@ -155,16 +155,16 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 func TestBrokenBlockMarkedNoCompact(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		breaks func(ctx context.Context, bkt ship.Bucket, id ulid.ULID) error
+		breaks func(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) error
 	}{
-		{"missing chunks", func(ctx context.Context, bkt ship.Bucket, id ulid.ULID) error {
+		{"missing chunks", func(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) error {
 			return bkt.Delete(ctx, path.Join(id.String(), "chunks", "000001"))
 		}},
-		{"garbage index", func(ctx context.Context, bkt ship.Bucket, id ulid.ULID) error {
+		{"garbage index", func(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) error {
 			junk := bytes.Repeat([]byte{0xab}, 4096)
 			return bkt.Upload(ctx, path.Join(id.String(), "index"), bytes.NewReader(junk), int64(len(junk)))
 		}},
-		{"truncated chunks", func(ctx context.Context, bkt ship.Bucket, id ulid.ULID) error {
+		{"truncated chunks", func(ctx context.Context, bkt bucket.Bucket, id ulid.ULID) error {
 			name := path.Join(id.String(), "chunks", "000001")
 			rc, err := bkt.Get(ctx, name)
 			if err != nil {
@@ -184,7 +184,7 @@ func TestBrokenBlockMarkedNoCompact(t *testing.T) {
 			bkt := newBucket(t)
 			cfg := blockgen.Config{Duration: 24 * time.Hour, Interval: 5 * time.Minute, Series: 4, Seed: 2}
 			generate(t, ctx, bkt, cfg)
-			before := liveBlocks(t, ctx, bkt)[ship.ResolutionRaw]
+			before := liveBlocks(t, ctx, bkt)[block.ResolutionRaw]
 			broken := before[5].ID()
 			if err := tc.breaks(ctx, bkt, broken); err != nil {
 				t.Fatal(err)
@@ -192,7 +192,7 @@ func TestBrokenBlockMarkedNoCompact(t *testing.T) {
 			cfg = cfg.WithDefaults()
 			runCompactor(t, ctx, bkt, testOptions(t, time.UnixMilli(cfg.MaxTime()).Add(time.Hour)))
 
-			set, err := blockset.NewFetcher(bkt, nil).Fetch(ctx)
+			set, err := block.NewFetcher(bkt, nil).Fetch(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -205,7 +205,7 @@ func TestBrokenBlockMarkedNoCompact(t *testing.T) {
 			}
 			// The day's other blocks were compacted: three 8h blocks plus
 			// the broken one, which stays readable.
-			live := liveBlocks(t, ctx, bkt)[ship.ResolutionRaw]
+			live := liveBlocks(t, ctx, bkt)[block.ResolutionRaw]
 			if len(live) != 4 {
 				t.Errorf("%d live raw blocks, want 3 compacted and the broken one", len(live))
 			}
@@ -228,16 +228,16 @@ func TestRetentionDeletesExactlyWhatIsPast(t *testing.T) {
 	opts.Retention5m = 4 * day
 	runCompactor(t, ctx, bkt, opts)
 
-	set, err := blockset.NewFetcher(bkt, nil).Fetch(ctx)
+	set, err := block.NewFetcher(bkt, nil).Fetch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cutoff := map[int64]int64{
-		ship.ResolutionRaw: now.Add(-opts.RetentionRaw).UnixMilli(),
-		ship.Resolution5m:  now.Add(-opts.Retention5m).UnixMilli(),
+		block.ResolutionRaw: now.Add(-opts.RetentionRaw).UnixMilli(),
+		block.Resolution5m:  now.Add(-opts.Retention5m).UnixMilli(),
 	}
 	marked := 0
-	for _, b := range set.Live(now, 0) {
+	for _, b := range set.Visible(block.UnlessDeletionMarked(now, 0)) {
 		if c, ok := cutoff[b.Resolution()]; ok && b.Meta.MaxTime <= c {
 			t.Errorf("block %s (resolution %d) ends at %d, before the cutoff %d, yet is live", b.ID(), b.Resolution(), b.Meta.MaxTime, c)
 		}
@@ -260,7 +260,7 @@ func TestRetentionDeletesExactlyWhatIsPast(t *testing.T) {
 	opts.Now = func() time.Time { return now.Add(2 * time.Hour) }
 	opts.DataDir = t.TempDir()
 	runCompactor(t, ctx, bkt, opts)
-	set, err = blockset.NewFetcher(bkt, nil).Fetch(ctx)
+	set, err = block.NewFetcher(bkt, nil).Fetch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestLateUploadIsDeduplicated(t *testing.T) {
 	cfg = cfg.WithDefaults()
 	now := time.UnixMilli(cfg.MaxTime()).Add(time.Hour)
 	runCompactor(t, ctx, bkt, testOptions(t, now))
-	if n := len(liveBlocks(t, ctx, bkt)[ship.ResolutionRaw]); n != 1 {
+	if n := len(liveBlocks(t, ctx, bkt)[block.ResolutionRaw]); n != 1 {
 		t.Fatalf("%d raw blocks after the first pass, want one 2d block", n)
 	}
 
@@ -312,15 +312,15 @@ func TestLateUploadIsDeduplicated(t *testing.T) {
 
 	runCompactor(t, ctx, bkt, testOptions(t, now))
 	live := liveBlocks(t, ctx, bkt)
-	if n := len(live[ship.ResolutionRaw]); n != 1 {
+	if n := len(live[block.ResolutionRaw]); n != 1 {
 		dumpLive(t, live, cfg.MinTime())
 		t.Fatalf("%d raw blocks after the late uploads, want them merged into one", n)
 	}
-	raw := readAll(t, ctx, blocksQueryable(openBlocks(t, ctx, bkt, live[ship.ResolutionRaw]), ""), cfg.MinTime(), cfg.MaxTime())
+	raw := readAll(t, ctx, blocksQueryable(openBlocks(t, ctx, bkt, live[block.ResolutionRaw]), ""), cfg.MinTime(), cfg.MaxTime())
 	checkTruth(t, cfg, raw)
 	// The 5m block was made again from the merged raw block; the old one is
 	// superseded and gone.
-	if n := len(live[ship.Resolution5m]); n != 1 {
+	if n := len(live[block.Resolution5m]); n != 1 {
 		t.Errorf("%d 5m blocks, want 1", n)
 	}
 }
@@ -344,7 +344,7 @@ func TestCrashAfterUploadBeforeMarks(t *testing.T) {
 	runCompactor(t, ctx, src, opts)
 	// Copy the compacted blocks, without marks, next to the unmarked inputs.
 	err := src.Iter(ctx, "", func(name string) error {
-		if strings.HasSuffix(name, blockset.DeletionMarkFilename) {
+		if strings.HasSuffix(name, block.DeletionMarkFilename) {
 			return nil
 		}
 		if ok, _ := crashed.Exists(ctx, name); ok {
@@ -356,14 +356,14 @@ func TestCrashAfterUploadBeforeMarks(t *testing.T) {
 		t.Fatal(err)
 	}
 	live := liveBlocks(t, ctx, crashed)
-	if n := len(live[ship.ResolutionRaw]); n != 3 {
+	if n := len(live[block.ResolutionRaw]); n != 3 {
 		t.Fatalf("readers see %d raw blocks, want the 3 compacted ones only", n)
 	}
-	raw := readAll(t, ctx, blocksQueryable(openBlocks(t, ctx, crashed, live[ship.ResolutionRaw]), ""), cfg.MinTime(), cfg.MaxTime())
+	raw := readAll(t, ctx, blocksQueryable(openBlocks(t, ctx, crashed, live[block.ResolutionRaw]), ""), cfg.MinTime(), cfg.MaxTime())
 	checkTruth(t, cfg, raw)
 
 	runCompactor(t, ctx, crashed, testOptions(t, now))
-	set, err := blockset.NewFetcher(crashed, nil).Fetch(ctx)
+	set, err := block.NewFetcher(crashed, nil).Fetch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +372,7 @@ func TestCrashAfterUploadBeforeMarks(t *testing.T) {
 	}
 }
 
-func copyBucket(t *testing.T, ctx context.Context, from, to ship.Bucket) {
+func copyBucket(t *testing.T, ctx context.Context, from, to bucket.Bucket) {
 	t.Helper()
 	err := from.Iter(ctx, "", func(name string) error { return copyObject(ctx, from, to, name) }, true)
 	if err != nil {
@@ -380,7 +380,7 @@ func copyBucket(t *testing.T, ctx context.Context, from, to ship.Bucket) {
 	}
 }
 
-func copyObject(ctx context.Context, from, to ship.Bucket, name string) error {
+func copyObject(ctx context.Context, from, to bucket.Bucket, name string) error {
 	rc, err := from.Get(ctx, name)
 	if err != nil {
 		return err
@@ -406,7 +406,7 @@ func TestPartialBlocksCleaned(t *testing.T) {
 	abandoned, deleting := ulid.MustNew(1, nil).String(), ulid.MustNew(2, nil).String()
 	put(abandoned + "/chunks/000001")
 	put(deleting + "/index")
-	put(deleting + "/" + blockset.DeletionMarkFilename)
+	put(deleting + "/" + block.DeletionMarkFilename)
 
 	// An hour from now, the objects are older than the minimum age.
 	opts := testOptions(t, time.Now().Add(2*time.Hour))
@@ -430,8 +430,8 @@ func TestPartialBlocksCleaned(t *testing.T) {
 // TestPassOverS3 makes one pass over a real S3 server.
 func TestPassOverS3(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
-	srv := shiptest.StartS3Server(t)
-	bkt, err := ship.NewBucket(ship.BucketConfig{Type: ship.BucketTypeS3, S3: srv.CreateBucket(t)}, nil, nil)
+	srv := buckettest.StartS3Server(t)
+	bkt, err := bucket.New(bucket.Config{Type: bucket.TypeS3, S3: srv.CreateBucket(t)}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,11 +441,11 @@ func TestPassOverS3(t *testing.T) {
 	cfg = cfg.WithDefaults()
 	runCompactor(t, ctx, bkt, testOptions(t, time.UnixMilli(cfg.MaxTime()).Add(time.Hour)))
 	live := liveBlocks(t, ctx, bkt)
-	if len(live[ship.ResolutionRaw]) != 1 || len(live[ship.Resolution5m]) != 1 {
+	if len(live[block.ResolutionRaw]) != 1 || len(live[block.Resolution5m]) != 1 {
 		dumpLive(t, live, cfg.MinTime())
 		t.Fatalf("want one 2d raw block and its 5m version")
 	}
-	raw := readAll(t, ctx, blocksQueryable(openBlocks(t, ctx, bkt, live[ship.ResolutionRaw]), ""), cfg.MinTime(), cfg.MaxTime())
+	raw := readAll(t, ctx, blocksQueryable(openBlocks(t, ctx, bkt, live[block.ResolutionRaw]), ""), cfg.MinTime(), cfg.MaxTime())
 	checkTruth(t, cfg, raw)
-	checkAggregates(t, ctx, cfg, openBlocks(t, ctx, bkt, live[ship.Resolution5m]), ship.Resolution5m, cfg.MinTime(), cfg.MaxTime())
+	checkAggregates(t, ctx, cfg, openBlocks(t, ctx, bkt, live[block.Resolution5m]), block.Resolution5m, cfg.MinTime(), cfg.MaxTime())
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/atoll-metrics/atoll/internal/apicompare"
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 	"github.com/atoll-metrics/atoll/internal/rwhistory"
 )
 
@@ -30,15 +31,15 @@ func startPrometheus(t *testing.T) string {
 	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
-	p := startProc(t, "prometheus", findTool(t, "prometheus"),
+	addr := fmt.Sprintf("127.0.0.1:%d", e2eproc.Ports(t, 1)[0])
+	p := e2eproc.Start(t, "prometheus", e2eproc.FindTool(t, "prometheus"),
 		"--config.file="+cfg,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--storage.tsdb.retention.time=30d",
 		"--web.listen-address="+addr,
 		"--web.enable-remote-write-receiver",
 	)
-	p.waitReady("http://"+addr+"/-/ready", 60*time.Second)
+	p.WaitReady("http://"+addr+"/-/ready", 60*time.Second)
 	return "http://" + addr
 }
 
@@ -165,7 +166,7 @@ func TestFrontendMatchesPrometheus(t *testing.T) {
 		t.Skip("runs Prometheus and memcached")
 	}
 	promURL := startPrometheus(t)
-	mc := startMemcached(t)
+	mc := e2eproc.Memcached(t)
 	now := time.Now()
 	data := rwhistory.New(now, 3*24*time.Hour)
 	if err := data.Write(context.Background(), promURL+"/api/v1/write", data.Start, data.End); err != nil {
@@ -313,7 +314,7 @@ func TestFrontendMatchesPrometheus(t *testing.T) {
 	})
 
 	t.Run("a querier that does not answer is retried on the next", func(t *testing.T) {
-		dead := fmt.Sprintf("http://127.0.0.1:%d", freePorts(t, 1)[0])
+		dead := fmt.Sprintf("http://127.0.0.1:%d", e2eproc.Ports(t, 1)[0])
 		o := DefaultOptions()
 		o.Downstreams = downstreamsOf(t, dead, promURL)
 		f := newTestFrontend(t, "dead first", o)

@@ -10,19 +10,19 @@ import (
 	"github.com/golang/snappy"
 )
 
-// ErrRequestTooLarge is matched (errors.Is) when a body, compressed or
+// errRequestTooLarge is matched (errors.Is) when a body, compressed or
 // decoded, is over its limit.
-var ErrRequestTooLarge = errors.New("remote-write request too large")
+var errRequestTooLarge = errors.New("remote-write request too large")
 
-// BodyLimits bound what a BodyReader reads and keeps. Zero fields take the
+// BodyLimits bound what a bodyReader reads and keeps. Zero fields take the
 // defaults below.
 type BodyLimits struct {
 	// MaxCompressedBytes bounds the snappy-compressed body. Default 16 MiB.
 	MaxCompressedBytes int
 	// MaxDecodedBytes bounds the body after snappy decoding, which is what a
-	// WriteRequest points into. Default 64 MiB.
+	// writeRequest points into. Default 64 MiB.
 	MaxDecodedBytes int
-	// MaxRetainedBytes is the largest buffer, and the largest WriteRequest
+	// MaxRetainedBytes is the largest buffer, and the largest writeRequest
 	// backing array, kept for reuse after Release; bigger ones go to the
 	// garbage collector so one huge request does not pin its memory.
 	// Default 4 MiB.
@@ -57,34 +57,34 @@ func (l BodyLimits) withDefaults() BodyLimits {
 	return l
 }
 
-// BodyReader reads snappy-compressed remote-write bodies into pooled buffers
+// bodyReader reads snappy-compressed remote-write bodies into pooled buffers
 // under size limits. It is safe for concurrent use; share one per process.
 //
 //	body, err := br.Read(req.Body, req.ContentLength)
 //	if err != nil { ... }
 //	defer body.Release()
 //	wr, err := body.Decode()
-type BodyReader struct {
+type bodyReader struct {
 	limits BodyLimits
-	pool   sync.Pool // of *PooledBody
+	pool   sync.Pool // of *pooledBody
 }
 
-// NewBodyReader returns a BodyReader enforcing limits.
-func NewBodyReader(limits BodyLimits) *BodyReader {
-	return &BodyReader{limits: limits.withDefaults()}
+// newBodyReader returns a bodyReader enforcing limits.
+func newBodyReader(limits BodyLimits) *bodyReader {
+	return &bodyReader{limits: limits.withDefaults()}
 }
 
 // Limits returns the limits in force, defaults filled in.
-func (br *BodyReader) Limits() BodyLimits { return br.limits }
+func (br *bodyReader) Limits() BodyLimits { return br.limits }
 
-// PooledBody is one request's buffers: the compressed body, the decoded
-// body and the WriteRequest decoded from it. It comes from BodyReader.Read
+// pooledBody is one request's buffers: the compressed body, the decoded
+// body and the writeRequest decoded from it. It comes from bodyReader.Read
 // and goes back with Release.
-type PooledBody struct {
-	owner      *BodyReader
+type pooledBody struct {
+	owner      *bodyReader
 	compressed []byte
 	decoded    []byte
-	req        WriteRequest
+	req        writeRequest
 }
 
 // Read reads the whole body from r and snappy-decodes it. contentLength is
@@ -94,16 +94,16 @@ type PooledBody struct {
 // It reads at most MaxCompressedBytes+1 bytes, checks the length that the
 // snappy header announces against MaxDecodedBytes, and against what the
 // compressed bytes could possibly expand to, before allocating for it, and
-// decodes into a reused buffer. Errors match ErrRequestTooLarge,
-// ErrMalformedRequest (corrupt snappy data), or wrap r's read error.
-func (br *BodyReader) Read(r io.Reader, contentLength int64) (*PooledBody, error) {
+// decodes into a reused buffer. Errors match errRequestTooLarge,
+// errMalformedRequest (corrupt snappy data), or wrap r's read error.
+func (br *bodyReader) Read(r io.Reader, contentLength int64) (*pooledBody, error) {
 	if contentLength > int64(br.limits.MaxCompressedBytes) {
 		return nil, fmt.Errorf("%w: Content-Length %d exceeds the limit of %d bytes",
-			ErrRequestTooLarge, contentLength, br.limits.MaxCompressedBytes)
+			errRequestTooLarge, contentLength, br.limits.MaxCompressedBytes)
 	}
-	b, _ := br.pool.Get().(*PooledBody)
+	b, _ := br.pool.Get().(*pooledBody)
 	if b == nil {
-		b = &PooledBody{}
+		b = &pooledBody{}
 	}
 	b.owner = br
 	if err := b.read(r, contentLength, br.limits); err != nil {
@@ -113,7 +113,7 @@ func (br *BodyReader) Read(r io.Reader, contentLength int64) (*PooledBody, error
 	return b, nil
 }
 
-func (b *PooledBody) read(r io.Reader, contentLength int64, limits BodyLimits) error {
+func (b *pooledBody) read(r io.Reader, contentLength int64, limits BodyLimits) error {
 	hint := 0
 	if contentLength > 0 {
 		hint = int(min(contentLength+1, wireBodyInitialHint))
@@ -128,23 +128,23 @@ func (b *PooledBody) read(r io.Reader, contentLength int64, limits BodyLimits) e
 	}
 	if len(buf) > limits.MaxCompressedBytes {
 		return fmt.Errorf("%w: compressed body exceeds the limit of %d bytes",
-			ErrRequestTooLarge, limits.MaxCompressedBytes)
+			errRequestTooLarge, limits.MaxCompressedBytes)
 	}
 
 	n, err := snappy.DecodedLen(buf)
 	if err != nil {
-		return fmt.Errorf("%w: snappy header: %w", ErrMalformedRequest, err)
+		return fmt.Errorf("%w: snappy header: %w", errMalformedRequest, err)
 	}
 	if n > limits.MaxDecodedBytes {
 		return fmt.Errorf("%w: decoded body of %d bytes exceeds the limit of %d bytes",
-			ErrRequestTooLarge, n, limits.MaxDecodedBytes)
+			errRequestTooLarge, n, limits.MaxDecodedBytes)
 	}
 	// No snappy element yields more than 64 bytes from 3 (a two-byte-offset
 	// copy), so a header announcing more is lying: refuse it before
 	// allocating, or a few bytes would buy MaxDecodedBytes of memory.
 	if n > wireSnappyMaxRatio*len(buf) {
 		return fmt.Errorf("%w: snappy header announces %d bytes, more than %d compressed bytes can hold",
-			ErrMalformedRequest, n, len(buf))
+			errMalformedRequest, n, len(buf))
 	}
 	if cap(b.decoded) < n {
 		b.decoded = make([]byte, n)
@@ -152,7 +152,7 @@ func (b *PooledBody) read(r io.Reader, contentLength int64, limits BodyLimits) e
 	out, err := snappy.Decode(b.decoded[:cap(b.decoded)], buf)
 	if err != nil {
 		b.decoded = b.decoded[:0]
-		return fmt.Errorf("%w: snappy: %w", ErrMalformedRequest, err)
+		return fmt.Errorf("%w: snappy: %w", errMalformedRequest, err)
 	}
 	b.decoded = out
 	return nil
@@ -188,12 +188,12 @@ func wireReadAll(dst []byte, r *io.LimitedReader, hint, limit int) ([]byte, erro
 
 // Bytes returns the decoded body: a prompb.WriteRequest in protobuf. It is
 // valid until Release.
-func (b *PooledBody) Bytes() []byte { return b.decoded }
+func (b *pooledBody) Bytes() []byte { return b.decoded }
 
-// Decode decodes Bytes into the WriteRequest that belongs to this body and
-// returns it. The WriteRequest and everything it points to are valid until
-// Release; calling Decode again decodes afresh into the same WriteRequest.
-func (b *PooledBody) Decode() (*WriteRequest, error) {
+// Decode decodes Bytes into the writeRequest that belongs to this body and
+// returns it. The writeRequest and everything it points to are valid until
+// Release; calling Decode again decodes afresh into the same writeRequest.
+func (b *pooledBody) Decode() (*writeRequest, error) {
 	if err := b.req.Decode(b.decoded); err != nil {
 		return nil, err
 	}
@@ -201,9 +201,9 @@ func (b *PooledBody) Decode() (*WriteRequest, error) {
 }
 
 // Release returns the buffers for reuse by later requests. Call it exactly
-// once per successful Read, after the last use of Bytes, the WriteRequest and
+// once per successful Read, after the last use of Bytes, the writeRequest and
 // anything pointing into them.
-func (b *PooledBody) Release() {
+func (b *pooledBody) Release() {
 	owner := b.owner
 	if owner == nil {
 		return
@@ -215,29 +215,29 @@ func (b *PooledBody) Release() {
 
 // trimForPool drops whatever is bigger than maxRetained, and every reference
 // into a dropped decoded buffer, so the pool never holds on to it.
-func (b *PooledBody) trimForPool(maxRetained int) {
+func (b *pooledBody) trimForPool(maxRetained int) {
 	if cap(b.compressed) > maxRetained {
 		b.compressed = nil
 	}
 	b.compressed = b.compressed[:0]
 	if cap(b.decoded) > maxRetained || b.req.wireFootprint() > maxRetained {
 		b.decoded = nil
-		b.req = WriteRequest{}
+		b.req = writeRequest{}
 	}
 	b.decoded = b.decoded[:0]
 	b.req.wireReset()
 }
 
 // wireFootprint is the size in bytes of the largest backing array r holds.
-func (r *WriteRequest) wireFootprint() int {
+func (r *writeRequest) wireFootprint() int {
 	return max(
-		cap(r.Timeseries)*int(unsafe.Sizeof(TimeSeries{})),
-		cap(r.Metadata)*int(unsafe.Sizeof(MetricMetadata{})),
-		cap(r.labels)*int(unsafe.Sizeof(Label{})),
-		cap(r.samples)*int(unsafe.Sizeof(Sample{})),
-		cap(r.histograms)*int(unsafe.Sizeof(Histogram{})),
-		cap(r.exemplars)*int(unsafe.Sizeof(Exemplar{})),
-		cap(r.exemplarLabels)*int(unsafe.Sizeof(Label{})),
+		cap(r.Timeseries)*int(unsafe.Sizeof(timeSeries{})),
+		cap(r.Metadata)*int(unsafe.Sizeof(metricMetadata{})),
+		cap(r.labels)*int(unsafe.Sizeof(label{})),
+		cap(r.samples)*int(unsafe.Sizeof(sample{})),
+		cap(r.histograms)*int(unsafe.Sizeof(wireHistogram{})),
+		cap(r.exemplars)*int(unsafe.Sizeof(wireExemplar{})),
+		cap(r.exemplarLabels)*int(unsafe.Sizeof(label{})),
 		cap(r.hashScratch),
 	)
 }

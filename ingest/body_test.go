@@ -37,20 +37,20 @@ func TestBodyReaderRead(t *testing.T) {
 		{"data with the last read's EOF", limits, iotest.DataErrReader(bytes.NewReader(compressed)), -1, nil, ""},
 		{"default limits", BodyLimits{}, bytes.NewReader(compressed), int64(len(compressed)), nil, ""},
 		{"empty body", limits, bytes.NewReader(snappy.Encode(nil, nil)), 1, nil, ""},
-		{"Content-Length over the limit", limits, bytes.NewReader(compressed), int64(len(compressed)) + 1, ErrRequestTooLarge, "Content-Length"},
-		{"Content-Length absurd", limits, strings.NewReader(""), 1 << 62, ErrRequestTooLarge, "Content-Length"},
-		{"body over the limit, length unknown", BodyLimits{MaxCompressedBytes: len(compressed) - 1, MaxDecodedBytes: len(raw)}, bytes.NewReader(compressed), -1, ErrRequestTooLarge, "compressed"},
-		{"body longer than its Content-Length", BodyLimits{MaxCompressedBytes: len(compressed) - 1, MaxDecodedBytes: len(raw)}, bytes.NewReader(compressed), 10, ErrRequestTooLarge, "compressed"},
-		{"decoded over the limit", BodyLimits{MaxCompressedBytes: len(compressed), MaxDecodedBytes: len(raw) - 1}, bytes.NewReader(compressed), -1, ErrRequestTooLarge, "decoded"},
-		{"snappy header claims 4 GiB", limits, bytes.NewReader(hugeHeader), -1, ErrRequestTooLarge, "decoded"},
-		{"snappy header claims more than the data can hold", limits, bytes.NewReader(append(protowire.AppendVarint(nil, 1000), 0x00)), -1, ErrMalformedRequest, "more than 3 compressed bytes"},
-		{"empty input", limits, strings.NewReader(""), 0, ErrMalformedRequest, "snappy header"},
-		{"corrupt snappy header", limits, bytes.NewReader(bytes.Repeat([]byte{0xff}, 11)), -1, ErrMalformedRequest, "snappy header"},
-		{"truncated snappy data", limits, bytes.NewReader(compressed[:len(compressed)/2]), -1, ErrMalformedRequest, "snappy"},
-		{"uncompressed protobuf", BodyLimits{}, bytes.NewReader(raw), -1, ErrMalformedRequest, "snappy"},
-		{"framed snappy stream", BodyLimits{}, bytes.NewReader(framedSnappy(t, raw)), -1, ErrMalformedRequest, "snappy"},
+		{"Content-Length over the limit", limits, bytes.NewReader(compressed), int64(len(compressed)) + 1, errRequestTooLarge, "Content-Length"},
+		{"Content-Length absurd", limits, strings.NewReader(""), 1 << 62, errRequestTooLarge, "Content-Length"},
+		{"body over the limit, length unknown", BodyLimits{MaxCompressedBytes: len(compressed) - 1, MaxDecodedBytes: len(raw)}, bytes.NewReader(compressed), -1, errRequestTooLarge, "compressed"},
+		{"body longer than its Content-Length", BodyLimits{MaxCompressedBytes: len(compressed) - 1, MaxDecodedBytes: len(raw)}, bytes.NewReader(compressed), 10, errRequestTooLarge, "compressed"},
+		{"decoded over the limit", BodyLimits{MaxCompressedBytes: len(compressed), MaxDecodedBytes: len(raw) - 1}, bytes.NewReader(compressed), -1, errRequestTooLarge, "decoded"},
+		{"snappy header claims 4 GiB", limits, bytes.NewReader(hugeHeader), -1, errRequestTooLarge, "decoded"},
+		{"snappy header claims more than the data can hold", limits, bytes.NewReader(append(protowire.AppendVarint(nil, 1000), 0x00)), -1, errMalformedRequest, "more than 3 compressed bytes"},
+		{"empty input", limits, strings.NewReader(""), 0, errMalformedRequest, "snappy header"},
+		{"corrupt snappy header", limits, bytes.NewReader(bytes.Repeat([]byte{0xff}, 11)), -1, errMalformedRequest, "snappy header"},
+		{"truncated snappy data", limits, bytes.NewReader(compressed[:len(compressed)/2]), -1, errMalformedRequest, "snappy"},
+		{"uncompressed protobuf", BodyLimits{}, bytes.NewReader(raw), -1, errMalformedRequest, "snappy"},
+		{"framed snappy stream", BodyLimits{}, bytes.NewReader(framedSnappy(t, raw)), -1, errMalformedRequest, "snappy"},
 	}
-	br := NewBodyReader(BodyLimits{})
+	br := newBodyReader(BodyLimits{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			br.limits = tt.limits.withDefaults()
@@ -104,13 +104,13 @@ func framedSnappy(t *testing.T, b []byte) []byte {
 
 func TestBodyReaderReadError(t *testing.T) {
 	boom := errors.New("connection reset")
-	br := NewBodyReader(BodyLimits{})
+	br := newBodyReader(BodyLimits{})
 	_, err := br.Read(iotest.TimeoutReader(bytes.NewReader(make([]byte, 1))), -1)
 	if !errors.Is(err, iotest.ErrTimeout) {
 		t.Errorf("Read = %v, want the reader's error", err)
 	}
 	_, err = br.Read(io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(boom)), -1)
-	if !errors.Is(err, boom) || errors.Is(err, ErrMalformedRequest) || errors.Is(err, ErrRequestTooLarge) {
+	if !errors.Is(err, boom) || errors.Is(err, errMalformedRequest) || errors.Is(err, errRequestTooLarge) {
 		t.Errorf("Read = %v, want only the reader's error", err)
 	}
 }
@@ -120,16 +120,16 @@ func TestBodyReaderReadError(t *testing.T) {
 // checked.
 func TestBodyReaderDoesNotTrustHeaders(t *testing.T) {
 	// Limits high enough that believing a header would show.
-	br := NewBodyReader(BodyLimits{MaxCompressedBytes: 1 << 30, MaxDecodedBytes: 1 << 30})
+	br := newBodyReader(BodyLimits{MaxCompressedBytes: 1 << 30, MaxDecodedBytes: 1 << 30})
 	tests := []struct {
 		name          string
 		body          []byte
 		contentLength int64
 		wantErr       error
 	}{
-		{"snappy length prefix over the limit", protowire.AppendVarint(nil, 1<<32-1), -1, ErrRequestTooLarge},
-		{"snappy length prefix under the limit", protowire.AppendVarint([]byte{}, 1<<30-1), -1, ErrMalformedRequest},
-		{"Content-Length over the limit", []byte("x"), 1 << 40, ErrRequestTooLarge},
+		{"snappy length prefix over the limit", protowire.AppendVarint(nil, 1<<32-1), -1, errRequestTooLarge},
+		{"snappy length prefix under the limit", protowire.AppendVarint([]byte{}, 1<<30-1), -1, errMalformedRequest},
+		{"Content-Length over the limit", []byte("x"), 1 << 40, errRequestTooLarge},
 		{"Content-Length under the limit, body short", []byte("\x00"), 1<<30 - 1, nil},
 	}
 	for _, tt := range tests {
@@ -169,7 +169,7 @@ func TestPooledBodyTrimForPool(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := &PooledBody{compressed: snappy.Encode(nil, tt.body), decoded: bytes.Clone(tt.body)}
+			b := &pooledBody{compressed: snappy.Encode(nil, tt.body), decoded: bytes.Clone(tt.body)}
 			if _, err := b.Decode(); err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +191,7 @@ func TestPooledBodyTrimForPool(t *testing.T) {
 }
 
 func TestBodyReaderConcurrent(t *testing.T) {
-	br := NewBodyReader(BodyLimits{})
+	br := newBodyReader(BodyLimits{})
 	bodies := make([][]byte, 4)
 	for i := range bodies {
 		bodies[i] = mustMarshal(t, benchRequest(50*(i+1)))
@@ -230,7 +230,7 @@ func BenchmarkBodyRead(b *testing.B) {
 	raw := mustMarshal(b, benchRequest(2000))
 	compressed := snappy.Encode(nil, raw)
 	b.Run("atoll", func(b *testing.B) {
-		br := NewBodyReader(BodyLimits{})
+		br := newBodyReader(BodyLimits{})
 		var r bytes.Reader
 		b.ReportAllocs()
 		b.SetBytes(int64(len(compressed)))
@@ -268,7 +268,7 @@ func BenchmarkReceive(b *testing.B) {
 	raw := mustMarshal(b, benchRequest(2000))
 	compressed := snappy.Encode(nil, raw)
 	b.Run("atoll", func(b *testing.B) {
-		br := NewBodyReader(BodyLimits{})
+		br := newBodyReader(BodyLimits{})
 		var r bytes.Reader
 		b.ReportAllocs()
 		for b.Loop() {
@@ -282,7 +282,7 @@ func BenchmarkReceive(b *testing.B) {
 				b.Fatal(err)
 			}
 			for i := range wr.Timeseries {
-				if err := ValidateSeries(&wr.Timeseries[i]); err != nil {
+				if err := validateSeries(&wr.Timeseries[i]); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -16,73 +16,73 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 )
 
-// ErrMalformedRequest is matched (errors.Is) by every error that reports a
+// errMalformedRequest is matched (errors.Is) by every error that reports a
 // remote-write body that is not a well-formed prompb.WriteRequest.
-var ErrMalformedRequest = errors.New("malformed remote-write request")
+var errMalformedRequest = errors.New("malformed remote-write request")
 
-// WriteRequest is a decoded remote-write 1.0 request (prompb.WriteRequest).
+// writeRequest is a decoded remote-write 1.0 request (prompb.WriteRequest).
 //
 // Decode fills it without reflection and without allocating per label or per
 // sample: every byte slice in it (label names and values, Raw, metadata
 // strings) points into the buffer given to Decode, and the Labels, Samples,
 // Histograms and Exemplars slices of all series are carved from backing
-// arrays owned by the WriteRequest and reused by the next Decode.
+// arrays owned by the writeRequest and reused by the next Decode.
 //
-// Lifetime: everything reachable from a WriteRequest is valid until the next
+// Lifetime: everything reachable from a writeRequest is valid until the next
 // Decode on it, and only while the decoded buffer is neither modified nor
 // reused. Code that keeps labels past that point must copy them, once, where
-// they are retained (BuildLabels does so for the head's new-series path).
+// they are retained (buildLabels does so for the head's new-series path).
 //
-// A WriteRequest is not safe for concurrent Decode; reading a decoded one from
+// A writeRequest is not safe for concurrent Decode; reading a decoded one from
 // several goroutines is fine.
-type WriteRequest struct {
-	Timeseries []TimeSeries
-	Metadata   []MetricMetadata
+type writeRequest struct {
+	Timeseries []timeSeries
+	Metadata   []metricMetadata
 
 	// Backing arrays shared by all series of one request. A series' slices
 	// are capped at their own length, so appending to one never overwrites
 	// its neighbour.
-	labels         []Label
-	samples        []Sample
-	histograms     []Histogram
-	exemplars      []Exemplar
-	exemplarLabels []Label
+	labels         []label
+	samples        []sample
+	histograms     []wireHistogram
+	exemplars      []wireExemplar
+	exemplarLabels []label
 	hashScratch    []byte
 }
 
-// TimeSeries is one prompb.TimeSeries of a WriteRequest.
-type TimeSeries struct {
+// timeSeries is one prompb.TimeSeries of a writeRequest.
+type timeSeries struct {
 	// Raw is the encoded prompb.TimeSeries message: the payload of one field 1
-	// of the WriteRequest. A router forwards a subset of series by appending
+	// of the writeRequest. A router forwards a subset of series by appending
 	// the tag 0x0a, the uvarint len(Raw) and Raw for each, without re-encoding.
 	Raw []byte
-	// Labels are in wire order, unvalidated (see ValidateSeries).
-	Labels []Label
+	// Labels are in wire order, unvalidated (see validateSeries).
+	Labels []label
 	// LabelsHash is xxhash64 over name, 0xff, value, 0xff for each label in
 	// wire order. For sorted labels it equals labels.Labels.Hash under the
 	// slicelabels build tag; under the default stringlabels build the two
 	// differ, so never mix them as keys of one map.
 	LabelsHash uint64
-	Samples    []Sample
-	Histograms []Histogram
-	Exemplars  []Exemplar
+	Samples    []sample
+	Histograms []wireHistogram
+	Exemplars  []wireExemplar
 }
 
-// Label is a name/value pair pointing into the decoded buffer.
-type Label struct {
+// label is a name/value pair pointing into the decoded buffer.
+type label struct {
 	Name, Value []byte
 }
 
-// Sample is a float sample: T in milliseconds since the epoch.
-type Sample struct {
+// sample is a float sample: T in milliseconds since the epoch.
+type sample struct {
 	T int64
 	V float64
 }
 
-// Histogram is a native histogram sample kept encoded: native histograms are
+// wireHistogram is a native histogram sample kept encoded: native histograms are
 // rare next to float samples, so they are only walked for well-formedness and
 // their timestamp during Decode. Call Decode for the value.
-type Histogram struct {
+type wireHistogram struct {
 	// Raw is the encoded prompb.Histogram message.
 	Raw []byte
 	// T is the histogram's timestamp in milliseconds, decoded eagerly so
@@ -90,16 +90,16 @@ type Histogram struct {
 	T int64
 }
 
-// Exemplar is one prompb.Exemplar; its Labels follow the same lifetime rules
+// wireExemplar is one prompb.Exemplar; its Labels follow the same lifetime rules
 // as a series' labels.
-type Exemplar struct {
-	Labels []Label
+type wireExemplar struct {
+	Labels []label
 	T      int64
 	V      float64
 }
 
-// MetricMetadata is one prompb.MetricMetadata.
-type MetricMetadata struct {
+// metricMetadata is one prompb.MetricMetadata.
+type metricMetadata struct {
 	Type       prompb.MetricMetadata_MetricType
 	FamilyName []byte
 	Help       []byte
@@ -132,10 +132,10 @@ var (
 // into r. It resets r first and reuses its capacity. It accepts every input
 // prompb.WriteRequest.Unmarshal accepts (unknown fields of any wire type,
 // including groups, are skipped) and returns an error wrapping
-// ErrMalformedRequest otherwise; after an error r is empty.
+// errMalformedRequest otherwise; after an error r is empty.
 //
-// r keeps pointing into b: see WriteRequest for the lifetime contract.
-func (r *WriteRequest) Decode(b []byte) error {
+// r keeps pointing into b: see writeRequest for the lifetime contract.
+func (r *writeRequest) Decode(b []byte) error {
 	r.wireReset()
 	if err := r.wireDecode(b); err != nil {
 		r.wireReset()
@@ -144,7 +144,7 @@ func (r *WriteRequest) Decode(b []byte) error {
 	return nil
 }
 
-func (r *WriteRequest) wireReset() {
+func (r *writeRequest) wireReset() {
 	r.Timeseries = r.Timeseries[:0]
 	r.Metadata = r.Metadata[:0]
 	r.labels = r.labels[:0]
@@ -154,7 +154,7 @@ func (r *WriteRequest) wireReset() {
 	r.exemplarLabels = r.exemplarLabels[:0]
 }
 
-func (r *WriteRequest) wireDecode(b []byte) error {
+func (r *writeRequest) wireDecode(b []byte) error {
 	for i := 0; i < len(b); {
 		start := i
 		field, wt, next, err := wireTag(b, i)
@@ -201,11 +201,11 @@ func (r *WriteRequest) wireDecode(b []byte) error {
 func wireRequestError(what string, index, offset int, err error) error {
 	switch {
 	case what == "":
-		return fmt.Errorf("%w: at byte %d: %w", ErrMalformedRequest, offset, err)
+		return fmt.Errorf("%w: at byte %d: %w", errMalformedRequest, offset, err)
 	case index < 0:
-		return fmt.Errorf("%w: %s at byte %d: %w", ErrMalformedRequest, what, offset, err)
+		return fmt.Errorf("%w: %s at byte %d: %w", errMalformedRequest, what, offset, err)
 	default:
-		return fmt.Errorf("%w: %s %d at byte %d: %w", ErrMalformedRequest, what, index, offset, err)
+		return fmt.Errorf("%w: %s %d at byte %d: %w", errMalformedRequest, what, index, offset, err)
 	}
 }
 
@@ -215,14 +215,14 @@ func wireTypeError(field int32, wt uint8) error {
 
 // wireTimeSeries appends the series encoded in b to r.Timeseries; on error
 // the partial series stays appended so the caller can name its index.
-func (r *WriteRequest) wireTimeSeries(b []byte) error {
+func (r *writeRequest) wireTimeSeries(b []byte) error {
 	if len(r.Timeseries) < cap(r.Timeseries) {
 		r.Timeseries = r.Timeseries[:len(r.Timeseries)+1]
 	} else {
-		r.Timeseries = append(r.Timeseries, TimeSeries{})
+		r.Timeseries = append(r.Timeseries, timeSeries{})
 	}
 	ts := &r.Timeseries[len(r.Timeseries)-1]
-	*ts = TimeSeries{Raw: b}
+	*ts = timeSeries{Raw: b}
 
 	// The hot arenas live in locals for the loop: stores through r would be
 	// reloaded and written back on every label.
@@ -290,7 +290,7 @@ func (r *WriteRequest) wireTimeSeries(b []byte) error {
 			if err != nil {
 				return fmt.Errorf("histogram %d: %w", len(r.histograms)-hst, err)
 			}
-			r.histograms = append(r.histograms, Histogram{Raw: msg, T: t})
+			r.histograms = append(r.histograms, wireHistogram{Raw: msg, T: t})
 		}
 	}
 	r.labels, r.samples, r.hashScratch = labels, samples, h
@@ -350,8 +350,8 @@ func wireLabel(b []byte) (name, value []byte, err error) {
 	return name, value, nil
 }
 
-func wireSample(b []byte) (Sample, error) {
-	var s Sample
+func wireSample(b []byte) (sample, error) {
+	var s sample
 	// Fast path for what every encoder writes: value, then timestamp, then
 	// nothing else.
 	if len(b) >= 11 && b[0] == 1<<3|wireFixed64 && b[9] == 2<<3|wireVarint {
@@ -395,9 +395,9 @@ func wireSample(b []byte) (Sample, error) {
 	return s, nil
 }
 
-func (r *WriteRequest) wireExemplar(b []byte) error {
+func (r *writeRequest) wireExemplar(b []byte) error {
 	lbl := len(r.exemplarLabels)
-	var e Exemplar
+	var e wireExemplar
 	for i := 0; i < len(b); {
 		field, wt, next, err := wireTag(b, i)
 		if err != nil {
@@ -418,7 +418,7 @@ func (r *WriteRequest) wireExemplar(b []byte) error {
 			if err != nil {
 				return fmt.Errorf("label %d: %w", len(r.exemplarLabels)-lbl, err)
 			}
-			r.exemplarLabels = append(r.exemplarLabels, Label{Name: name, Value: value})
+			r.exemplarLabels = append(r.exemplarLabels, label{Name: name, Value: value})
 		case 2:
 			if wt != wireFixed64 {
 				return wireTypeError(field, wt)
@@ -574,8 +574,8 @@ func wireBucketSpan(b []byte) error {
 	return nil
 }
 
-func wireMetadata(b []byte) (MetricMetadata, error) {
-	var md MetricMetadata
+func wireMetadata(b []byte) (metricMetadata, error) {
+	var md metricMetadata
 	for i := 0; i < len(b); {
 		field, wt, next, err := wireTag(b, i)
 		if err != nil {
@@ -779,10 +779,10 @@ func wireSkip(b []byte, i int, wt uint8) (int, error) {
 // Decode decodes the histogram with prompb and converts it with the upstream
 // helpers: exactly one of the results is non-nil when err is nil. The result
 // shares no memory with Raw.
-func (h Histogram) Decode() (*histogram.Histogram, *histogram.FloatHistogram, error) {
+func (h wireHistogram) Decode() (*histogram.Histogram, *histogram.FloatHistogram, error) {
 	var p prompb.Histogram
 	if err := p.Unmarshal(h.Raw); err != nil {
-		return nil, nil, fmt.Errorf("%w: histogram: %w", ErrMalformedRequest, err)
+		return nil, nil, fmt.Errorf("%w: histogram: %w", errMalformedRequest, err)
 	}
 	if p.IsFloatHistogram() {
 		return nil, p.ToFloatHistogram(), nil
@@ -794,12 +794,12 @@ func (h Histogram) Decode() (*histogram.Histogram, *histogram.FloatHistogram, er
 // copied out of the request buffer so the result may be retained (the
 // new-series path of an appender). b is reset first; reuse one per request.
 // Labels with empty values are kept, as Prometheus's receiver keeps them.
-func (ts *TimeSeries) BuildLabels(b *labels.ScratchBuilder) labels.Labels {
-	return BuildLabels(b, ts.Labels)
+func (ts *timeSeries) BuildLabels(b *labels.ScratchBuilder) labels.Labels {
+	return buildLabels(b, ts.Labels)
 }
 
-// BuildLabels is TimeSeries.BuildLabels for any labels, e.g. an exemplar's.
-func BuildLabels(b *labels.ScratchBuilder, ls []Label) labels.Labels {
+// buildLabels is timeSeries.BuildLabels for any labels, e.g. an exemplar's.
+func buildLabels(b *labels.ScratchBuilder, ls []label) labels.Labels {
 	b.Reset()
 	if wireBuilderCopies() {
 		// The builder copies into its own storage, so strings aliasing the
@@ -835,7 +835,7 @@ func BuildLabels(b *labels.ScratchBuilder, ls []Label) labels.Labels {
 
 // wireBuilderCopies reports whether labels.ScratchBuilder.Labels copies the
 // strings it was given, which depends on the labels build tag. It is probed
-// rather than assumed so that a build tag can never make BuildLabels return
+// rather than assumed so that a build tag can never make buildLabels return
 // strings that alias a reused request buffer.
 var wireBuilderCopies = sync.OnceValue(func() bool {
 	name, value := []byte("probe_name"), []byte("probe_value")
@@ -852,17 +852,17 @@ func wireUnsafeString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// LabelsString formats labels for messages, in wire order, like
+// labelsString formats labels for messages, in wire order, like
 // labels.Labels.String: {__name__="up", job="x"}. Names that are not plain
 // identifiers are quoted, and so is invalid UTF-8, so the result is one line.
-func LabelsString(ls []Label) string {
+func labelsString(ls []label) string {
 	return string(wireAppendLabels(nil, ls, math.MaxInt))
 }
 
-// wireAppendLabels appends the LabelsString form of ls to dst. With a limit,
+// wireAppendLabels appends the labelsString form of ls to dst. With a limit,
 // names and values longer than it are cut, and so is the list once the
 // output passes 4*limit bytes; "…" marks each cut.
-func wireAppendLabels(dst []byte, ls []Label, limit int) []byte {
+func wireAppendLabels(dst []byte, ls []label, limit int) []byte {
 	start := len(dst)
 	dst = append(dst, '{')
 	for i, l := range ls {

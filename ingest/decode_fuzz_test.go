@@ -12,7 +12,7 @@ import (
 
 // FuzzDecode checks Decode against prompb.WriteRequest.Unmarshal: both accept
 // the same inputs, and on accepted ones they agree on every field Decode
-// exposes. It also checks ValidateSeries against referenceValidate on every
+// exposes. It also checks validateSeries against referenceValidate on every
 // decoded series, and that nothing panics. Run it with
 //
 //	go test -run '^$' -fuzz FuzzDecode ./ingest
@@ -42,8 +42,8 @@ func FuzzDecode(f *testing.F) {
 
 	warm := mustMarshal(f, benchRequest(5))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var r WriteRequest
-		// Decode into a used WriteRequest, so the reset is fuzzed too.
+		var r writeRequest
+		// Decode into a used writeRequest, so the reset is fuzzed too.
 		if err := r.Decode(warm); err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +56,7 @@ func FuzzDecode(f *testing.F) {
 		case err == nil && refErr != nil:
 			t.Fatalf("Decode accepts what prompb rejects: %v", refErr)
 		case err != nil:
-			if !errors.Is(err, ErrMalformedRequest) {
+			if !errors.Is(err, errMalformedRequest) {
 				t.Fatalf("error %v does not match ErrMalformedRequest", err)
 			}
 			return
@@ -68,20 +68,20 @@ func FuzzDecode(f *testing.F) {
 		sb := labels.NewScratchBuilder(0)
 		for i := range r.Timeseries {
 			ts := &r.Timeseries[i]
-			err := ValidateSeries(ts)
+			err := validateSeries(ts)
 			want := referenceValidate(ts)
-			var ise *InvalidSeriesError
+			var ise *invalidSeriesError
 			switch {
 			case want == "" && err != nil:
 				t.Fatalf("series %d: ValidateSeries = %v, want nil", i, err)
-			case want != "" && (!errors.As(err, &ise) || ise.Reason != want || !errors.Is(err, ErrInvalidSeries)):
+			case want != "" && (!errors.As(err, &ise) || ise.Reason != want || !errors.Is(err, errInvalidSeries)):
 				t.Fatalf("series %d: ValidateSeries = %v, want reason %s", i, err, want)
 			case err != nil && strings.Contains(err.Error(), "\n"):
 				t.Fatalf("series %d: message spans lines: %q", i, err)
 			case err == nil:
 				ls := ts.BuildLabels(&sb)
 				if ls.Len() != len(ts.Labels) || ls.Get("__name__") == "" {
-					t.Fatalf("series %d: BuildLabels = %v from %s", i, ls, LabelsString(ts.Labels))
+					t.Fatalf("series %d: BuildLabels = %v from %s", i, ls, labelsString(ts.Labels))
 				}
 			}
 		}
@@ -89,8 +89,8 @@ func FuzzDecode(f *testing.F) {
 }
 
 // FuzzValidate builds well-formed requests from fuzzed label names and values,
-// which random bytes rarely reach, and checks ValidateSeries on the decoded
-// series against referenceValidate, and LabelsHash and BuildLabels on the way.
+// which random bytes rarely reach, and checks validateSeries on the decoded
+// series against referenceValidate, and LabelsHash and buildLabels on the way.
 func FuzzValidate(f *testing.F) {
 	f.Add("__name__", "up", "job", "node", "", uint8(0))
 	f.Add("__name__", "", "a", "\xff", "x", uint8(1))
@@ -109,7 +109,7 @@ func FuzzValidate(f *testing.F) {
 			ts.Exemplars = []prompb.Exemplar{{Labels: testLabels("trace_id", ev)}}
 		}
 		body := mustMarshal(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}})
-		var r WriteRequest
+		var r writeRequest
 		if err := r.Decode(body); err != nil {
 			t.Fatal(err)
 		}
@@ -117,9 +117,9 @@ func FuzzValidate(f *testing.F) {
 		if h := referenceHash(ls); got.LabelsHash != h {
 			t.Fatalf("LabelsHash %x, want %x", got.LabelsHash, h)
 		}
-		err := ValidateSeries(got)
+		err := validateSeries(got)
 		want := referenceValidate(got)
-		var ise *InvalidSeriesError
+		var ise *invalidSeriesError
 		switch {
 		case want == "" && err != nil:
 			t.Fatalf("ValidateSeries = %v, want nil", err)

@@ -80,7 +80,7 @@ func referenceHash(ls []prompb.Label) uint64 {
 
 func sameFloat(a, b float64) bool { return math.Float64bits(a) == math.Float64bits(b) }
 
-func diffLabels(what string, got []Label, want []prompb.Label) error {
+func diffLabels(what string, got []label, want []prompb.Label) error {
 	if len(got) != len(want) {
 		return fmt.Errorf("%s: %d labels, want %d", what, len(got), len(want))
 	}
@@ -95,7 +95,7 @@ func diffLabels(what string, got []Label, want []prompb.Label) error {
 // diffWithPrompb compares a decoded request with what prompb decodes from the
 // same bytes, field by field; histograms and Raw are compared by decoding
 // them with prompb and re-encoding both sides.
-func diffWithPrompb(got *WriteRequest, want *prompb.WriteRequest) error {
+func diffWithPrompb(got *writeRequest, want *prompb.WriteRequest) error {
 	if len(got.Timeseries) != len(want.Timeseries) {
 		return fmt.Errorf("%d series, want %d", len(got.Timeseries), len(want.Timeseries))
 	}
@@ -303,7 +303,7 @@ func TestDecodeMatchesPrompb(t *testing.T) {
 		{"deeply nested unknown groups", deepGroups},
 		{"realistic", mustMarshal(t, benchRequest(200))},
 	}
-	var r WriteRequest
+	var r writeRequest
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var want prompb.WriteRequest
@@ -384,7 +384,7 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		{"garbage", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), ""},
 		{"snappy-compressed body given as protobuf", []byte{0xff, 0x06, 0x00, 0x00, 0x73, 0x4e, 0x61, 0x50, 0x70, 0x59}, ""},
 	}
-	var r WriteRequest
+	var r writeRequest
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var ref prompb.WriteRequest
@@ -395,7 +395,7 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 				t.Fatal(err)
 			}
 			err := r.Decode(tt.body)
-			if !errors.Is(err, ErrMalformedRequest) {
+			if !errors.Is(err, errMalformedRequest) {
 				t.Fatalf("Decode = %v, want ErrMalformedRequest", err)
 			}
 			if !strings.Contains(err.Error(), tt.want) {
@@ -411,7 +411,7 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 func TestDecodeErrorNamesTheSeries(t *testing.T) {
 	good := msg(nil, 1, msg(nil, 1, labelBytes("__name__", "up")))
 	body := cat(good, good, msg(nil, 1, msg(nil, 2, []byte{0x09, 1})))
-	var r WriteRequest
+	var r writeRequest
 	err := r.Decode(body)
 	if err == nil || !strings.Contains(err.Error(), "timeseries 2 at byte") || !strings.Contains(err.Error(), "sample 0") {
 		t.Fatalf("error %v does not locate the bad sample", err)
@@ -424,13 +424,13 @@ func TestDecodeSeriesDoNotShareCapacity(t *testing.T) {
 		{Labels: testLabels("__name__", "b"), Samples: []prompb.Sample{{Value: 2}}},
 	}})
 	orig := bytes.Clone(body)
-	var r WriteRequest
+	var r writeRequest
 	if err := r.Decode(body); err != nil {
 		t.Fatal(err)
 	}
 	first := &r.Timeseries[0]
-	_ = append(first.Labels, Label{Name: []byte("x")})
-	_ = append(first.Samples, Sample{V: 99})
+	_ = append(first.Labels, label{Name: []byte("x")})
+	_ = append(first.Samples, sample{V: 99})
 	_ = append(first.Labels[0].Name, "clobber"...)
 	_ = append(first.Raw, "clobber"...)
 	if got := string(r.Timeseries[1].Labels[0].Value); got != "b" {
@@ -447,7 +447,7 @@ func TestDecodeSeriesDoNotShareCapacity(t *testing.T) {
 func TestDecodeReuse(t *testing.T) {
 	big := mustMarshal(t, benchRequest(300))
 	small := mustMarshal(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: testLabels("__name__", "only")}}})
-	var r WriteRequest
+	var r writeRequest
 	for i, body := range [][]byte{big, small, big, small} {
 		var want prompb.WriteRequest
 		if err := want.Unmarshal(body); err != nil {
@@ -464,7 +464,7 @@ func TestDecodeReuse(t *testing.T) {
 
 func TestDecodeDoesNotAllocateOnceWarm(t *testing.T) {
 	body := mustMarshal(t, benchRequest(500))
-	var r WriteRequest
+	var r writeRequest
 	if err := r.Decode(body); err != nil {
 		t.Fatal(err)
 	}
@@ -483,7 +483,7 @@ func TestHistogramDecode(t *testing.T) {
 		Labels:     testLabels("__name__", "h"),
 		Histograms: []prompb.Histogram{prompb.FromIntHistogram(10, ih), prompb.FromFloatHistogram(20, fh)},
 	}}})
-	var r WriteRequest
+	var r writeRequest
 	if err := r.Decode(body); err != nil {
 		t.Fatal(err)
 	}
@@ -499,7 +499,7 @@ func TestHistogramDecode(t *testing.T) {
 	if err != nil || gotInt != nil || !gotFloat.Equals(fh) {
 		t.Errorf("float histogram: %v, %v, %v; want %v", gotInt, gotFloat, err, fh)
 	}
-	if _, _, err := (Histogram{Raw: []byte{0x79}}).Decode(); !errors.Is(err, ErrMalformedRequest) {
+	if _, _, err := (wireHistogram{Raw: []byte{0x79}}).Decode(); !errors.Is(err, errMalformedRequest) {
 		t.Errorf("Decode of a truncated histogram = %v, want ErrMalformedRequest", err)
 	}
 }
@@ -509,13 +509,13 @@ func TestBuildLabels(t *testing.T) {
 		Labels:    testLabels("job", "node", "__name__", "up", "instance", "a:9100"),
 		Exemplars: []prompb.Exemplar{{Labels: testLabels("trace_id", "t1")}},
 	}}})
-	var r WriteRequest
+	var r writeRequest
 	if err := r.Decode(body); err != nil {
 		t.Fatal(err)
 	}
 	sb := labels.NewScratchBuilder(0)
 	ls := r.Timeseries[0].BuildLabels(&sb)
-	ex := BuildLabels(&sb, r.Timeseries[0].Exemplars[0].Labels)
+	ex := buildLabels(&sb, r.Timeseries[0].Exemplars[0].Labels)
 	// The buffer is reused for the next request: the results must not see it.
 	clear(body)
 	want := labels.FromStrings("__name__", "up", "instance", "a:9100", "job", "node")
@@ -528,15 +528,15 @@ func TestBuildLabels(t *testing.T) {
 }
 
 func TestLabelsString(t *testing.T) {
-	l := func(kv ...string) []Label {
-		var ls []Label
+	l := func(kv ...string) []label {
+		var ls []label
 		for i := 0; i < len(kv); i += 2 {
-			ls = append(ls, Label{Name: []byte(kv[i]), Value: []byte(kv[i+1])})
+			ls = append(ls, label{Name: []byte(kv[i]), Value: []byte(kv[i+1])})
 		}
 		return ls
 	}
 	tests := []struct {
-		in   []Label
+		in   []label
 		want string
 	}{
 		{nil, "{}"},
@@ -545,7 +545,7 @@ func TestLabelsString(t *testing.T) {
 		{l("", "v", "9x", "\xff"), `{""="v", "9x"="\xff"}`},
 	}
 	for _, tt := range tests {
-		if got := LabelsString(tt.in); got != tt.want {
+		if got := labelsString(tt.in); got != tt.want {
 			t.Errorf("LabelsString(%v) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
@@ -644,7 +644,7 @@ func TestBenchRequestShape(t *testing.T) {
 func BenchmarkDecode(b *testing.B) {
 	body := mustMarshal(b, benchRequest(2000))
 	b.Run("atoll", func(b *testing.B) {
-		var r WriteRequest
+		var r writeRequest
 		b.ReportAllocs()
 		b.SetBytes(int64(len(body)))
 		for b.Loop() {

@@ -67,9 +67,9 @@ func (o outcome) httpStatus() int {
 	return http.StatusInternalServerError
 }
 
-// ErrUnavailable is returned while the receiver cannot take writes: it is
+// errUnavailable is returned while the receiver cannot take writes: it is
 // starting, stopping, or cannot reach enough replicas.
-var ErrUnavailable = errors.New("unavailable")
+var errUnavailable = errors.New("unavailable")
 
 // classifyAppendError sorts a TSDB append error into the outcome of the
 // series it hit.

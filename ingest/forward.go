@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/atoll-metrics/atoll/ingest/writepb"
-	"github.com/atoll-metrics/atoll/tsdbshard"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 // peerPool keeps one gRPC connection per peer receiver, created on first
@@ -81,7 +81,7 @@ type writeServer struct {
 	writepb.UnimplementedWriterServer
 	router func() *Router
 	ready  func() bool
-	pool   sync.Pool // of *WriteRequest
+	pool   sync.Pool // of *writeRequest
 }
 
 // RegisterWriteServer serves the forwarding API on s, storing what arrives
@@ -99,12 +99,12 @@ func (w *writeServer) Write(ctx context.Context, req *writepb.WriteRequest) (*wr
 	if router == nil || !w.ready() {
 		return nil, status.Error(codes.Unavailable, "receiver is starting or stopping")
 	}
-	if err := tsdbshard.ValidateTenant(req.Tenant); err != nil {
+	if err := tenant.Validate(req.Tenant); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	wr, _ := w.pool.Get().(*WriteRequest)
+	wr, _ := w.pool.Get().(*writeRequest)
 	if wr == nil {
-		wr = &WriteRequest{}
+		wr = &writeRequest{}
 	}
 	defer w.pool.Put(wr)
 	if err := wr.Decode(req.WriteRequest); err != nil {

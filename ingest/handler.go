@@ -15,12 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"github.com/atoll-metrics/atoll/tsdbshard"
+	"github.com/atoll-metrics/atoll/tenant"
 )
-
-// TenantHeaders are read, in order, for a write's tenant: what Thanos users
-// send, then what Mimir and Cortex users send.
-var TenantHeaders = []string{"THANOS-TENANT", "X-Scope-OrgID"}
 
 // HandlerOptions configure the remote-write HTTP handler.
 type HandlerOptions struct {
@@ -40,7 +36,7 @@ type HandlerOptions struct {
 type Handler struct {
 	opts   HandlerOptions
 	router *Router
-	body   *BodyReader
+	body   *bodyReader
 	rate   *rateLimiter
 	logger *slog.Logger
 
@@ -52,7 +48,7 @@ type Handler struct {
 // NewHandler returns a Handler writing through router.
 func NewHandler(router *Router, opts HandlerOptions, logger *slog.Logger, reg prometheus.Registerer) *Handler {
 	if opts.DefaultTenant == "" {
-		opts.DefaultTenant = tsdbshard.DefaultTenant
+		opts.DefaultTenant = tenant.Default
 	}
 	if opts.Ready == nil {
 		opts.Ready = func() bool { return true }
@@ -64,7 +60,7 @@ func NewHandler(router *Router, opts HandlerOptions, logger *slog.Logger, reg pr
 	return &Handler{
 		opts:   opts,
 		router: router,
-		body:   NewBodyReader(opts.Body),
+		body:   newBodyReader(opts.Body),
 		rate:   newRateLimiter(opts.Limits),
 		logger: logger,
 		requests: f.NewCounterVec(prometheus.CounterOpts{
@@ -120,14 +116,11 @@ func (h *Handler) serve(r *http.Request) (int, string, time.Duration) {
 	if code, msg := checkContentType(r); code != 0 {
 		return code, msg, 0
 	}
-	tenant := h.opts.DefaultTenant
-	for _, name := range TenantHeaders {
-		if v := r.Header.Get(name); v != "" {
-			tenant = v
-			break
-		}
+	id := tenant.FromHeader(r.Header)
+	if id == "" {
+		id = h.opts.DefaultTenant
 	}
-	if err := tsdbshard.ValidateTenant(tenant); err != nil {
+	if err := tenant.Validate(id); err != nil {
 		return http.StatusBadRequest, err.Error(), 0
 	}
 
@@ -136,9 +129,9 @@ func (h *Handler) serve(r *http.Request) (int, string, time.Duration) {
 	}
 	body, err := h.body.Read(r.Body, r.ContentLength)
 	switch {
-	case errors.Is(err, ErrRequestTooLarge):
+	case errors.Is(err, errRequestTooLarge):
 		return http.StatusRequestEntityTooLarge, err.Error(), 0
-	case errors.Is(err, ErrMalformedRequest):
+	case errors.Is(err, errMalformedRequest):
 		return http.StatusBadRequest, err.Error(), 0
 	case err != nil:
 		return http.StatusBadRequest, "read body: " + err.Error(), 0
@@ -152,15 +145,15 @@ func (h *Handler) serve(r *http.Request) (int, string, time.Duration) {
 		return http.StatusBadRequest, err.Error(), 0
 	}
 
-	if ok, n, wait := h.rate.allow(tenant, func() int { return countSamples(wr) }); !ok {
+	if ok, n, wait := h.rate.allow(id, func() int { return countSamples(wr) }); !ok {
 		h.samples.WithLabelValues(outcomeLimited.String()).Add(float64(n))
 		return http.StatusTooManyRequests, fmt.Sprintf("tenant %q is over its ingestion rate limit of %g samples/s; retry after %s",
-			tenant, h.opts.Limits.For(tenant).IngestionRate, wait.Round(time.Second)), wait
+			id, h.opts.Limits.For(id).IngestionRate, wait.Round(time.Second)), wait
 	}
-	res, err := h.router.Write(r.Context(), tenant, wr)
+	res, err := h.router.write(r.Context(), id, wr)
 	if err != nil {
 		switch {
-		case errors.Is(err, tsdbshard.ErrInvalidTenant):
+		case errors.Is(err, tenant.ErrInvalid):
 			return http.StatusBadRequest, err.Error(), 0
 		case errors.Is(err, context.Canceled):
 			return http.StatusServiceUnavailable, "request canceled: " + err.Error(), 0
@@ -205,7 +198,7 @@ func checkContentType(r *http.Request) (int, string) {
 	return 0, ""
 }
 
-func countSamples(wr *WriteRequest) int {
+func countSamples(wr *writeRequest) int {
 	n := 0
 	for i := range wr.Timeseries {
 		n += len(wr.Timeseries[i].Samples) + len(wr.Timeseries[i].Histograms)

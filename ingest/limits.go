@@ -82,7 +82,7 @@ var errEOF = func() error {
 	return yaml.NewDecoder(bytes.NewReader(nil)).Decode(&v)
 }()
 
-// For returns the limits of tenant.
+// For returns the limits For tenant.
 func (c LimitsConfig) For(tenant string) Limits {
 	l := c.Default
 	if o, ok := c.Tenants[tenant]; ok {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/atoll-metrics/atoll/tenant"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
@@ -125,16 +126,16 @@ func TestLimitsThroughTheHandler(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 func TestSameLabels(t *testing.T) {
-	wire := func(kv ...string) []Label {
-		var out []Label
+	wire := func(kv ...string) []label {
+		var out []label
 		for i := 0; i < len(kv); i += 2 {
-			out = append(out, Label{Name: []byte(kv[i]), Value: []byte(kv[i+1])})
+			out = append(out, label{Name: []byte(kv[i]), Value: []byte(kv[i+1])})
 		}
 		return out
 	}
 	stored := labelsFromStrings("__name__", "up", "job", "a")
 	for _, c := range []struct {
-		wire []Label
+		wire []label
 		want bool
 	}{
 		{wire("__name__", "up", "job", "a"), true},
@@ -144,7 +145,7 @@ func TestSameLabels(t *testing.T) {
 		{wire(), false},
 	} {
 		if got := sameLabels(stored, c.wire); got != c.want {
-			t.Errorf("%s: got %v", LabelsString(c.wire), got)
+			t.Errorf("%s: got %v", labelsString(c.wire), got)
 		}
 	}
 }
@@ -173,15 +174,15 @@ func TestForwardedCopiesMayBeOvertaken(t *testing.T) {
 		t.Fatalf("client out-of-order write: %d, want 409", code)
 	}
 	raw, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("x", now-15_000, 1.5)}}).Marshal()
-	var wr WriteRequest
+	var wr writeRequest
 	if err := wr.Decode(raw); err != nil {
 		t.Fatal(err)
 	}
-	res, err := router.writeLocal(t.Context(), tsdbshard.DefaultTenant, &wr)
+	res, err := router.writeLocal(t.Context(), tenant.Default, &wr)
 	if err != nil || res.outcome != outcomeStored {
 		t.Fatalf("overtaken replica copy: %v %+v", err, res)
 	}
-	got := read(t, m, tsdbshard.DefaultTenant, "x")
+	got := read(t, m, tenant.Default, "x")
 	if vs := got[`{__name__="x"}`]; len(vs) != 2 || vs[0] != 1.5 || vs[1] != 2 {
 		t.Fatalf("samples %v, want [1.5 2]", got)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/atoll-metrics/atoll/tenant"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
@@ -82,14 +83,14 @@ func newLocalWriter(shards *tsdbshard.MultiTSDB, limits LimitsConfig) *localWrit
 // take them: client writes get the out-of-order policy they asked for,
 // while a replica's copy that a newer write overtook on the way still fits
 // in the window.
-func (w *localWriter) write(ctx context.Context, tenant string, wr *WriteRequest, only []uint32, rejectOOO bool) (seriesResult, error) {
+func (w *localWriter) write(ctx context.Context, tenantID string, wr *writeRequest, only []uint32, rejectOOO bool) (seriesResult, error) {
 	var res seriesResult
-	t, err := w.shards.Tenant(tenant)
+	t, err := w.shards.Tenant(tenantID)
 	if err != nil {
-		if errors.Is(err, tsdbshard.ErrInvalidTenant) {
+		if errors.Is(err, tenant.ErrInvalid) {
 			return res, err
 		}
-		return res, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return res, fmt.Errorf("%w: %w", errUnavailable, err)
 	}
 	scratch, _ := w.pool.Get().(*appendScratch)
 	if scratch == nil {
@@ -99,7 +100,7 @@ func (w *localWriter) write(ctx context.Context, tenant string, wr *WriteRequest
 
 	scratch.opts = storage.AOptions{RejectOutOfOrder: rejectOOO}
 	scratch.seriesRoom = -1
-	if maxSeries := w.limits.For(tenant).MaxSeries; maxSeries > 0 {
+	if maxSeries := w.limits.For(tenantID).MaxSeries; maxSeries > 0 {
 		scratch.seriesRoom = max(0, maxSeries-int(t.HeadSeries()))
 	}
 	app := t.AppenderV2(ctx)
@@ -114,7 +115,7 @@ func (w *localWriter) write(ctx context.Context, tenant string, wr *WriteRequest
 		}
 	}
 	if err := app.Commit(); err != nil {
-		return seriesResult{}, fmt.Errorf("%w: commit to tenant %q: %w", ErrUnavailable, tenant, err)
+		return seriesResult{}, fmt.Errorf("%w: commit to tenant %q: %w", errUnavailable, tenantID, err)
 	}
 	for _, m := range wr.Metadata {
 		if len(m.FamilyName) == 0 {
@@ -133,13 +134,13 @@ func (w *localWriter) write(ctx context.Context, tenant string, wr *WriteRequest
 // cache by the hash the decoder computed, checked against the stored labels,
 // and appended by ref: no label building, validation or hashing. A new
 // series is validated and its labels copied once, for the head to keep.
-func (w *localWriter) appendSeries(app storage.AppenderV2, refs *tsdbshard.SeriesCache, scratch *appendScratch, ts *TimeSeries, idx uint32, res *seriesResult) {
+func (w *localWriter) appendSeries(app storage.AppenderV2, refs *tsdbshard.SeriesCache, scratch *appendScratch, ts *timeSeries, idx uint32, res *seriesResult) {
 	ref, lset, cached := refs.Get(ts.LabelsHash)
 	if cached && !sameLabels(lset, ts.Labels) {
 		cached = false
 	}
 	if !cached || len(ts.Exemplars) > 0 {
-		if err := ValidateSeries(ts); err != nil {
+		if err := validateSeries(ts); err != nil {
 			res.refuse(outcomeInvalid, idx, len(ts.Samples)+len(ts.Histograms), err.Error())
 			return
 		}
@@ -151,7 +152,7 @@ func (w *localWriter) appendSeries(app storage.AppenderV2, refs *tsdbshard.Serie
 			if !seriesExists(app, lset) {
 				if scratch.seriesRoom == 0 {
 					res.refuse(outcomeLimited, idx, len(ts.Samples)+len(ts.Histograms),
-						fmt.Sprintf("series %s: tenant is at its limit of series on this receiver", LabelsString(ts.Labels)))
+						fmt.Sprintf("series %s: tenant is at its limit of series on this receiver", labelsString(ts.Labels)))
 					return
 				}
 				scratch.seriesRoom--
@@ -182,7 +183,7 @@ func (w *localWriter) appendSeries(app storage.AppenderV2, refs *tsdbshard.Serie
 	for _, hs := range ts.Histograms {
 		h, fh, err := hs.Decode()
 		if err != nil {
-			note(fmt.Errorf("%w: %w", ErrMalformedRequest, err), outcomeInvalid)
+			note(fmt.Errorf("%w: %w", errMalformedRequest, err), outcomeInvalid)
 			continue
 		}
 		r, err := app.Append(ref, lset, 0, hs.T, 0, h, fh, scratch.opts)
@@ -203,13 +204,13 @@ func (w *localWriter) appendSeries(app storage.AppenderV2, refs *tsdbshard.Serie
 		if worst == outcomeStored {
 			worst = outcomeInternal
 		}
-		res.refuse(worst, idx, failed, fmt.Sprintf("series %s: %v", LabelsString(ts.Labels), firstErr))
+		res.refuse(worst, idx, failed, fmt.Sprintf("series %s: %v", labelsString(ts.Labels), firstErr))
 	}
 }
 
 // appendExemplars stores exemplars best-effort, as Prometheus does: a
 // duplicate or out-of-order exemplar never fails the write of its samples.
-func (w *localWriter) appendExemplars(app storage.AppenderV2, ref storage.SeriesRef, lset labels.Labels, scratch *appendScratch, ts *TimeSeries) {
+func (w *localWriter) appendExemplars(app storage.AppenderV2, ref storage.SeriesRef, lset labels.Labels, scratch *appendScratch, ts *timeSeries) {
 	ea, ok := app.(storage.ExemplarAppenderV2)
 	if !ok {
 		return
@@ -218,7 +219,7 @@ func (w *localWriter) appendExemplars(app storage.AppenderV2, ref storage.Series
 	var b labels.ScratchBuilder
 	for _, e := range ts.Exemplars {
 		scratch.exemplars = append(scratch.exemplars, exemplar.Exemplar{
-			Labels: BuildLabels(&b, e.Labels),
+			Labels: buildLabels(&b, e.Labels),
 			Value:  e.V,
 			Ts:     e.T,
 			HasTs:  true,
@@ -233,7 +234,7 @@ func (w *localWriter) appendExemplars(app storage.AppenderV2, ref storage.Series
 // labels of a series, guarding the ref cache against hash collisions. It
 // walks the stored labels once: asking their length first would walk them
 // twice, which showed in profiles of the steady state.
-func sameLabels(lset labels.Labels, wire []Label) bool {
+func sameLabels(lset labels.Labels, wire []label) bool {
 	i, same := 0, true
 	lset.Range(func(l labels.Label) {
 		if !same {

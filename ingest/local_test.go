@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/atoll-metrics/atoll/tenant"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
@@ -123,7 +124,7 @@ func TestHandlerOutcomes(t *testing.T) {
 			}
 			for name, n := range c.stored {
 				got := 0
-				for _, vs := range read(t, m, tsdbshard.DefaultTenant, name) {
+				for _, vs := range read(t, m, tenant.Default, name) {
 					got += len(vs)
 				}
 				if got != n {
@@ -140,7 +141,7 @@ func TestHandlerOutcomes(t *testing.T) {
 		if got := read(t, m, "team-b", "a"); len(got) != 1 {
 			t.Fatalf("team-b: %v", got)
 		}
-		for _, vs := range read(t, m, tsdbshard.DefaultTenant, "a") {
+		for _, vs := range read(t, m, tenant.Default, "a") {
 			for _, v := range vs {
 				if v == 42 {
 					t.Fatal("team-b's sample landed in the default tenant")
@@ -175,7 +176,7 @@ func TestRefCacheCollision(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UnixMilli()
-	var wr WriteRequest
+	var wr writeRequest
 	raw, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("one", now, 1)}}).Marshal()
 	if err := wr.Decode(raw); err != nil {
 		t.Fatal(err)
@@ -185,7 +186,7 @@ func TestRefCacheCollision(t *testing.T) {
 	}
 	// Plant series "one"'s cache entry under the hash of series "two".
 	raw2, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("two", now, 2)}}).Marshal()
-	var wr2 WriteRequest
+	var wr2 writeRequest
 	if err := wr2.Decode(raw2); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,8 +40,8 @@ type RouterOptions struct {
 	RejectOutOfOrder bool
 }
 
-// DefaultRouterOptions are the defaults of `atoll receive`.
-func DefaultRouterOptions() RouterOptions {
+// defaultRouterOptions are the defaults of `atoll receive`.
+func defaultRouterOptions() RouterOptions {
 	return RouterOptions{ReplicationFactor: 3, ForwardTimeout: 5 * time.Second, MaxInFlightPerPeer: 64}
 }
 
@@ -57,12 +58,21 @@ type Router struct {
 	forwarded       *prometheus.CounterVec
 	forwardDuration prometheus.Histogram
 	quorum          *prometheus.CounterVec
+
+	// forwards owns the writes to peers still in flight: a request returns
+	// at quorum while the slower replicas' writes continue, bounded by
+	// ForwardTimeout, and Close waits for them before closing their
+	// connections. closeMtx orders starting a forward before Close begins
+	// to wait, and refuses forwards once it has.
+	forwards sync.WaitGroup
+	closeMtx sync.RWMutex
+	closed   bool
 }
 
 // NewRouter returns a Router appending to shards. With a nil ring every
 // series is stored here alone, as `atoll all` does.
 func NewRouter(shards *tsdbshard.MultiTSDB, rv RingView, opts RouterOptions, logger *slog.Logger, reg prometheus.Registerer) *Router {
-	def := DefaultRouterOptions()
+	def := defaultRouterOptions()
 	if opts.ReplicationFactor <= 0 {
 		opts.ReplicationFactor = 1
 	}
@@ -102,17 +112,35 @@ func NewRouter(shards *tsdbshard.MultiTSDB, rv RingView, opts RouterOptions, log
 	return r
 }
 
-// Close releases the connections to peers.
+// Close waits for the writes still forwarded to peers (at most
+// ForwardTimeout) and then releases the connections to them. Writes that
+// come after Close fail as unavailable. A second Close does nothing more.
 func (r *Router) Close() error {
+	r.closeMtx.Lock()
+	r.closed = true
+	r.closeMtx.Unlock()
+	r.forwards.Wait()
 	if r.peers != nil {
 		r.peers.close()
 	}
 	return nil
 }
 
-// Write stores the series of wr for tenant. An error means nothing can be
+// startForwards reserves n forwards, which must each call r.forwards.Done,
+// or reports that the router is closed.
+func (r *Router) startForwards(n int) error {
+	r.closeMtx.RLock()
+	defer r.closeMtx.RUnlock()
+	if r.closed {
+		return fmt.Errorf("%w: receiver is stopping", errUnavailable)
+	}
+	r.forwards.Add(n)
+	return nil
+}
+
+// write stores the series of wr for tenant. An error means nothing can be
 // said to be stored; otherwise the result tells series by series.
-func (r *Router) Write(ctx context.Context, tenant string, wr *WriteRequest) (seriesResult, error) {
+func (r *Router) write(ctx context.Context, tenant string, wr *writeRequest) (seriesResult, error) {
 	if r.ring == nil {
 		return r.local.write(ctx, tenant, wr, nil, r.opts.RejectOutOfOrder)
 	}
@@ -123,7 +151,7 @@ func (r *Router) Write(ctx context.Context, tenant string, wr *WriteRequest) (se
 // forwarded again. A quorum answered the client already, so the next write
 // of a series can overtake this copy; the TSDB's out-of-order window takes
 // it then, rather than leave this replica without the sample.
-func (r *Router) writeLocal(ctx context.Context, tenant string, wr *WriteRequest) (seriesResult, error) {
+func (r *Router) writeLocal(ctx context.Context, tenant string, wr *writeRequest) (seriesResult, error) {
 	return r.local.write(ctx, tenant, wr, nil, false)
 }
 
@@ -150,7 +178,7 @@ type replicaAnswer struct {
 	local     bool
 }
 
-func (r *Router) replicate(ctx context.Context, tenant string, wr *WriteRequest) (seriesResult, error) {
+func (r *Router) replicate(ctx context.Context, tenant string, wr *writeRequest) (seriesResult, error) {
 	var res seriesResult
 	snap := r.ring.Snapshot()
 	members := snap.Members()
@@ -165,7 +193,7 @@ func (r *Router) replicate(ctx context.Context, tenant string, wr *WriteRequest)
 		ts := &wr.Timeseries[i]
 		// The receiving replica validates too, but refusing here keeps a
 		// malformed series from costing a round trip to every replica.
-		if err := ValidateSeries(ts); err != nil {
+		if err := validateSeries(ts); err != nil {
 			tallies[i].done = true
 			res.refuse(outcomeInvalid, uint32(i), len(ts.Samples)+len(ts.Histograms), err.Error())
 			continue
@@ -185,6 +213,13 @@ func (r *Router) replicate(ctx context.Context, tenant string, wr *WriteRequest)
 		}
 	}
 
+	peers := len(batches)
+	if _, ok := batches[snap.Self()]; ok {
+		peers--
+	}
+	if err := r.startForwards(peers); err != nil {
+		return res, err
+	}
 	answers := make(chan replicaAnswer, len(batches))
 	localDone := make(chan struct{})
 	localStarted := false
@@ -201,6 +236,7 @@ func (r *Router) replicate(ctx context.Context, tenant string, wr *WriteRequest)
 		m := members[b.member]
 		body := forwardBody(wr, b.series)
 		go func() {
+			defer r.forwards.Done()
 			answers <- r.forward(ctx, m, tenant, body, b)
 		}()
 	}
@@ -239,7 +275,7 @@ func (r *Router) replicate(ctx context.Context, tenant string, wr *WriteRequest)
 
 // apply records one replica's answer and returns how many series it
 // decided.
-func (r *Router) apply(a replicaAnswer, tallies []seriesTally, quorum int, res *seriesResult, wr *WriteRequest) int {
+func (r *Router) apply(a replicaAnswer, tallies []seriesTally, quorum int, res *seriesResult, wr *writeRequest) int {
 	if a.err != nil && !a.local {
 		r.logger.Debug("replica failed", "err", a.err)
 	}
@@ -280,7 +316,7 @@ func (r *Router) apply(a replicaAnswer, tallies []seriesTally, quorum int, res *
 // or refused once quorum can no longer be reached. A series refused by
 // replicas as a conflict (or invalid) is not retryable; one that lacked
 // replicas is.
-func (r *Router) decide(t *seriesTally, quorum int, res *seriesResult, idx uint32, wr *WriteRequest) {
+func (r *Router) decide(t *seriesTally, quorum int, res *seriesResult, idx uint32, wr *writeRequest) {
 	ts := &wr.Timeseries[idx]
 	n := len(ts.Samples) + len(ts.Histograms)
 	switch {
@@ -291,7 +327,7 @@ func (r *Router) decide(t *seriesTally, quorum int, res *seriesResult, idx uint3
 	case int(t.ok)+int(t.pending) < quorum:
 		t.done = true
 		o := outcomeUnavailable
-		msg := fmt.Sprintf("series %s: only %d of %d replicas stored it, %d needed", LabelsString(ts.Labels), t.ok, r.opts.ReplicationFactor, quorum)
+		msg := fmt.Sprintf("series %s: only %d of %d replicas stored it, %d needed", labelsString(ts.Labels), t.ok, r.opts.ReplicationFactor, quorum)
 		if int(t.ok+t.conflict+t.invalid+t.limited) >= quorum {
 			// Enough replicas answered; they refused. The most retryable
 			// reason wins, as for a whole request.
@@ -309,7 +345,7 @@ func (r *Router) decide(t *seriesTally, quorum int, res *seriesResult, idx uint3
 		if msg == "" {
 			msg = res.message
 			if msg == "" {
-				msg = fmt.Sprintf("series %s: refused by replicas", LabelsString(ts.Labels))
+				msg = fmt.Sprintf("series %s: refused by replicas", labelsString(ts.Labels))
 			}
 		}
 		res.refuse(o, idx, n, msg)
@@ -361,7 +397,7 @@ func (r *Router) forward(ctx context.Context, m ring.Member, tenant string, body
 
 // forwardBody builds an encoded prompb.WriteRequest holding the listed
 // series, copying each series' bytes as they arrived: no re-encoding.
-func forwardBody(wr *WriteRequest, series []uint32) []byte {
+func forwardBody(wr *writeRequest, series []uint32) []byte {
 	n := 0
 	for _, i := range series {
 		n += 1 + binary.MaxVarintLen64 + len(wr.Timeseries[i].Raw)

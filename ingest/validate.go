@@ -9,25 +9,25 @@ import (
 	"unsafe"
 )
 
-// ErrInvalidSeries is matched (errors.Is) by every *InvalidSeriesError.
-var ErrInvalidSeries = errors.New("invalid series")
+// errInvalidSeries is matched (errors.Is) by every *InvalidSeriesError.
+var errInvalidSeries = errors.New("invalid series")
 
 // Reasons an InvalidSeriesError gives. They are stable and short, fit for a
 // metric label counting discarded series.
 const (
-	ReasonNoLabels            = "no_labels"
-	ReasonEmptyLabelName      = "empty_label_name"
-	ReasonDuplicateLabelName  = "duplicate_label_name"
-	ReasonLabelsNotSorted     = "labels_not_sorted"
-	ReasonInvalidUTF8         = "invalid_utf8"
-	ReasonMissingMetricName   = "missing_metric_name"
-	ReasonInvalidExemplarUTF8 = "invalid_exemplar_utf8"
+	reasonNoLabels            = "no_labels"
+	reasonEmptyLabelName      = "empty_label_name"
+	reasonDuplicateLabelName  = "duplicate_label_name"
+	reasonLabelsNotSorted     = "labels_not_sorted"
+	reasonInvalidUTF8         = "invalid_utf8"
+	reasonMissingMetricName   = "missing_metric_name"
+	reasonInvalidExemplarUTF8 = "invalid_exemplar_utf8"
 )
 
-// InvalidSeriesError is why ValidateSeries rejected a series. It holds copies,
+// invalidSeriesError is why validateSeries rejected a series. It holds copies,
 // never references into the request buffer, so it may outlive the request.
-type InvalidSeriesError struct {
-	// Series is the offending series formatted by LabelsString; very long
+type invalidSeriesError struct {
+	// Series is the offending series formatted by labelsString; very long
 	// names, values and label sets are cut short.
 	Series string
 	// Reason is one of the Reason… constants.
@@ -37,13 +37,13 @@ type InvalidSeriesError struct {
 }
 
 // Error returns one line naming the series and the problem.
-func (e *InvalidSeriesError) Error() string {
+func (e *invalidSeriesError) Error() string {
 	return "invalid series " + e.Series + ": " + e.Detail
 }
 
-// Is makes errors.Is(err, ErrInvalidSeries) hold.
-func (e *InvalidSeriesError) Is(target error) bool {
-	return target == ErrInvalidSeries
+// Is makes errors.Is(err, errInvalidSeries) hold.
+func (e *invalidSeriesError) Is(target error) bool {
+	return target == errInvalidSeries
 }
 
 // wireErrorLabelLimit bounds each name and value quoted in an
@@ -53,17 +53,17 @@ const wireErrorLabelLimit = 256
 
 var wireMetricName = []byte("__name__")
 
-// ValidateSeries checks what the write path relies on: at least one label,
+// validateSeries checks what the write path relies on: at least one label,
 // non-empty unique label names sorted by name, valid UTF-8 in every name and
 // value, a non-empty __name__, and valid UTF-8 in exemplar labels. It reports
 // the first problem found, looking in that order: the names label by label
 // (empty, out of order or repeated, an empty __name__), then UTF-8, then
 // whether __name__ is there, then exemplars. It allocates only to report a
 // failure, as an *InvalidSeriesError.
-func ValidateSeries(ts *TimeSeries) error {
+func validateSeries(ts *timeSeries) error {
 	ls := ts.Labels
 	if len(ls) == 0 {
-		return wireInvalidSeries(ts, ReasonNoLabels, "no labels")
+		return wireInvalidSeries(ts, reasonNoLabels, "no labels")
 	}
 	// While checking names, note the span of memory all names and values
 	// lie in. Decoded labels sit next to each other in Raw, separated only by
@@ -74,7 +74,7 @@ func ValidateSeries(ts *TimeSeries) error {
 	nameSeen := false
 	for i, l := range ls {
 		if len(l.Name) == 0 {
-			return wireInvalidSeries(ts, ReasonEmptyLabelName, "empty label name")
+			return wireInvalidSeries(ts, reasonEmptyLabelName, "empty label name")
 		}
 		p := uintptr(unsafe.Pointer(unsafe.SliceData(l.Name)))
 		lo, hi = min(lo, p), max(hi, p+uintptr(len(l.Name)))
@@ -91,16 +91,16 @@ func ValidateSeries(ts *TimeSeries) error {
 			}
 			switch {
 			case c == 0:
-				return wireInvalidSeries(ts, ReasonDuplicateLabelName, "duplicate label name "+wireQuote(l.Name))
+				return wireInvalidSeries(ts, reasonDuplicateLabelName, "duplicate label name "+wireQuote(l.Name))
 			case c > 0:
-				return wireInvalidSeries(ts, ReasonLabelsNotSorted,
+				return wireInvalidSeries(ts, reasonLabelsNotSorted,
 					"labels not sorted by name: "+wireQuote(prev)+" before "+wireQuote(l.Name))
 			}
 		}
 		prev = l.Name
 		if !nameSeen && bytes.Equal(l.Name, wireMetricName) {
 			if len(l.Value) == 0 {
-				return wireInvalidSeries(ts, ReasonMissingMetricName, "empty metric name (__name__)")
+				return wireInvalidSeries(ts, reasonMissingMetricName, "empty metric name (__name__)")
 			}
 			nameSeen = true
 		}
@@ -108,20 +108,20 @@ func ValidateSeries(ts *TimeSeries) error {
 	if !wireSpanASCII(ts.Raw, lo, hi) {
 		for _, l := range ls {
 			if !utf8.Valid(l.Name) {
-				return wireInvalidSeries(ts, ReasonInvalidUTF8, "invalid UTF-8 in label name "+wireQuote(l.Name))
+				return wireInvalidSeries(ts, reasonInvalidUTF8, "invalid UTF-8 in label name "+wireQuote(l.Name))
 			}
 			if !utf8.Valid(l.Value) {
-				return wireInvalidSeries(ts, ReasonInvalidUTF8, "invalid UTF-8 in value of label "+wireQuote(l.Name))
+				return wireInvalidSeries(ts, reasonInvalidUTF8, "invalid UTF-8 in value of label "+wireQuote(l.Name))
 			}
 		}
 	}
 	if !nameSeen {
-		return wireInvalidSeries(ts, ReasonMissingMetricName, "missing metric name (__name__)")
+		return wireInvalidSeries(ts, reasonMissingMetricName, "missing metric name (__name__)")
 	}
 	for i := range ts.Exemplars {
 		for _, l := range ts.Exemplars[i].Labels {
 			if !utf8.Valid(l.Name) || !utf8.Valid(l.Value) {
-				return wireInvalidSeries(ts, ReasonInvalidExemplarUTF8,
+				return wireInvalidSeries(ts, reasonInvalidExemplarUTF8,
 					"invalid UTF-8 in label "+wireQuote(l.Name)+" of exemplar "+strconv.Itoa(i))
 			}
 		}
@@ -159,8 +159,8 @@ func wireQuote(s []byte) string {
 	return q
 }
 
-func wireInvalidSeries(ts *TimeSeries, reason, detail string) *InvalidSeriesError {
-	return &InvalidSeriesError{
+func wireInvalidSeries(ts *timeSeries, reason, detail string) *invalidSeriesError {
+	return &invalidSeriesError{
 		Series: string(wireAppendLabels(nil, ts.Labels, wireErrorLabelLimit)),
 		Reason: reason,
 		Detail: detail,

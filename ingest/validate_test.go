@@ -12,22 +12,22 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 )
 
-func seriesOf(kv ...string) *TimeSeries {
-	ts := &TimeSeries{}
+func seriesOf(kv ...string) *timeSeries {
+	ts := &timeSeries{}
 	for i := 0; i < len(kv); i += 2 {
-		ts.Labels = append(ts.Labels, Label{Name: []byte(kv[i]), Value: []byte(kv[i+1])})
+		ts.Labels = append(ts.Labels, label{Name: []byte(kv[i]), Value: []byte(kv[i+1])})
 	}
 	return ts
 }
 
 func TestValidateSeries(t *testing.T) {
-	withExemplar := func(ts *TimeSeries, kv ...string) *TimeSeries {
-		ts.Exemplars = append(ts.Exemplars, Exemplar{Labels: seriesOf(kv...).Labels})
+	withExemplar := func(ts *timeSeries, kv ...string) *timeSeries {
+		ts.Exemplars = append(ts.Exemplars, wireExemplar{Labels: seriesOf(kv...).Labels})
 		return ts
 	}
 	tests := []struct {
 		name   string
-		ts     *TimeSeries
+		ts     *timeSeries
 		reason string // "" for valid
 		detail string // in the message
 	}{
@@ -36,42 +36,42 @@ func TestValidateSeries(t *testing.T) {
 		{"valid with exemplar", withExemplar(seriesOf("__name__", "up"), "trace_id", "abc"), "", ""},
 		{"only __name__", seriesOf("__name__", "x"), "", ""},
 		{"empty value elsewhere", seriesOf("__name__", "x", "a", ""), "", ""},
-		{"no labels", seriesOf(), ReasonNoLabels, "no labels"},
-		{"empty label name", seriesOf("", "v", "__name__", "x"), ReasonEmptyLabelName, "empty label name"},
-		{"duplicate label name", seriesOf("__name__", "x", "job", "a", "job", "b"), ReasonDuplicateLabelName, `duplicate label name "job"`},
-		{"duplicate __name__", seriesOf("__name__", "x", "__name__", "y"), ReasonDuplicateLabelName, `duplicate label name "__name__"`},
-		{"not sorted", seriesOf("__name__", "x", "job", "a", "instance", "b"), ReasonLabelsNotSorted, `"job" before "instance"`},
-		{"not sorted, byte order", seriesOf("__name__", "x", "b", "1", "B", "2"), ReasonLabelsNotSorted, `"b" before "B"`},
-		{"invalid utf-8 in name", seriesOf("__name__", "x", "j\xffb", "a"), ReasonInvalidUTF8, `label name "j\xffb"`},
-		{"invalid utf-8 in value", seriesOf("__name__", "x", "job", "\xc3\x28"), ReasonInvalidUTF8, `value of label "job"`},
-		{"truncated utf-8 in value", seriesOf("__name__", "caf\xc3"), ReasonInvalidUTF8, `value of label "__name__"`},
-		{"surrogate in value", seriesOf("__name__", "x\xed\xa0\x80"), ReasonInvalidUTF8, "value"},
-		{"missing __name__", seriesOf("instance", "a", "job", "b"), ReasonMissingMetricName, "missing metric name"},
-		{"empty __name__", seriesOf("__name__", "", "job", "b"), ReasonMissingMetricName, "empty metric name"},
-		{"invalid utf-8 in exemplar name", withExemplar(seriesOf("__name__", "x"), "\xff", "v"), ReasonInvalidExemplarUTF8, "exemplar 0"},
-		{"invalid utf-8 in exemplar value", withExemplar(withExemplar(seriesOf("__name__", "x"), "a", "b"), "trace_id", "\xfe"), ReasonInvalidExemplarUTF8, `label "trace_id" of exemplar 1`},
+		{"no labels", seriesOf(), reasonNoLabels, "no labels"},
+		{"empty label name", seriesOf("", "v", "__name__", "x"), reasonEmptyLabelName, "empty label name"},
+		{"duplicate label name", seriesOf("__name__", "x", "job", "a", "job", "b"), reasonDuplicateLabelName, `duplicate label name "job"`},
+		{"duplicate __name__", seriesOf("__name__", "x", "__name__", "y"), reasonDuplicateLabelName, `duplicate label name "__name__"`},
+		{"not sorted", seriesOf("__name__", "x", "job", "a", "instance", "b"), reasonLabelsNotSorted, `"job" before "instance"`},
+		{"not sorted, byte order", seriesOf("__name__", "x", "b", "1", "B", "2"), reasonLabelsNotSorted, `"b" before "B"`},
+		{"invalid utf-8 in name", seriesOf("__name__", "x", "j\xffb", "a"), reasonInvalidUTF8, `label name "j\xffb"`},
+		{"invalid utf-8 in value", seriesOf("__name__", "x", "job", "\xc3\x28"), reasonInvalidUTF8, `value of label "job"`},
+		{"truncated utf-8 in value", seriesOf("__name__", "caf\xc3"), reasonInvalidUTF8, `value of label "__name__"`},
+		{"surrogate in value", seriesOf("__name__", "x\xed\xa0\x80"), reasonInvalidUTF8, "value"},
+		{"missing __name__", seriesOf("instance", "a", "job", "b"), reasonMissingMetricName, "missing metric name"},
+		{"empty __name__", seriesOf("__name__", "", "job", "b"), reasonMissingMetricName, "empty metric name"},
+		{"invalid utf-8 in exemplar name", withExemplar(seriesOf("__name__", "x"), "\xff", "v"), reasonInvalidExemplarUTF8, "exemplar 0"},
+		{"invalid utf-8 in exemplar value", withExemplar(withExemplar(seriesOf("__name__", "x"), "a", "b"), "trace_id", "\xfe"), reasonInvalidExemplarUTF8, `label "trace_id" of exemplar 1`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := ValidateSeries(tt.ts)
+			err := validateSeries(tt.ts)
 			if tt.reason == "" {
 				if err != nil {
 					t.Fatalf("ValidateSeries = %v, want nil", err)
 				}
 				return
 			}
-			var ise *InvalidSeriesError
-			if !errors.As(err, &ise) || !errors.Is(err, ErrInvalidSeries) {
+			var ise *invalidSeriesError
+			if !errors.As(err, &ise) || !errors.Is(err, errInvalidSeries) {
 				t.Fatalf("ValidateSeries = %v, want an *InvalidSeriesError", err)
 			}
 			if ise.Reason != tt.reason {
 				t.Errorf("reason %q, want %q", ise.Reason, tt.reason)
 			}
 			msg := err.Error()
-			if !strings.Contains(msg, tt.detail) || !strings.Contains(msg, LabelsString(tt.ts.Labels)) || strings.Contains(msg, "\n") {
+			if !strings.Contains(msg, tt.detail) || !strings.Contains(msg, labelsString(tt.ts.Labels)) || strings.Contains(msg, "\n") {
 				t.Errorf("message %q should name the series and say %q on one line", msg, tt.detail)
 			}
-			if errors.Is(err, ErrMalformedRequest) {
+			if errors.Is(err, errMalformedRequest) {
 				t.Errorf("an invalid series must not look like a malformed request")
 			}
 		})
@@ -90,21 +90,21 @@ func TestValidateDecodedSeries(t *testing.T) {
 		{"ascii", prompb.TimeSeries{Labels: testLabels("__name__", "up", "job", "x")}, ""},
 		{"long ascii value", prompb.TimeSeries{Labels: testLabels("__name__", "up", "job", long)}, ""},
 		{"utf-8 value", prompb.TimeSeries{Labels: testLabels("__name__", "up", "job", "ünïcode")}, ""},
-		{"invalid utf-8 value", prompb.TimeSeries{Labels: testLabels("__name__", "up", "job", "\xff")}, ReasonInvalidUTF8},
-		{"invalid utf-8 after a long value", prompb.TimeSeries{Labels: testLabels("__name__", long, "job", "\xff")}, ReasonInvalidUTF8},
+		{"invalid utf-8 value", prompb.TimeSeries{Labels: testLabels("__name__", "up", "job", "\xff")}, reasonInvalidUTF8},
+		{"invalid utf-8 after a long value", prompb.TimeSeries{Labels: testLabels("__name__", long, "job", "\xff")}, reasonInvalidUTF8},
 		{"empty values", prompb.TimeSeries{Labels: testLabels("__name__", "up", "a", "", "b", "")}, ""},
 		{"samples between labels", prompb.TimeSeries{Labels: testLabels("__name__", "up"), Samples: []prompb.Sample{{Value: math.Float64frombits(0xffffffffffffffff)}}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := mustMarshal(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{tt.ts}})
-			var r WriteRequest
+			var r writeRequest
 			if err := r.Decode(body); err != nil {
 				t.Fatal(err)
 			}
 			got := ""
-			var ise *InvalidSeriesError
-			if err := ValidateSeries(&r.Timeseries[0]); errors.As(err, &ise) {
+			var ise *invalidSeriesError
+			if err := validateSeries(&r.Timeseries[0]); errors.As(err, &ise) {
 				got = ise.Reason
 			} else if err != nil {
 				t.Fatal(err)
@@ -121,22 +121,22 @@ func TestValidateDecodedSeries(t *testing.T) {
 		msg(nil, 2, sampleBytes(math.Float64frombits(0xffffffffffffffff), 1)),
 		msg(nil, 1, labelBytes("job", "x")),
 	))
-	var r WriteRequest
+	var r writeRequest
 	if err := r.Decode(body); err != nil {
 		t.Fatal(err)
 	}
-	if err := ValidateSeries(&r.Timeseries[0]); err != nil {
+	if err := validateSeries(&r.Timeseries[0]); err != nil {
 		t.Errorf("interleaved sample: %v", err)
 	}
 }
 
 func TestInvalidSeriesErrorOutlivesTheBuffer(t *testing.T) {
 	body := mustMarshal(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: testLabels("job", "x")}}})
-	var r WriteRequest
+	var r writeRequest
 	if err := r.Decode(body); err != nil {
 		t.Fatal(err)
 	}
-	err := ValidateSeries(&r.Timeseries[0])
+	err := validateSeries(&r.Timeseries[0])
 	before := err.Error()
 	clear(body)
 	if after := err.Error(); after != before || !strings.Contains(after, `job="x"`) {
@@ -147,7 +147,7 @@ func TestInvalidSeriesErrorOutlivesTheBuffer(t *testing.T) {
 func TestInvalidSeriesErrorIsBounded(t *testing.T) {
 	ts := seriesOf("__name__", strings.Repeat("x", 1<<20), "job", "\n"+strings.Repeat("y", 1<<20))
 	ts.Labels = append(ts.Labels, ts.Labels[0])
-	msg := ValidateSeries(ts).Error()
+	msg := validateSeries(ts).Error()
 	if len(msg) > 4096 || strings.Contains(msg, "\n") {
 		t.Errorf("message of %d bytes for a hostile series: %.300q", len(msg), msg)
 	}
@@ -155,13 +155,13 @@ func TestInvalidSeriesErrorIsBounded(t *testing.T) {
 
 func TestValidateSeriesDoesNotAllocate(t *testing.T) {
 	body := mustMarshal(t, benchRequest(200))
-	var r WriteRequest
+	var r writeRequest
 	if err := r.Decode(body); err != nil {
 		t.Fatal(err)
 	}
 	if n := testing.AllocsPerRun(10, func() {
 		for i := range r.Timeseries {
-			if err := ValidateSeries(&r.Timeseries[i]); err != nil {
+			if err := validateSeries(&r.Timeseries[i]); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -170,38 +170,38 @@ func TestValidateSeriesDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// referenceValidate is ValidateSeries written for clarity, not speed, to
+// referenceValidate is validateSeries written for clarity, not speed, to
 // check it in FuzzDecode. It returns the reason or "". The order in which it
 // looks for problems is part of the contract: structure label by label, then
 // UTF-8, then the metric name's presence, then exemplars.
-func referenceValidate(ts *TimeSeries) string {
+func referenceValidate(ts *timeSeries) string {
 	if len(ts.Labels) == 0 {
-		return ReasonNoLabels
+		return reasonNoLabels
 	}
 	for i, l := range ts.Labels {
 		switch {
 		case len(l.Name) == 0:
-			return ReasonEmptyLabelName
+			return reasonEmptyLabelName
 		case i > 0 && bytes.Equal(ts.Labels[i-1].Name, l.Name):
-			return ReasonDuplicateLabelName
+			return reasonDuplicateLabelName
 		case i > 0 && bytes.Compare(ts.Labels[i-1].Name, l.Name) > 0:
-			return ReasonLabelsNotSorted
+			return reasonLabelsNotSorted
 		case string(l.Name) == "__name__" && len(l.Value) == 0:
-			return ReasonMissingMetricName
+			return reasonMissingMetricName
 		}
 	}
 	for _, l := range ts.Labels {
 		if !utf8.Valid(l.Name) || !utf8.Valid(l.Value) {
-			return ReasonInvalidUTF8
+			return reasonInvalidUTF8
 		}
 	}
-	if !slices.ContainsFunc(ts.Labels, func(l Label) bool { return string(l.Name) == "__name__" }) {
-		return ReasonMissingMetricName
+	if !slices.ContainsFunc(ts.Labels, func(l label) bool { return string(l.Name) == "__name__" }) {
+		return reasonMissingMetricName
 	}
 	for _, e := range ts.Exemplars {
 		for _, l := range e.Labels {
 			if !utf8.Valid(l.Name) || !utf8.Valid(l.Value) {
-				return ReasonInvalidExemplarUTF8
+				return reasonInvalidExemplarUTF8
 			}
 		}
 	}
@@ -210,14 +210,14 @@ func referenceValidate(ts *TimeSeries) string {
 
 func BenchmarkValidateSeries(b *testing.B) {
 	body := mustMarshal(b, benchRequest(2000))
-	var r WriteRequest
+	var r writeRequest
 	if err := r.Decode(body); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
 		for i := range r.Timeseries {
-			if err := ValidateSeries(&r.Timeseries[i]); err != nil {
+			if err := validateSeries(&r.Timeseries[i]); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -39,11 +39,10 @@ import (
 	"github.com/prometheus/prometheus/util/httputil"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
-)
 
-// TenantHeaders are read, in order, for the tenant of a request; the first
-// is what Thanos users send, the second what Mimir and Cortex users send.
-var TenantHeaders = []string{"THANOS-TENANT", "X-Scope-OrgID"}
+	"github.com/atoll-metrics/atoll/storeapi"
+	"github.com/atoll-metrics/atoll/tenant"
+)
 
 // APIOptions configure the HTTP API.
 type APIOptions struct {
@@ -57,8 +56,6 @@ type APIOptions struct {
 	LookbackDelta time.Duration
 	// MaxSamples bounds the samples one query may hold in memory.
 	MaxSamples int
-	// ValidateTenant rejects tenant ids that are not allowed.
-	ValidateTenant func(string) error
 	// Ready gates the query endpoints: they answer 503 until it is true.
 	Ready func() bool
 	// CORSOrigin matches the origins whose pages may call the API; nil
@@ -231,21 +228,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // parameters that PromQL itself does not know.
 func (a *API) requestOptions(r *http.Request) (queryOptions, error) {
 	o := queryOptions{dedup: true, partialResponse: a.q.opts.PartialResponse, autoResolution: a.q.opts.AutoDownsampling}
-	tenant := ""
-	for _, h := range TenantHeaders {
-		if v := r.Header.Get(h); v != "" {
-			tenant = v
-			break
-		}
-	}
+	id := tenant.FromHeader(r.Header)
 	switch {
-	case tenant != "":
-		if a.opts.ValidateTenant != nil {
-			if err := a.opts.ValidateTenant(tenant); err != nil {
-				return o, err
-			}
+	case id != "":
+		if err := tenant.Validate(id); err != nil {
+			return o, err
 		}
-		o.tenant = tenant
+		o.tenant = id
 	case a.q.opts.AllTenants:
 		o.tenant = ""
 	default:
@@ -299,7 +288,7 @@ func overrideStoreUnavailable() v1.OverrideErrorCode {
 	t := reflect.TypeOf(v1.OverrideErrorCode(nil))
 	fn := reflect.MakeFunc(t, func(args []reflect.Value) []reflect.Value {
 		err, _ := args[1].Interface().(error)
-		if errors.Is(err, ErrStoreUnavailable) {
+		if errors.Is(err, errStoreUnavailable) {
 			return []reflect.Value{reflect.ValueOf(http.StatusServiceUnavailable), reflect.ValueOf(true)}
 		}
 		return []reflect.Value{reflect.ValueOf(0), reflect.ValueOf(false)}
@@ -346,7 +335,7 @@ const maxTSDBStatusLimit = 10000
 // tsdbStatus serves /api/v1/status/tsdb for the request's tenant in
 // Prometheus's shape: the head's series, label pairs, chunks and time
 // range, and its top cardinalities.
-func (a *API) tsdbStatus(w http.ResponseWriter, r *http.Request, tenant string) {
+func (a *API) tsdbStatus(w http.ResponseWriter, r *http.Request, id string) {
 	if a.opts.HeadStats == nil {
 		writeAPIError(w, http.StatusNotFound, "not_found", errors.New("this process holds no TSDB; ask a receiver or atoll all"))
 		return
@@ -355,8 +344,8 @@ func (a *API) tsdbStatus(w http.ResponseWriter, r *http.Request, tenant string) 
 		writeAPIError(w, http.StatusServiceUnavailable, "unavailable", errors.New("atoll is starting or stopping"))
 		return
 	}
-	if tenant == "" {
-		writeAPIError(w, http.StatusBadRequest, "bad_data", fmt.Errorf("name the tenant with the %s or %s header", TenantHeaders[0], TenantHeaders[1]))
+	if id == "" {
+		writeAPIError(w, http.StatusBadRequest, "bad_data", fmt.Errorf("name the tenant with the %s or %s header", tenant.HeaderThanos, tenant.HeaderOrgID))
 		return
 	}
 	limit := 10
@@ -368,13 +357,13 @@ func (a *API) tsdbStatus(w http.ResponseWriter, r *http.Request, tenant string) 
 		}
 		limit = n
 	}
-	st, chunks, err := a.opts.HeadStats(tenant, limit)
+	st, chunks, err := a.opts.HeadStats(id, limit)
 	if err != nil {
 		writeAPIError(w, http.StatusInternalServerError, "internal", err)
 		return
 	}
 	if st == nil {
-		writeAPIError(w, http.StatusNotFound, "not_found", fmt.Errorf("no TSDB for tenant %q here: it has written nothing to this process", tenant))
+		writeAPIError(w, http.StatusNotFound, "not_found", fmt.Errorf("no TSDB for tenant %q here: it has written nothing to this process", id))
 		return
 	}
 	ps := st.IndexPostingStats
@@ -409,7 +398,7 @@ func (a *API) metadata(w http.ResponseWriter, r *http.Request) {
 	res, warns, err := a.q.Metadata(r.Context(), r.Form.Get("metric"), limit)
 	if err != nil {
 		code, typ := http.StatusUnprocessableEntity, "execution"
-		if errors.Is(err, ErrStoreUnavailable) {
+		if errors.Is(err, errStoreUnavailable) {
 			code, typ = http.StatusServiceUnavailable, "unavailable"
 		}
 		writeAPIError(w, code, typ, err)
@@ -442,12 +431,12 @@ func intParam(r *http.Request, name string) (int, error) {
 func (q *Querier) Metadata(ctx context.Context, metric string, limit int) (map[string][]metadata.Metadata, []string, error) {
 	o := q.optionsFrom(ctx)
 	ms := q.scope(o, nil)
-	req := &MetadataRequest{Metric: metric, Limit: limit, Matchers: ms}
+	req := &storeapi.MetadataRequest{Metric: metric, Limit: limit, Matchers: ms}
 	var (
 		mtx     sync.Mutex
 		results []map[string][]metadata.Metadata
 	)
-	warns, err := q.fanOut(ctx, "metadata", o, math.MinInt64, math.MaxInt64, ms, func(ctx context.Context, s Store) (annotations.Annotations, error) {
+	warns, err := q.fanOut(ctx, "metadata", o, math.MinInt64, math.MaxInt64, ms, func(ctx context.Context, s storeapi.Store) (annotations.Annotations, error) {
 		m, err := s.Metadata(ctx, req)
 		if err == nil {
 			mtx.Lock()
@@ -480,7 +469,11 @@ func (q *Querier) Metadata(ctx context.Context, metric string, limit int) (map[s
 			delete(out, n)
 		}
 	}
-	return out, warningStrings(warns), nil
+	var warnings []string
+	for _, err := range warns {
+		warnings = append(warnings, err.Error())
+	}
+	return out, warnings, nil
 }
 
 // writeAPIData writes a success response in the Prometheus API envelope.

@@ -6,4 +6,8 @@
 // replica labels and deduplicates replicas, and hands the result to the
 // Prometheus PromQL engine and HTTP API v1 so that Grafana and Prometheus
 // clients work unchanged.
+//
+// It imports storeapi (the contract of every store), dedup, tenant and
+// block (the vocabulary of downsampled series). Stores do not import it:
+// only components that evaluate PromQL do.
 package querier

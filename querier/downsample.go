@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/block"
 )
 
 // Reading downsampled data.
@@ -104,12 +104,12 @@ func rewriteForDownsampling(expr parser.Expr) parser.Expr {
 		}
 		switch e.Func.Name {
 		case "count_over_time":
-			return sumOverTime(withAggregate(ms, ship.AggrCount), e)
+			return sumOverTime(withAggregate(ms, block.AggrCount), e)
 		case "avg_over_time":
 			return &parser.ParenExpr{Expr: &parser.BinaryExpr{
 				Op:             parser.DIV,
 				LHS:            sumOverTime(ms, e),
-				RHS:            sumOverTime(withAggregate(ms, ship.AggrCount), e),
+				RHS:            sumOverTime(withAggregate(ms, block.AggrCount), e),
 				VectorMatching: &parser.VectorMatching{Card: parser.CardOneToOne},
 			}, PosRange: e.PosRange}
 		}
@@ -153,7 +153,7 @@ func withAggregate(ms *parser.MatrixSelector, aggr string) *parser.MatrixSelecto
 	}
 	nvs := *vs
 	nvs.LabelMatchers = append(append([]*labels.Matcher(nil), vs.LabelMatchers...),
-		labels.MustNewMatcher(labels.MatchEqual, ship.AggregateLabel, aggr))
+		labels.MustNewMatcher(labels.MatchEqual, block.AggregateLabel, aggr))
 	nms := *ms
 	nms.VectorSelector = &nvs
 	return &nms
@@ -163,7 +163,7 @@ func withAggregate(ms *parser.MatrixSelector, aggr string) *parser.MatrixSelecto
 // the aggregate it asks for.
 func takeAggregate(ms []*labels.Matcher) ([]*labels.Matcher, string) {
 	for i, m := range ms {
-		if m.Name == ship.AggregateLabel && m.Type == labels.MatchEqual {
+		if m.Name == block.AggregateLabel && m.Type == labels.MatchEqual {
 			out := append(append([]*labels.Matcher(nil), ms[:i]...), ms[i+1:]...)
 			return out, m.Value
 		}
@@ -175,17 +175,17 @@ func takeAggregate(ms []*labels.Matcher) ([]*labels.Matcher, string) {
 func aggregateFor(fn string) string {
 	switch fn {
 	case "min_over_time":
-		return ship.AggrMin
+		return block.AggrMin
 	case "max_over_time":
-		return ship.AggrMax
+		return block.AggrMax
 	case "sum_over_time":
-		return ship.AggrSum
+		return block.AggrSum
 	case "count_over_time":
-		return ship.AggrCount
+		return block.AggrCount
 	case "rate", "increase", "irate", "resets":
-		return ship.AggrCounter
+		return block.AggrCounter
 	}
-	return ship.AggrAvg
+	return block.AggrAvg
 }
 
 // onesIterator reads every sample of a series as the float 1: a raw

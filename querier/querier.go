@@ -21,17 +21,22 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/atoll-metrics/atoll/querier/dedup"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/dedup"
+	"github.com/atoll-metrics/atoll/storeapi"
+	"github.com/atoll-metrics/atoll/tenant"
 )
+
+// errStoreUnavailable marks a store that could not answer. With partial
+// responses allowed the querier turns it into a warning; otherwise the query
+// fails with 503 so the client retries.
+var errStoreUnavailable = errors.New("store unavailable")
 
 // Options configure a Querier.
 type Options struct {
 	// ReplicaLabels tell replicas of a series apart; deduplication removes
 	// them and merges the replicas.
 	ReplicaLabels []string
-	// TenantLabel is the external label naming a series' tenant.
-	TenantLabel string
 	// DefaultTenant is queried when a request names no tenant.
 	DefaultTenant string
 	// AllTenants makes requests without a tenant query every tenant; their
@@ -53,8 +58,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		ReplicaLabels:       []string{"receive_replica"},
-		TenantLabel:         "tenant_id",
-		DefaultTenant:       "default-tenant",
+		DefaultTenant:       tenant.Default,
 		MaxConcurrentStores: 32,
 	}
 }
@@ -64,7 +68,7 @@ func DefaultOptions() Options {
 // the HTTP API.
 type Querier struct {
 	opts   Options
-	stores func() []Store
+	stores func() []storeapi.Store
 	logger *slog.Logger
 
 	storeRequests *prometheus.CounterVec
@@ -79,12 +83,9 @@ var (
 
 // New returns a Querier over the stores that stores lists at each query, so
 // stores discovered later are used at once.
-func New(stores func() []Store, opts Options, logger *slog.Logger, reg prometheus.Registerer) *Querier {
+func New(stores func() []storeapi.Store, opts Options, logger *slog.Logger, reg prometheus.Registerer) *Querier {
 	if opts.MaxConcurrentStores <= 0 {
 		opts.MaxConcurrentStores = DefaultOptions().MaxConcurrentStores
-	}
-	if opts.TenantLabel == "" {
-		opts.TenantLabel = DefaultOptions().TenantLabel
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -133,7 +134,7 @@ func (q *Querier) scope(o queryOptions, ms []*labels.Matcher) []*labels.Matcher 
 	}
 	out := make([]*labels.Matcher, 0, len(ms)+1)
 	out = append(out, ms...)
-	return append(out, labels.MustNewMatcher(labels.MatchEqual, q.opts.TenantLabel, o.tenant))
+	return append(out, labels.MustNewMatcher(labels.MatchEqual, tenant.Label, o.tenant))
 }
 
 // hiddenLabels are removed from results: the tenant label of a
@@ -142,7 +143,7 @@ func (q *Querier) scope(o queryOptions, ms []*labels.Matcher) []*labels.Matcher 
 func (q *Querier) hiddenLabels(o queryOptions) []string {
 	var out []string
 	if o.tenant != "" {
-		out = append(out, q.opts.TenantLabel)
+		out = append(out, tenant.Label)
 	}
 	if o.dedup {
 		out = append(out, q.opts.ReplicaLabels...)
@@ -152,14 +153,14 @@ func (q *Querier) hiddenLabels(o queryOptions) []string {
 
 // storeResult is one store's answer to a fan-out.
 type storeResult struct {
-	store Store
+	store storeapi.Store
 	err   error
 	warns annotations.Annotations
 }
 
 // fanOut calls f on every store whose time range and external labels may
 // match, concurrently, and reduces failures according to partial response.
-func (q *Querier) fanOut(ctx context.Context, request string, o queryOptions, mint, maxt int64, ms []*labels.Matcher, f func(ctx context.Context, s Store) (annotations.Annotations, error)) (annotations.Annotations, error) {
+func (q *Querier) fanOut(ctx context.Context, request string, o queryOptions, mint, maxt int64, ms []*labels.Matcher, f func(ctx context.Context, s storeapi.Store) (annotations.Annotations, error)) (annotations.Annotations, error) {
 	stores := q.stores()
 	results := make([]storeResult, len(stores))
 	g, gctx := errgroup.WithContext(ctx)
@@ -178,7 +179,7 @@ func (q *Querier) fanOut(ctx context.Context, request string, o queryOptions, mi
 				results[i].err = err
 				return q.storeFailed(o, request, err)
 			}
-			if !info.overlaps(mint, maxt) || !info.mayMatch(ms) {
+			if !info.Overlaps(mint, maxt) || !info.MayMatch(ms) {
 				return nil
 			}
 			start := time.Now()
@@ -203,7 +204,7 @@ func (q *Querier) fanOut(ctx context.Context, request string, o queryOptions, mi
 		if r.err != nil {
 			if err != nil {
 				// The first failure stopped the others: report the store that failed.
-				return nil, fmt.Errorf("%w: %s: %w", ErrStoreUnavailable, r.store.Name(), r.err)
+				return nil, fmt.Errorf("%w: %s: %w", errStoreUnavailable, r.store.Name(), r.err)
 			}
 			q.logger.Warn("store failed, answering without it", "store", r.store.Name(), "request", request, "err", r.err)
 			warns.Add(fmt.Errorf("partial response: store %s: %w", r.store.Name(), r.err))
@@ -214,7 +215,7 @@ func (q *Querier) fanOut(ctx context.Context, request string, o queryOptions, mi
 		q.partial.WithLabelValues(request).Inc()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", errStoreUnavailable, err)
 	}
 	return warns, nil
 }
@@ -287,7 +288,7 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	if aggr == "" {
 		aggr = aggregateFor(fn)
 	}
-	req := &SeriesRequest{
+	req := &storeapi.SeriesRequest{
 		MinTime:         mint,
 		MaxTime:         maxt,
 		Matchers:        ms,
@@ -301,15 +302,15 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	// A rewritten query (marked) may read raw data only: with auto, a
 	// narrow range selector reads a finer resolution than the query was
 	// rewritten for.
-	countRaw := aggr == ship.AggrCount && (marked != "" || req.MaxResolution > 0)
+	countRaw := aggr == block.AggrCount && (marked != "" || req.MaxResolution > 0)
 
 	var (
 		mtx    sync.Mutex
 		series []*collectedSeries
 	)
-	warns, err := q.fanOut(ctx, "series", o, mint, maxt, ms, func(ctx context.Context, s Store) (annotations.Annotations, error) {
+	warns, err := q.fanOut(ctx, "series", o, mint, maxt, ms, func(ctx context.Context, s storeapi.Store) (annotations.Annotations, error) {
 		var mine []*collectedSeries
-		w, err := s.Series(ctx, req, func(ss StoreSeries) error {
+		w, err := s.Series(ctx, req, func(ss storeapi.Series) error {
 			chks := ss.Chunks
 			cs := &collectedSeries{lset: ss.Labels.Copy(), resolution: ss.Resolution, ones: countRaw && ss.Resolution == 0}
 			switch {
@@ -354,7 +355,7 @@ func (q *Querier) seriesSet(o queryOptions, series []*collectedSeries, warns ann
 		b := labels.NewBuilder(labels.EmptyLabels())
 		for _, s := range series {
 			b.Reset(s.lset)
-			b.Del(q.opts.TenantLabel)
+			b.Del(tenant.Label)
 			s.lset = b.Labels()
 		}
 	}
@@ -438,12 +439,12 @@ func (sq *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms
 	q := sq.q
 	o := q.optionsFrom(ctx)
 	ms = q.scope(o, ms)
-	req := &LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms, PartialResponse: o.partialResponse}
+	req := &storeapi.LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms, PartialResponse: o.partialResponse}
 	var (
 		mtx  sync.Mutex
 		sets [][]string
 	)
-	warns, err := q.fanOut(ctx, "label_names", o, sq.mint, sq.maxt, ms, func(ctx context.Context, s Store) (annotations.Annotations, error) {
+	warns, err := q.fanOut(ctx, "label_names", o, sq.mint, sq.maxt, ms, func(ctx context.Context, s storeapi.Store) (annotations.Annotations, error) {
 		names, w, err := s.LabelNames(ctx, req)
 		if err == nil {
 			mtx.Lock()
@@ -456,7 +457,7 @@ func (sq *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms
 		return nil, nil, err
 	}
 	hidden := q.hiddenLabels(o)
-	out := MergeStrings(sets, 0)
+	out := storeapi.MergeStrings(sets, 0)
 	out = slices.DeleteFunc(out, func(n string) bool { return slices.Contains(hidden, n) })
 	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
 		out = out[:hints.Limit]
@@ -472,12 +473,12 @@ func (sq *querier) LabelValues(ctx context.Context, name string, hints *storage.
 		return nil, nil, nil
 	}
 	ms = q.scope(o, ms)
-	req := &LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms, PartialResponse: o.partialResponse}
+	req := &storeapi.LabelsRequest{MinTime: sq.mint, MaxTime: sq.maxt, Matchers: ms, PartialResponse: o.partialResponse}
 	var (
 		mtx  sync.Mutex
 		sets [][]string
 	)
-	warns, err := q.fanOut(ctx, "label_values", o, sq.mint, sq.maxt, ms, func(ctx context.Context, s Store) (annotations.Annotations, error) {
+	warns, err := q.fanOut(ctx, "label_values", o, sq.mint, sq.maxt, ms, func(ctx context.Context, s storeapi.Store) (annotations.Annotations, error) {
 		values, w, err := s.LabelValues(ctx, name, req)
 		if err == nil {
 			mtx.Lock()
@@ -493,7 +494,7 @@ func (sq *querier) LabelValues(ctx context.Context, name string, hints *storage.
 	if hints != nil {
 		limit = hints.Limit
 	}
-	return MergeStrings(sets, limit), warns, nil
+	return storeapi.MergeStrings(sets, limit), warns, nil
 }
 
 // Close implements storage.Querier. Select copies what it keeps, so there
@@ -517,7 +518,7 @@ func (eq *exemplarQuerier) Select(start, end int64, matchers ...[]*labels.Matche
 		mtx sync.Mutex
 		all []exemplar.QueryResult
 	)
-	_, err := q.fanOut(eq.ctx, "exemplars", o, start, end, nil, func(ctx context.Context, s Store) (annotations.Annotations, error) {
+	_, err := q.fanOut(eq.ctx, "exemplars", o, start, end, nil, func(ctx context.Context, s storeapi.Store) (annotations.Annotations, error) {
 		res, err := s.Exemplars(ctx, start, end, matchers)
 		if err == nil {
 			mtx.Lock()

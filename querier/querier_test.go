@@ -20,6 +20,9 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/atoll-metrics/atoll/internal/promqltest"
+	"github.com/atoll-metrics/atoll/storeapi"
 )
 
 // testTSDB is a real TSDB with external labels, standing for a tenant of a
@@ -80,20 +83,7 @@ func (t *testTSDB) fill(tb testing.TB, lset labels.Labels, start int64, n int, s
 
 func evalInstant(t *testing.T, q *Querier, ctx context.Context, query string, at time.Time) promql.Vector {
 	t.Helper()
-	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-	qry, err := eng.NewInstantQuery(ctx, q, nil, query, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := qry.Exec(ctx)
-	if res.Err != nil {
-		t.Fatal(res.Err)
-	}
-	v, err := res.Vector()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return promqltest.Instant(t, ctx, promqltest.NewEngine(t), q, query, at)
 }
 
 func TestQuerierDeduplicatesReplicasAndScopesTenants(t *testing.T) {
@@ -108,8 +98,8 @@ func TestQuerierDeduplicatesReplicasAndScopesTenants(t *testing.T) {
 	b.fill(t, labels.FromStrings("__name__", "only_b", "job", "api"), start, 600, 2, func(i int) bool { return i > 100 && i < 160 })
 	other.fill(t, labels.FromStrings("__name__", "requests_total", "job", "api"), start, 600, 100, nil)
 
-	store := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a, b, other} })
-	q := New(func() []Store { return []Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	store := storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a, b, other} })
+	q := New(func() []storeapi.Store { return []storeapi.Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
 	at := time.UnixMilli(start + 599_000)
 	ctx := withQueryOptions(context.Background(), queryOptions{tenant: "t1", dedup: true})
 
@@ -163,8 +153,8 @@ func TestNoDedupMergesEqualSeries(t *testing.T) {
 	for _, db := range []*testTSDB{a, b} {
 		db.fill(t, labels.FromStrings("__name__", "requests_total", "job", "api"), start, 600, 1, nil)
 	}
-	store := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a, b} })
-	twice := New(func() []Store { return []Store{store, store} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	store := storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a, b} })
+	twice := New(func() []storeapi.Store { return []storeapi.Store{store, store} }, DefaultOptions(), nil, prometheus.NewRegistry())
 	at := time.UnixMilli(start + 599_000)
 	noDedup := withQueryOptions(context.Background(), queryOptions{tenant: "t1", dedup: false})
 	v := evalInstant(t, twice, noDedup, `count_over_time(requests_total[10m])`, at)
@@ -183,7 +173,7 @@ func TestNoDedupMergesEqualSeries(t *testing.T) {
 }
 
 // unreachableStore is a real Store API client whose server is gone.
-func unreachableStore(t *testing.T) *RemoteStore {
+func unreachableStore(t *testing.T) *storeapi.Remote {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -196,16 +186,16 @@ func unreachableStore(t *testing.T) *RemoteStore {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return NewRemoteStore(addr, conn)
+	return storeapi.NewRemote(addr, conn)
 }
 
 func TestPartialResponse(t *testing.T) {
 	start := time.Now().Add(-time.Hour).UnixMilli()
 	a := newTestTSDB(t, "tenant_id", "default-tenant")
 	a.fill(t, labels.FromStrings("__name__", "up"), start, 10, 0, nil)
-	good := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a} })
+	good := storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a} })
 	bad := unreachableStore(t)
-	q := New(func() []Store { return []Store{good, bad} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	q := New(func() []storeapi.Store { return []storeapi.Store{good, bad} }, DefaultOptions(), nil, prometheus.NewRegistry())
 	sq, _ := q.Querier(start, start+10_000)
 
 	ctx := withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true, partialResponse: true})
@@ -225,8 +215,8 @@ func TestPartialResponse(t *testing.T) {
 	set = sq.Select(ctx, true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
 	for set.Next() {
 	}
-	if !errors.Is(set.Err(), ErrStoreUnavailable) {
-		t.Fatalf("without partial response: %v, want ErrStoreUnavailable", set.Err())
+	if !errors.Is(set.Err(), errStoreUnavailable) {
+		t.Fatalf("without partial response: %v, want errStoreUnavailable", set.Err())
 	}
 }
 
@@ -238,8 +228,8 @@ func TestLocalAndBucketPartialResponse(t *testing.T) {
 	a := newTestTSDB(t, "tenant_id", "default-tenant")
 	a.fill(t, labels.FromStrings("__name__", "up"), start, 10, 0, nil)
 	bad := unreachableStore(t)
-	both := NewLocalAndBucket(NewLocalStore("local", ComponentAll, func() []TSDB { return []TSDB{a} }), bad)
-	q := New(func() []Store { return []Store{both} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	both := storeapi.NewLocalAndBucket(storeapi.NewLocal("local", storeapi.ComponentAll, func() []storeapi.TSDB { return []storeapi.TSDB{a} }), bad)
+	q := New(func() []storeapi.Store { return []storeapi.Store{both} }, DefaultOptions(), nil, prometheus.NewRegistry())
 	sq, _ := q.Querier(start, start+10_000)
 	up := labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")
 
@@ -263,8 +253,8 @@ func TestLocalAndBucketPartialResponse(t *testing.T) {
 	set = sq.Select(ctx, true, nil, up)
 	for set.Next() {
 	}
-	if !errors.Is(set.Err(), ErrStoreUnavailable) {
-		t.Fatalf("without partial response: %v, want ErrStoreUnavailable", set.Err())
+	if !errors.Is(set.Err(), errStoreUnavailable) {
+		t.Fatalf("without partial response: %v, want errStoreUnavailable", set.Err())
 	}
 }
 
@@ -273,10 +263,10 @@ func TestStoreAPIRoundTrip(t *testing.T) {
 	a := newTestTSDB(t, "receive_replica", "a", "tenant_id", "t1")
 	a.fill(t, labels.FromStrings("__name__", "m", "x", "1"), start, 300, 1, nil)
 	a.md["m"] = metadata.Metadata{Type: model.MetricTypeCounter, Help: "help of m"}
-	local := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a} })
+	local := storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a} })
 
 	srv := grpc.NewServer()
-	RegisterStoreServer(srv, local)
+	storeapi.RegisterServer(srv, local)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -288,13 +278,13 @@ func TestStoreAPIRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	remote := NewRemoteStore(l.Addr().String(), conn)
+	remote := storeapi.NewRemote(l.Addr().String(), conn)
 	ctx := context.Background()
 	if err := remote.RefreshInfo(ctx); err != nil {
 		t.Fatal(err)
 	}
 	info, _ := remote.Info(ctx)
-	if len(info.LabelSets) != 1 || info.Component != ComponentReceive || info.MinTime != start {
+	if len(info.LabelSets) != 1 || info.Component != storeapi.ComponentReceive || info.MinTime != start {
 		t.Fatalf("info %+v", info)
 	}
 	// The same question to the local store and through gRPC gives the same
@@ -312,21 +302,21 @@ func TestStoreAPIRoundTrip(t *testing.T) {
 	if got := collect(t, remote, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "tenant_id", "t2")}); got != "" {
 		t.Fatalf("external label mismatch should select nothing, got %q", got)
 	}
-	md, err := remote.Metadata(ctx, &MetadataRequest{})
+	md, err := remote.Metadata(ctx, &storeapi.MetadataRequest{})
 	if err != nil || md["m"][0].Help != "help of m" {
 		t.Fatalf("metadata %v %v", md, err)
 	}
-	names, _, err := remote.LabelNames(ctx, &LabelsRequest{MinTime: start, MaxTime: start + 300_000})
+	names, _, err := remote.LabelNames(ctx, &storeapi.LabelsRequest{MinTime: start, MaxTime: start + 300_000})
 	if err != nil || strings.Join(names, ",") != "__name__,receive_replica,tenant_id,x" {
 		t.Fatalf("label names %v %v", names, err)
 	}
 }
 
 // collect renders a store's answer: labels and every sample.
-func collect(t *testing.T, s Store, ms []*labels.Matcher) string {
+func collect(t *testing.T, s storeapi.Store, ms []*labels.Matcher) string {
 	t.Helper()
 	var b strings.Builder
-	_, err := s.Series(context.Background(), &SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: ms}, func(ss StoreSeries) error {
+	_, err := s.Series(context.Background(), &storeapi.SeriesRequest{MinTime: math.MinInt64, MaxTime: math.MaxInt64, Matchers: ms}, func(ss storeapi.Series) error {
 		b.WriteString(ss.Labels.String())
 		for _, c := range ss.Chunks {
 			it := c.Chunk.Iterator(nil)
@@ -374,8 +364,8 @@ func TestRewriteIsExactOnRawData(t *testing.T) {
 	start := time.Now().Add(-2 * time.Hour).UnixMilli()
 	a := newTestTSDB(t, "tenant_id", "default-tenant")
 	a.fill(t, labels.FromStrings("__name__", "g", "job", "x"), start, 3600, 0.5, func(i int) bool { return i%7 == 3 })
-	store := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a} })
-	q := New(func() []Store { return []Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	store := storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a} })
+	q := New(func() []storeapi.Store { return []storeapi.Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
 	at := time.UnixMilli(start + 3_599_000)
 	raw := withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true})
 	ds := withQueryOptions(context.Background(), queryOptions{tenant: "default-tenant", dedup: true, maxResolution: 300_000})
@@ -419,30 +409,15 @@ func TestAutoNarrowRangeReadsRawExactly(t *testing.T) {
 	start := time.Now().Add(-2 * time.Hour).UnixMilli()
 	a := newTestTSDB(t, "tenant_id", "default-tenant")
 	a.fill(t, labels.FromStrings("__name__", "g", "job", "x"), start, 3600, 0.5, func(i int) bool { return i%7 == 3 })
-	store := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a} })
-	q := New(func() []Store { return []Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
-	ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-	eng := &resolutionEngine{QueryEngine: ng, parser: parser.NewParser(parser.Options{}), lookback: 5 * time.Minute}
+	store := storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a} })
+	q := New(func() []storeapi.Store { return []storeapi.Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	eng := &resolutionEngine{QueryEngine: promqltest.NewEngine(t), parser: parser.NewParser(parser.Options{}), lookback: 5 * time.Minute}
 	at := time.UnixMilli(start + 3_599_000)
-	// eval returns the one value of a one-step range query. Closing the
-	// query recycles its points, so the value is read before.
+	// eval returns the values of a one-step range query.
 	eval := func(ctx context.Context, query string) []float64 {
 		t.Helper()
-		qry, err := eng.NewRangeQuery(ctx, q, nil, query, at, at, 6*time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer qry.Close()
-		res := qry.Exec(ctx)
-		if res.Err != nil {
-			t.Fatal(res.Err)
-		}
-		m, err := res.Matrix()
-		if err != nil {
-			t.Fatal(err)
-		}
 		var out []float64
-		for _, s := range m {
+		for _, s := range promqltest.Range(t, ctx, eng, q, query, at, at, 6*time.Hour) {
 			for _, p := range s.Floats {
 				out = append(out, p.F)
 			}
@@ -466,7 +441,7 @@ func TestEndpointStatus(t *testing.T) {
 	a := newTestTSDB(t, "receive_replica", "a", "tenant_id", "t1")
 	a.fill(t, labels.FromStrings("__name__", "m"), start, 10, 1, nil)
 	srv := grpc.NewServer()
-	RegisterStoreServer(srv, NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a} }))
+	storeapi.RegisterServer(srv, storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a} }))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -480,7 +455,7 @@ func TestEndpointStatus(t *testing.T) {
 	deadAddr := dead.Addr().String()
 	_ = dead.Close()
 
-	e := NewEndpoints(nil, prometheus.NewRegistry())
+	e := storeapi.NewEndpoints(nil, prometheus.NewRegistry())
 	ctx := context.Background()
 	before := time.Now()
 	e.Set(ctx, []string{deadAddr}, true)
@@ -489,10 +464,10 @@ func TestEndpointStatus(t *testing.T) {
 	if len(st) != 2 {
 		t.Fatalf("status of %d endpoints, want 2", len(st))
 	}
-	byName := map[string]EndpointStatus{st[0].Name: st[0], st[1].Name: st[1]}
+	byName := map[string]storeapi.EndpointStatus{st[0].Name: st[0], st[1].Name: st[1]}
 	live, down := byName[l.Addr().String()], byName[deadAddr]
 	if !live.Healthy || live.Static || live.LastError != nil || live.LastCheck.Before(before) ||
-		live.Info.Component != ComponentReceive || len(live.Info.LabelSets) != 1 || live.Info.MinTime != start {
+		live.Info.Component != storeapi.ComponentReceive || len(live.Info.LabelSets) != 1 || live.Info.MinTime != start {
 		t.Errorf("live endpoint: %+v", live)
 	}
 	if down.Healthy || !down.Static || down.LastError == nil || down.LastCheck.Before(before) {

@@ -12,9 +12,9 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// ErrInvalidConfig is wrapped by every error that New returns for a Config it
+// errInvalidConfig is wrapped by every error that New returns for a Config it
 // cannot run with.
-var ErrInvalidConfig = errors.New("invalid ring config")
+var errInvalidConfig = errors.New("invalid ring config")
 
 // maxTokens bounds NumTokens. Beyond a few hundred tokens a member's record no
 // longer fits one gossip packet and only travels by push/pull; beyond this
@@ -117,8 +117,8 @@ type GossipConfig struct {
 	LeaveTimeout time.Duration
 }
 
-// DefaultGossipConfig returns memberlist's LAN defaults.
-func DefaultGossipConfig() GossipConfig {
+// defaultGossipConfig returns memberlist's LAN defaults.
+func defaultGossipConfig() GossipConfig {
 	lan := memberlist.DefaultLANConfig()
 	return GossipConfig{
 		ProbeInterval:       lan.ProbeInterval,
@@ -149,7 +149,7 @@ func DefaultConfig() Config {
 		ForgetAfter:       10 * time.Minute,
 		Role:              RoleReceiver,
 		ReplicationFactor: 3,
-		Gossip:            DefaultGossipConfig(),
+		Gossip:            defaultGossipConfig(),
 	}
 }
 
@@ -180,7 +180,7 @@ func (c *Config) RegisterFlags(cmd *kingpin.CmdClause) {
 
 func (c *Config) validate() error {
 	invalid := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: %s", errInvalidConfig, fmt.Sprintf(format, args...))
 	}
 	if c.InstanceID == "" {
 		return invalid("instance id is empty")
@@ -212,7 +212,7 @@ func (c *Config) validate() error {
 	g := c.Gossip
 	if g.ProbeInterval <= 0 || g.ProbeTimeout <= 0 || g.GossipInterval <= 0 || g.PushPullInterval <= 0 ||
 		g.TCPTimeout <= 0 || g.JoinBackoffMin <= 0 || g.JoinBackoffMax < g.JoinBackoffMin || g.LeaveTimeout <= 0 {
-		return invalid("gossip intervals and timeouts must be positive (start from DefaultGossipConfig)")
+		return invalid("gossip intervals and timeouts must be positive (start from DefaultConfig)")
 	}
 	if g.SuspicionMult < 1 || g.GossipNodes < 1 || g.RetransmitMult < 1 {
 		return invalid("gossip multipliers and node counts must be at least 1")
@@ -249,7 +249,7 @@ func (c *Config) advertise(bindPort int) (ip string, port int, err error) {
 	if portStr != "" {
 		p, err := strconv.ParseUint(portStr, 10, 16)
 		if err != nil {
-			return "", 0, fmt.Errorf("%w: advertise port %q: %v", ErrInvalidConfig, portStr, err)
+			return "", 0, fmt.Errorf("%w: advertise port %q: %v", errInvalidConfig, portStr, err)
 		}
 		port = int(p)
 	}
@@ -258,7 +258,7 @@ func (c *Config) advertise(bindPort int) (ip string, port int, err error) {
 	}
 	ips, err := net.LookupIP(host)
 	if err != nil || len(ips) == 0 {
-		return "", 0, fmt.Errorf("%w: resolve advertise address %q: %v", ErrInvalidConfig, host, err)
+		return "", 0, fmt.Errorf("%w: resolve advertise address %q: %v", errInvalidConfig, host, err)
 	}
 	return ips[0].String(), port, nil
 }

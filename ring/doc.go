@@ -16,7 +16,7 @@
 // every change. On the write path:
 //
 //	s := r.Snapshot() // once per request
-//	owners := s.Owners(ring.KeyFor(tenant, lset.Hash()), buf[:0])
+//	owners := s.Owners(ring.KeyForTenant(ring.TenantHash(tenant), lset.Hash()), buf[:0])
 //	// owners index s.Members(); compare len(owners) with ring.Quorum(s.ReplicationFactor())
 //
 // Owners returns up to ReplicationFactor distinct healthy receivers, walking
@@ -61,4 +61,6 @@
 //
 // Members compare heartbeats with their own clocks, so clocks must agree to
 // well within the heartbeat timeout.
+//
+// ring imports nothing of Atoll; ingest and cmd/atoll import it.
 package ring

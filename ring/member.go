@@ -79,19 +79,19 @@ type Member struct {
 // Quorum is how many of rf replicas must accept a write for it to succeed.
 func Quorum(rf int) int { return rf/2 + 1 }
 
-// KeyFor places a series of a tenant on the ring. seriesHash is a 64-bit
+// keyFor places a series of a tenant on the ring. seriesHash is a 64-bit
 // hash of the series' label set; mixing in the tenant spreads equal series
 // of different tenants over different owners. A write path placing many
 // series of one tenant hashes the tenant once with TenantHash and calls
 // KeyForTenant.
-func KeyFor(tenant string, seriesHash uint64) uint32 {
+func keyFor(tenant string, seriesHash uint64) uint32 {
 	return KeyForTenant(TenantHash(tenant), seriesHash)
 }
 
-// TenantHash is the tenant's part of KeyFor.
+// TenantHash is the tenant's part of keyFor.
 func TenantHash(tenant string) uint64 { return xxhash.Sum64String(tenant) }
 
-// KeyForTenant is KeyFor with the tenant already hashed by TenantHash.
+// KeyForTenant is keyFor with the tenant already hashed by TenantHash.
 func KeyForTenant(tenantHash, seriesHash uint64) uint32 {
 	var b [16]byte
 	binary.LittleEndian.PutUint64(b[:8], tenantHash)

@@ -376,17 +376,17 @@ func TestTokensAreDeterministic(t *testing.T) {
 }
 
 func TestKeyFor(t *testing.T) {
-	if KeyFor("t1", 42) != KeyFor("t1", 42) {
-		t.Fatal("KeyFor is not deterministic")
+	if keyFor("t1", 42) != keyFor("t1", 42) {
+		t.Fatal("keyFor is not deterministic")
 	}
-	if KeyFor("t1", 42) == KeyFor("t2", 42) {
+	if keyFor("t1", 42) == keyFor("t2", 42) {
 		t.Fatal("tenant does not change the key")
 	}
-	if KeyFor("t1", 42) == KeyFor("t1", 43) {
+	if keyFor("t1", 42) == keyFor("t1", 43) {
 		t.Fatal("series hash does not change the key")
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = KeyFor("tenant-a", 12345) }); n != 0 {
-		t.Fatalf("KeyFor allocates %v times", n)
+	if n := testing.AllocsPerRun(100, func() { _ = keyFor("tenant-a", 12345) }); n != 0 {
+		t.Fatalf("keyFor allocates %v times", n)
 	}
 	if Quorum(1) != 1 || Quorum(2) != 2 || Quorum(3) != 2 || Quorum(5) != 3 {
 		t.Fatal("quorum")

@@ -151,7 +151,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Ring, err
 func (r *Ring) memberlistConfig() (*memberlist.Config, error) {
 	host, port, err := splitListenAddress(r.cfg.ListenAddress)
 	if err != nil {
-		return nil, fmt.Errorf("%w: listen address: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: listen address: %v", errInvalidConfig, err)
 	}
 	advIP, advPort, err := r.cfg.advertise(port)
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
+
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
 
 func TestMain(m *testing.M) {
@@ -150,7 +152,7 @@ func ownersOf(s *Snapshot) [][]string {
 	var out [][]string
 	var owners []int
 	for i := range 2000 {
-		owners = s.Owners(KeyFor("tenant", uint64(i)), owners)
+		owners = s.Owners(keyFor("tenant", uint64(i)), owners)
 		var set []string
 		for _, o := range owners {
 			set = append(set, s.Members()[o].ID)
@@ -195,19 +197,9 @@ func waitHealthy(t *testing.T, ms []*testMember, n int) {
 	})
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func TestMembersStartingInAnyOrderConverge(t *testing.T) {
 	// a is told to join b, which does not exist yet.
-	bAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	bAddr := "127.0.0.1:" + strconv.Itoa(e2eproc.Ports(t, 1)[0])
 	a := startMember(t, testConfig("a", bAddr))
 	eventually(t, "a to fail a join attempt", func() bool {
 		return testutil.ToFloat64(a.r.metrics.joinAttempts.WithLabelValues("failure")) >= 2
@@ -467,7 +459,7 @@ func TestZonesOverGossip(t *testing.T) {
 	s := ms[3].r.Snapshot()
 	var owners []int
 	for i := range 10_000 {
-		owners = s.Owners(KeyFor("t", uint64(i)), owners)
+		owners = s.Owners(keyFor("t", uint64(i)), owners)
 		seen := map[string]bool{}
 		for _, o := range owners {
 			seen[s.Members()[o].Zone] = true

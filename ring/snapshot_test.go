@@ -74,7 +74,7 @@ func TestChurnMovesOnlyItsShare(t *testing.T) {
 			var before, after []int
 			movedReplicas, movedPrimaries := 0, 0
 			for i := range keys {
-				key := KeyFor("tenant", uint64(i)*0x9E3779B97F4A7C15)
+				key := keyFor("tenant", uint64(i)*0x9E3779B97F4A7C15)
 				before = ring.Owners(key, before)
 				after = tc.after.Owners(key, after)
 				if len(before) != rf || len(after) != rf {
@@ -122,7 +122,7 @@ func TestLoadIsBalanced(t *testing.T) {
 			load := make([]int, tc.n)
 			var owners []int
 			for i := range keys {
-				owners = s.Owners(KeyFor("tenant", uint64(i)), owners)
+				owners = s.Owners(keyFor("tenant", uint64(i)), owners)
 				for _, o := range owners {
 					load[o]++
 				}
@@ -199,7 +199,7 @@ func TestOwnersSpreadOverZones(t *testing.T) {
 			s := snapshotOf(tc.members, tc.rf, tc.unhealthy...)
 			var owners []int
 			for i := range 100_000 {
-				owners = s.Owners(KeyFor("t", uint64(i)), owners)
+				owners = s.Owners(keyFor("t", uint64(i)), owners)
 				zones := map[string]bool{}
 				for _, o := range owners {
 					zones[s.Members()[o].Zone] = true
@@ -254,7 +254,7 @@ func BenchmarkOwners(b *testing.B) {
 			i := uint64(0)
 			for b.Loop() {
 				i++
-				dst = s.Owners(KeyFor("tenant", i), dst)
+				dst = s.Owners(keyFor("tenant", i), dst)
 			}
 		})
 	}

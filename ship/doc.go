@@ -1,37 +1,9 @@
-// Package ship owns Atoll's object storage: the Bucket interface with its
-// filesystem and S3 implementations, the block meta.json format, and the
-// Shipper that moves finished TSDB blocks into the bucket.
-//
-// # Buckets
-//
-// Every component reads and writes object storage through Bucket, a small
-// interface in the spirit of Thanos objstore; no minio-go type crosses it.
-// Errors for missing objects match ErrObjectNotFound (test with IsNotFound);
-// other errors, including an unreachable bucket, never do.
-//
-//   - NewBucket builds a bucket from a BucketConfig and records
-//     atoll_bucket_* metrics. ParseBucketConfig reads the Thanos-style YAML
-//     ("type: FILESYSTEM|S3" plus "config: {...}"), rejecting unknown fields.
-//   - The filesystem bucket (FilesystemBucketConfig, or NewFilesystemBucket
-//     without metrics) keeps objects as files. It is the default for a single
-//     node and the bucket of most tests. Uploads are staged and renamed, so
-//     readers never see partial objects; names that could leave the root are
-//     rejected, by every implementation alike.
-//   - The S3 bucket talks to AWS S3 or any compatible store via minio-go,
-//     with static, environment, credentials-file or IAM-role credentials, and
-//     multipart uploads of PartSize parts.
-//
-// Package shiptest runs the same conformance suite against any Bucket and
-// starts a real S3 server for tests.
-//
-// # Block layout and meta.json
-//
-// A block lives under its ULID: "<ulid>/chunks/000001", "<ulid>/index",
-// "<ulid>/tombstones" and "<ulid>/meta.json". Meta is the Prometheus block
-// meta plus the Thanos-compatible "thanos" section (external labels,
-// downsampling resolution, source, file list), so Thanos tools read Atoll
-// buckets and Atoll reads Thanos and plain Prometheus blocks. A block exists
-// for readers only once its meta.json does; writers upload it last.
+// Package ship is the shipper: it moves the finished blocks of a TSDB
+// directory into a bucket, each exactly once, for receivers (and, later, a
+// sidecar beside Prometheus). What a block is and how it is uploaded belong
+// to package block; ship adds when to upload and the record of what was
+// shipped. It imports block and bucket, and must not import any reader of
+// blocks (store gateway, compactor, querier).
 //
 // # Shipping
 //

@@ -1,7 +1,6 @@
 package ship
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,25 +12,21 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/atomicfile"
 )
 
 // shipperStateFile records, inside the TSDB directory, which blocks are in
 // the bucket. TSDB ignores files whose names are not ULIDs.
 const shipperStateFile = "atoll-shipper.json"
-
-// Files of a block directory, as TSDB writes them.
-const (
-	chunksDir      = "chunks"
-	indexFile      = "index"
-	tombstonesFile = "tombstones"
-)
 
 // ShipperOption changes a Shipper's defaults.
 type ShipperOption func(*shipperOptions)
@@ -39,7 +34,6 @@ type ShipperOption func(*shipperOptions)
 type shipperOptions struct {
 	externalLabels labels.Labels
 	source         string
-	concurrency    int
 }
 
 // WithExternalLabels sets the labels written to each shipped block's
@@ -50,15 +44,9 @@ func WithExternalLabels(ls labels.Labels) ShipperOption {
 }
 
 // WithSource sets the source written to each shipped block's meta.json.
-// Default: SourceReceive.
+// Default: block.SourceReceive.
 func WithSource(source string) ShipperOption {
 	return func(o *shipperOptions) { o.source = source }
-}
-
-// WithUploadConcurrency sets how many blocks upload at once. Default: 1,
-// which ships blocks oldest first.
-func WithUploadConcurrency(n int) ShipperOption {
-	return func(o *shipperOptions) { o.concurrency = max(n, 1) }
 }
 
 // Shipper uploads the finished blocks of one TSDB directory to a bucket,
@@ -74,7 +62,7 @@ func WithUploadConcurrency(n int) ShipperOption {
 // bucket instead. Blocks without samples never appear in Shipped and hold no
 // data to lose.
 type Shipper struct {
-	bkt    Bucket
+	bkt    bucket.Bucket
 	dir    string
 	logger *slog.Logger
 	opts   shipperOptions
@@ -96,11 +84,11 @@ type Shipper struct {
 // constant label, e.g. tenant (prometheus.WrapRegistererWith).
 //
 // The state file is read here; Shipped is meaningful before the first Sync.
-func NewShipper(bkt Bucket, dir string, logger *slog.Logger, reg prometheus.Registerer, opts ...ShipperOption) (*Shipper, error) {
+func NewShipper(bkt bucket.Bucket, dir string, logger *slog.Logger, reg prometheus.Registerer, opts ...ShipperOption) (*Shipper, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	o := shipperOptions{source: SourceReceive, concurrency: 1}
+	o := shipperOptions{source: block.SourceReceive}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -156,7 +144,7 @@ func (s *Shipper) IsShipped(id ulid.ULID) bool {
 // localBlock is a finished block directory awaiting shipping.
 type localBlock struct {
 	dir  string
-	meta *Meta
+	meta *block.Meta
 }
 
 // Sync uploads every finished block not yet shipped and returns how many it
@@ -181,34 +169,22 @@ func (s *Shipper) Sync(ctx context.Context) (uploaded int, err error) {
 		}
 	}
 
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sem  = make(chan struct{}, s.opts.concurrency)
-	)
-loop:
+	// Oldest first, one at a time: a block is shipped before the ones cut
+	// after it.
+	var errs []error
 	for _, b := range pending {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			errs = append(errs, ctx.Err())
-			break loop
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
 		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			didUpload, err := s.shipBlock(ctx, b)
-			mu.Lock()
-			defer mu.Unlock()
-			if didUpload {
-				uploaded++
-			}
-			if err != nil {
-				errs = append(errs, err)
-			}
-		})
+		didUpload, err := s.shipBlock(ctx, b)
+		if didUpload {
+			uploaded++
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
-	wg.Wait()
 	return uploaded, errors.Join(errs...)
 }
 
@@ -229,7 +205,7 @@ func (s *Shipper) finishedBlocks() ([]localBlock, error) {
 			continue
 		}
 		dir := filepath.Join(s.dir, e.Name())
-		m, err := ReadMetaFromDir(dir)
+		m, err := block.ReadMetaFromDir(dir)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			continue
@@ -286,13 +262,13 @@ func (s *Shipper) shipBlock(ctx context.Context, b localBlock) (uploaded bool, e
 	// The state file may be lost, or a crash may have come between the
 	// meta.json upload and the state write: a block with meta.json in the
 	// bucket is complete there.
-	exists, err := s.bkt.Exists(ctx, path.Join(id.String(), MetaFilename))
+	exists, err := s.bkt.Exists(ctx, path.Join(id.String(), block.MetaFilename))
 	if err != nil {
 		return false, fmt.Errorf("block %s: check bucket: %w", id, err)
 	}
 	if !exists {
 		if err := s.upload(ctx, b); err != nil {
-			return false, fmt.Errorf("block %s: %w", id, err)
+			return false, err
 		}
 		s.uploads.Inc()
 		s.lastSuccess.SetToCurrentTime()
@@ -307,91 +283,18 @@ func (s *Shipper) shipBlock(ctx context.Context, b localBlock) (uploaded bool, e
 	return !exists, nil
 }
 
-// upload copies the block's data files, then its meta.json with the thanos
-// section filled in. meta.json goes last: until it exists, readers ignore the
-// block, so a partial upload is invisible and simply redone.
+// upload copies the block with the thanos section of its meta.json filled
+// in. meta.json goes last: until it exists, readers ignore the block, so a
+// partial upload is invisible and simply redone.
 func (s *Shipper) upload(ctx context.Context, b localBlock) error {
-	files, err := blockFiles(b.dir)
-	if err != nil {
-		return err
-	}
-	prefix := b.meta.ULID.String()
-	for _, f := range files {
-		if err := uploadFile(ctx, s.bkt, filepath.Join(b.dir, filepath.FromSlash(f.RelPath)), path.Join(prefix, f.RelPath), f.SizeBytes); err != nil {
-			return err
-		}
-	}
-
 	m := *b.meta
-	m.Thanos = ThanosMeta{
-		Version:      thanosMetaVersion,
-		Labels:       s.opts.externalLabels.Map(),
-		Downsample:   b.meta.Thanos.Downsample,
-		Source:       s.opts.source,
-		SegmentFiles: segmentFiles(files),
-		Files:        append(slices.Clone(files), BlockFile{RelPath: MetaFilename}),
+	m.Thanos = block.ThanosMeta{
+		Labels:     s.opts.externalLabels.Map(),
+		Downsample: b.meta.Thanos.Downsample,
+		Source:     s.opts.source,
 	}
-	slices.SortFunc(m.Thanos.Files, func(a, b BlockFile) int { return strings.Compare(a.RelPath, b.RelPath) })
-	data, err := encodeMeta(&m)
-	if err != nil {
-		return fmt.Errorf("encode meta: %w", err)
-	}
-	return s.bkt.Upload(ctx, path.Join(prefix, MetaFilename), bytes.NewReader(data), int64(len(data)))
-}
-
-// blockFiles lists the data files of a block in upload order: chunk
-// segments, index, then tombstones when present. meta.json is not among
-// them.
-func blockFiles(dir string) ([]BlockFile, error) {
-	var files []BlockFile
-	entries, err := os.ReadDir(filepath.Join(dir, chunksDir))
-	if err != nil {
-		return nil, fmt.Errorf("list chunks: %w", err)
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, BlockFile{RelPath: chunksDir + "/" + e.Name(), SizeBytes: fi.Size()})
-	}
-	for _, name := range []string{indexFile, tombstonesFile} {
-		fi, err := os.Stat(filepath.Join(dir, name))
-		if errors.Is(err, fs.ErrNotExist) && name == tombstonesFile {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, BlockFile{RelPath: name, SizeBytes: fi.Size()})
-	}
-	return files, nil
-}
-
-func segmentFiles(files []BlockFile) []string {
-	var segs []string
-	for _, f := range files {
-		if name, ok := strings.CutPrefix(f.RelPath, chunksDir+"/"); ok {
-			segs = append(segs, name)
-		}
-	}
-	slices.Sort(segs)
-	return segs
-}
-
-func uploadFile(ctx context.Context, bkt Bucket, src, name string, size int64) error {
-	f, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := bkt.Upload(ctx, name, f, size); err != nil {
-		return err
-	}
-	return nil
+	_, err := block.Upload(ctx, s.bkt, b.dir, &m, nil)
+	return err
 }
 
 func (s *Shipper) markShipped(id ulid.ULID) error {
@@ -437,7 +340,7 @@ func (s *Shipper) saveStateLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.dir, shipperStateFile), data)
+	return atomicfile.Write(filepath.Join(s.dir, shipperStateFile), data)
 }
 
 // Run calls Sync every interval until ctx ends, and returns nil then. After

@@ -21,8 +21,12 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/bucket/buckettest"
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
+	"github.com/atoll-metrics/atoll/internal/metrictest"
 	"github.com/atoll-metrics/atoll/ship"
-	"github.com/atoll-metrics/atoll/ship/shiptest"
 )
 
 // blockRange is the test TSDB's block length; samples use synthetic
@@ -80,7 +84,7 @@ func localBlockIDs(t *testing.T, db *tsdb.DB) []ulid.ULID {
 // recordingBucket wraps a real bucket to see what the shipper uploads, and
 // lets a test act right after an upload (to cut the bucket off mid-block).
 type recordingBucket struct {
-	ship.Bucket
+	bucket.Bucket
 	mu          sync.Mutex
 	uploads     []string
 	afterUpload func(name string)
@@ -128,7 +132,7 @@ func mustSync(t *testing.T, s *ship.Shipper) int {
 
 // checkBlockInBucket compares a shipped block with its local directory:
 // same files and bytes, and a meta.json with the thanos section filled in.
-func checkBlockInBucket(t *testing.T, bkt ship.Bucket, tsdbDir string, id ulid.ULID, ext labels.Labels) {
+func checkBlockInBucket(t *testing.T, bkt bucket.Bucket, tsdbDir string, id ulid.ULID, ext labels.Labels) {
 	t.Helper()
 	ctx := t.Context()
 	blockDir := filepath.Join(tsdbDir, id.String())
@@ -158,7 +162,7 @@ func checkBlockInBucket(t *testing.T, bkt ship.Bucket, tsdbDir string, id ulid.U
 		t.Fatalf("block %s: bucket has %q, local dir has %q", id, remote, local)
 	}
 	for _, rel := range local {
-		if rel == ship.MetaFilename {
+		if rel == block.MetaFilename {
 			continue
 		}
 		want, err := os.ReadFile(filepath.Join(blockDir, filepath.FromSlash(rel)))
@@ -176,30 +180,35 @@ func checkBlockInBucket(t *testing.T, bkt ship.Bucket, tsdbDir string, id ulid.U
 		}
 	}
 
-	localMeta, err := ship.ReadMetaFromDir(blockDir)
+	localMeta, err := block.ReadMetaFromDir(blockDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(localMeta.Thanos.Labels) != 0 || localMeta.Thanos.Source != "" {
 		t.Errorf("block %s: the shipper modified the local meta.json: %+v", id, localMeta.Thanos)
 	}
-	m, err := ship.ReadMetaFromBucket(ctx, bkt, id)
+	set, err := block.NewFetcher(bkt, nil).Fetch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	shipped, ok := set.Blocks[id]
+	if !ok {
+		t.Fatalf("block %s not in the bucket", id)
+	}
+	m := shipped.Meta
 	if m.ULID != id || m.MinTime != localMeta.MinTime || m.MaxTime != localMeta.MaxTime || m.Stats != localMeta.Stats {
 		t.Errorf("block %s: bucket meta %+v differs from local %+v", id, m.BlockMeta, localMeta.BlockMeta)
 	}
 	if !labels.Equal(m.ExternalLabels(), ext) {
 		t.Errorf("block %s: external labels %s, want %s", id, m.ExternalLabels(), ext)
 	}
-	if m.Thanos.Source != ship.SourceReceive || m.Thanos.Downsample.Resolution != ship.ResolutionRaw || m.Thanos.Version != 1 {
+	if m.Thanos.Source != block.SourceReceive || m.Thanos.Downsample.Resolution != block.ResolutionRaw || m.Thanos.Version != 1 {
 		t.Errorf("block %s: thanos section %+v", id, m.Thanos)
 	}
 	var files []string
 	for _, f := range m.Thanos.Files {
 		files = append(files, f.RelPath)
-		if f.RelPath == ship.MetaFilename {
+		if f.RelPath == block.MetaFilename {
 			continue
 		}
 		fi, err := os.Stat(filepath.Join(blockDir, filepath.FromSlash(f.RelPath)))
@@ -220,116 +229,112 @@ func checkMetaLast(t *testing.T, uploads []string) {
 	t.Helper()
 	last := map[string]string{}
 	for _, name := range uploads {
-		block, rel, _ := strings.Cut(name, "/")
-		if prev, ok := last[block]; ok && prev == ship.MetaFilename {
-			t.Errorf("block %s: %s uploaded after meta.json", block, rel)
+		id, rel, _ := strings.Cut(name, "/")
+		if prev, ok := last[id]; ok && prev == block.MetaFilename {
+			t.Errorf("block %s: %s uploaded after meta.json", id, rel)
 		}
-		last[block] = rel
+		last[id] = rel
 	}
-	for block, rel := range last {
-		if rel != ship.MetaFilename {
-			t.Errorf("block %s: last upload was %s, want meta.json", block, rel)
+	for id, rel := range last {
+		if rel != block.MetaFilename {
+			t.Errorf("block %s: last upload was %s, want meta.json", id, rel)
 		}
 	}
 }
 
 func TestShipperShipsEachBlockOnce(t *testing.T) {
-	for _, concurrency := range []int{1, 4} {
-		t.Run(fmt.Sprintf("concurrency=%d", concurrency), func(t *testing.T) {
-			db := openTSDB(t)
-			appendAndCut(t, db, 0, 4*time.Hour+30*time.Minute)
-			ids := localBlockIDs(t, db)
-			if len(ids) != 3 {
-				t.Fatalf("TSDB cut %d blocks, want 3", len(ids))
-			}
-			removeDecoys := addDecoyBlocks(t, db.Dir())
+	db := openTSDB(t)
+	appendAndCut(t, db, 0, 4*time.Hour+30*time.Minute)
+	ids := localBlockIDs(t, db)
+	if len(ids) != 3 {
+		t.Fatalf("TSDB cut %d blocks, want 3", len(ids))
+	}
+	removeDecoys := addDecoyBlocks(t, db.Dir())
 
-			fsBucket, err := ship.NewFilesystemBucket(t.TempDir())
-			if err != nil {
+	fsBucket, err := bucket.NewFilesystem(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bkt := &recordingBucket{Bucket: fsBucket}
+	ext := labels.FromStrings("tenant", "team-a", "replica", "r1")
+	newShipper := func(reg prometheus.Registerer) *ship.Shipper {
+		s, err := ship.NewShipper(bkt, db.Dir(), nil, reg,
+			ship.WithExternalLabels(ext))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	reg := prometheus.NewPedanticRegistry()
+	s := newShipper(reg)
+	if n := mustSync(t, s); n != 3 {
+		t.Fatalf("first Sync uploaded %d blocks, want 3", n)
+	}
+	if got := shippedIDs(s); !slices.Equal(got, ids) {
+		t.Fatalf("Shipped() = %v, want %v", got, ids)
+	}
+	for _, id := range ids {
+		checkBlockInBucket(t, bkt, db.Dir(), id, ext)
+	}
+	checkMetaLast(t, bkt.uploaded())
+	if got := metrictest.Value(t, reg, "atoll_shipper_uploads_total"); got != 3 {
+		t.Errorf("atoll_shipper_uploads_total = %v, want 3", got)
+	}
+	if got := metrictest.Value(t, reg, "atoll_shipper_last_successful_upload_time_seconds"); got < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Errorf("atoll_shipper_last_successful_upload_time_seconds = %v", got)
+	}
+	uploadsAfterFirst := len(bkt.uploaded())
+
+	steps := []struct {
+		name    string
+		prepare func()
+	}{
+		{"same shipper again", func() {}},
+		{"restarted shipper", func() { s = newShipper(nil) }},
+		{"restarted shipper without its state file", func() {
+			if err := os.Remove(filepath.Join(db.Dir(), "atoll-shipper.json")); err != nil {
 				t.Fatal(err)
 			}
-			bkt := &recordingBucket{Bucket: fsBucket}
-			ext := labels.FromStrings("tenant", "team-a", "replica", "r1")
-			newShipper := func(reg prometheus.Registerer) *ship.Shipper {
-				s, err := ship.NewShipper(bkt, db.Dir(), nil, reg,
-					ship.WithExternalLabels(ext), ship.WithUploadConcurrency(concurrency))
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s
+			s = newShipper(nil)
+			if len(s.Shipped()) != 0 {
+				t.Fatalf("Shipped() = %v without a state file, want empty before Sync", s.Shipped())
 			}
+		}},
+	}
+	for _, step := range steps {
+		step.prepare()
+		if n := mustSync(t, s); n != 0 {
+			t.Errorf("%s: Sync uploaded %d blocks, want 0", step.name, n)
+		}
+		if got := len(bkt.uploaded()); got != uploadsAfterFirst {
+			t.Errorf("%s: %d uploads, want none beyond the first Sync's %d", step.name, got, uploadsAfterFirst)
+		}
+		if got := shippedIDs(s); !slices.Equal(got, ids) {
+			t.Errorf("%s: Shipped() = %v, want %v", step.name, got, ids)
+		}
+	}
 
-			reg := prometheus.NewPedanticRegistry()
-			s := newShipper(reg)
-			if n := mustSync(t, s); n != 3 {
-				t.Fatalf("first Sync uploaded %d blocks, want 3", n)
-			}
-			if got := shippedIDs(s); !slices.Equal(got, ids) {
-				t.Fatalf("Shipped() = %v, want %v", got, ids)
-			}
-			for _, id := range ids {
-				checkBlockInBucket(t, bkt, db.Dir(), id, ext)
-			}
-			checkMetaLast(t, bkt.uploaded())
-			if got := gatherValue(t, reg, "atoll_shipper_uploads_total", "", ""); got != 3 {
-				t.Errorf("atoll_shipper_uploads_total = %v, want 3", got)
-			}
-			if got := gatherValue(t, reg, "atoll_shipper_last_successful_upload_time_seconds", "", ""); got < float64(time.Now().Add(-time.Minute).Unix()) {
-				t.Errorf("atoll_shipper_last_successful_upload_time_seconds = %v", got)
-			}
-			uploadsAfterFirst := len(bkt.uploaded())
+	// New data: only the new block goes up. TSDB would refuse to
+	// reload with the decoys in place.
+	removeDecoys()
+	appendAndCut(t, db, 4*time.Hour+30*time.Minute, 5*time.Hour+30*time.Minute)
+	all := localBlockIDs(t, db)
+	if len(all) != 4 {
+		t.Fatalf("TSDB has %d blocks, want 4", len(all))
+	}
+	if n := mustSync(t, s); n != 1 {
+		t.Errorf("Sync after a new block uploaded %d, want 1", n)
+	}
+	checkBlockInBucket(t, bkt, db.Dir(), all[3], ext)
 
-			steps := []struct {
-				name    string
-				prepare func()
-			}{
-				{"same shipper again", func() {}},
-				{"restarted shipper", func() { s = newShipper(nil) }},
-				{"restarted shipper without its state file", func() {
-					if err := os.Remove(filepath.Join(db.Dir(), "atoll-shipper.json")); err != nil {
-						t.Fatal(err)
-					}
-					s = newShipper(nil)
-					if len(s.Shipped()) != 0 {
-						t.Fatalf("Shipped() = %v without a state file, want empty before Sync", s.Shipped())
-					}
-				}},
-			}
-			for _, step := range steps {
-				step.prepare()
-				if n := mustSync(t, s); n != 0 {
-					t.Errorf("%s: Sync uploaded %d blocks, want 0", step.name, n)
-				}
-				if got := len(bkt.uploaded()); got != uploadsAfterFirst {
-					t.Errorf("%s: %d uploads, want none beyond the first Sync's %d", step.name, got, uploadsAfterFirst)
-				}
-				if got := shippedIDs(s); !slices.Equal(got, ids) {
-					t.Errorf("%s: Shipped() = %v, want %v", step.name, got, ids)
-				}
-			}
-
-			// New data: only the new block goes up. TSDB would refuse to
-			// reload with the decoys in place.
-			removeDecoys()
-			appendAndCut(t, db, 4*time.Hour+30*time.Minute, 5*time.Hour+30*time.Minute)
-			all := localBlockIDs(t, db)
-			if len(all) != 4 {
-				t.Fatalf("TSDB has %d blocks, want 4", len(all))
-			}
-			if n := mustSync(t, s); n != 1 {
-				t.Errorf("Sync after a new block uploaded %d, want 1", n)
-			}
-			checkBlockInBucket(t, bkt, db.Dir(), all[3], ext)
-
-			// The owner deletes a shipped block; the shipper forgets it.
-			if err := os.RemoveAll(filepath.Join(db.Dir(), all[0].String())); err != nil {
-				t.Fatal(err)
-			}
-			mustSync(t, s)
-			if got := shippedIDs(newShipper(nil)); !slices.Equal(got, all[1:]) {
-				t.Errorf("after local deletion, persisted Shipped() = %v, want %v", got, all[1:])
-			}
-		})
+	// The owner deletes a shipped block; the shipper forgets it.
+	if err := os.RemoveAll(filepath.Join(db.Dir(), all[0].String())); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, s)
+	if got := shippedIDs(newShipper(nil)); !slices.Equal(got, all[1:]) {
+		t.Errorf("after local deletion, persisted Shipped() = %v, want %v", got, all[1:])
 	}
 }
 
@@ -341,7 +346,7 @@ func addDecoyBlocks(t *testing.T, dir string) (remove func()) {
 	t.Helper()
 	newID := func() ulid.ULID { return ulid.Make() }
 	var dirs []string
-	writeBlock := func(name string, meta *ship.Meta) {
+	writeBlock := func(name string, meta *block.Meta) {
 		bd := filepath.Join(dir, name)
 		dirs = append(dirs, bd)
 		if err := os.MkdirAll(filepath.Join(bd, "chunks"), 0o755); err != nil {
@@ -353,13 +358,13 @@ func addDecoyBlocks(t *testing.T, dir string) (remove func()) {
 			}
 		}
 		if meta != nil {
-			if err := ship.WriteMetaToDir(bd, meta); err != nil {
+			if err := block.WriteMetaToDir(bd, meta); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	meta := func(id ulid.ULID, level int, samples uint64) *ship.Meta {
-		return &ship.Meta{BlockMeta: tsdb.BlockMeta{
+	meta := func(id ulid.ULID, level int, samples uint64) *block.Meta {
+		return &block.Meta{BlockMeta: tsdb.BlockMeta{
 			ULID: id, MinTime: 0, MaxTime: 1, Version: 1,
 			Stats:      tsdb.BlockStats{NumSamples: samples},
 			Compaction: tsdb.BlockMetaCompaction{Level: level},
@@ -384,17 +389,17 @@ func addDecoyBlocks(t *testing.T, dir string) (remove func()) {
 // A bucket outage in the middle of a block delays shipping but loses
 // nothing, and the half-uploaded block stays invisible to readers.
 func TestShipperSurvivesBucketOutage(t *testing.T) {
-	srv := shiptest.StartS3Server(t)
+	srv := buckettest.StartS3Server(t)
 	cfg := srv.CreateBucket(t)
 	cfg.MaxRetries = 1 // fail fast while the server is down
-	s3, err := ship.NewBucket(ship.BucketConfig{Type: ship.BucketTypeS3, S3: cfg}, nil, nil)
+	s3, err := bucket.New(bucket.Config{Type: bucket.TypeS3, S3: cfg}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s3.Close()
 	bkt := &recordingBucket{Bucket: s3}
 
-	var logs syncBuffer
+	var logs e2eproc.Output
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	reg := prometheus.NewPedanticRegistry()
 	db := openTSDB(t)
@@ -434,7 +439,7 @@ func TestShipperSurvivesBucketOutage(t *testing.T) {
 	if got := shippedIDs(s); !slices.Equal(got, before) {
 		t.Errorf("Shipped() during the outage = %v, want only %v", got, before)
 	}
-	if got := gatherValue(t, reg, "atoll_shipper_upload_failures_total", "", ""); got != 3 {
+	if got := metrictest.Value(t, reg, "atoll_shipper_upload_failures_total"); got != 3 {
 		t.Errorf("atoll_shipper_upload_failures_total = %v, want 3 (one per pending block)", got)
 	}
 	if !strings.Contains(logs.String(), "block upload failed") {
@@ -468,7 +473,7 @@ func TestShipperSurvivesBucketOutage(t *testing.T) {
 
 func TestShipperRun(t *testing.T) {
 	db := openTSDB(t)
-	bkt, err := ship.NewFilesystemBucket(t.TempDir())
+	bkt, err := bucket.NewFilesystem(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,21 +508,4 @@ func TestShipperRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

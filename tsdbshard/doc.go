@@ -6,4 +6,9 @@
 // series seen before is appended without rebuilding or hashing its labels, and
 // it exposes every tenant's TSDB to the read path together with the external
 // labels (tenant, replica) that tell them apart.
+//
+// tsdbshard imports ship, to ship each tenant's finished blocks, block and
+// bucket, for what a block is and where it goes, and tenant. It must not
+// import ingest or the read path: the querier reaches a tenant through
+// storeapi.TSDB, which Tenant satisfies without tsdbshard knowing.
 package tsdbshard

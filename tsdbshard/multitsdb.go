@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,22 +18,17 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/compression"
 
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 var (
-	// ErrClosed is returned once the MultiTSDB is closing: the caller should
+	// errClosed is returned once the MultiTSDB is closing: the caller should
 	// answer "unavailable" so the client retries elsewhere or later.
-	ErrClosed = errors.New("tsdb is closed")
-	// ErrInvalidTenant is returned for tenant ids that cannot name a directory.
-	ErrInvalidTenant = errors.New("invalid tenant")
+	errClosed = errors.New("tsdb is closed")
 )
-
-// DefaultTenant receives writes that carry no tenant header.
-const DefaultTenant = "default-tenant"
-
-// MaxTenantLength bounds tenant ids; they become directory names and label values.
-const MaxTenantLength = 128
 
 // Options configure every tenant's TSDB. The zero value is not usable; start
 // from DefaultOptions.
@@ -57,11 +51,9 @@ type Options struct {
 	// ExternalLabels are added to every tenant's external labels, for example
 	// the replica label that tells receivers apart.
 	ExternalLabels labels.Labels
-	// TenantLabel is the external label naming the tenant.
-	TenantLabel string
 	// Bucket receives every finished block; nil keeps blocks local only.
 	// With a bucket, a block past retention is deleted only once shipped.
-	Bucket ship.Bucket
+	Bucket bucket.Bucket
 	// ShipInterval is how often finished blocks are looked for and shipped.
 	ShipInterval time.Duration
 
@@ -78,7 +70,6 @@ func DefaultOptions() Options {
 		Retention:      15 * 24 * time.Hour,
 		MaxExemplars:   100_000,
 		WALCompression: true,
-		TenantLabel:    "tenant_id",
 		ShipInterval:   30 * time.Second,
 	}
 }
@@ -102,9 +93,6 @@ type MultiTSDB struct {
 func Open(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*MultiTSDB, error) {
 	if opts.BlockDuration <= 0 {
 		return nil, fmt.Errorf("block duration must be positive, got %s", opts.BlockDuration)
-	}
-	if opts.TenantLabel == "" {
-		opts.TenantLabel = "tenant_id"
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -133,7 +121,7 @@ func Open(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*MultiT
 		return nil, fmt.Errorf("read data dir: %w", err)
 	}
 	for _, e := range entries {
-		if !e.IsDir() || ValidateTenant(e.Name()) != nil {
+		if !e.IsDir() || tenant.Validate(e.Name()) != nil {
 			continue
 		}
 		if _, err := m.Tenant(e.Name()); err != nil {
@@ -144,26 +132,6 @@ func Open(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*MultiT
 	return m, nil
 }
 
-// ValidateTenant reports whether id is safe as a directory name and label value.
-func ValidateTenant(id string) error {
-	switch {
-	case id == "":
-		return fmt.Errorf("%w: empty tenant id", ErrInvalidTenant)
-	case len(id) > MaxTenantLength:
-		return fmt.Errorf("%w: tenant id is %d bytes, more than %d", ErrInvalidTenant, len(id), MaxTenantLength)
-	case id == "." || id == "..":
-		return fmt.Errorf("%w: tenant id %q is a relative path", ErrInvalidTenant, id)
-	case !utf8.ValidString(id):
-		return fmt.Errorf("%w: tenant id is not valid UTF-8", ErrInvalidTenant)
-	}
-	for _, r := range id {
-		if r == '/' || r == '\\' || r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%w: tenant id %q contains a path separator or control character", ErrInvalidTenant, id)
-		}
-	}
-	return nil
-}
-
 // Tenant returns the tenant's TSDB, opening (and creating) it on first use.
 // Concurrent first writes for one tenant open it once.
 func (m *MultiTSDB) Tenant(id string) (*Tenant, error) {
@@ -172,19 +140,19 @@ func (m *MultiTSDB) Tenant(id string) (*Tenant, error) {
 	closed := m.closed
 	m.mtx.RUnlock()
 	if closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	if ok {
 		return t, nil
 	}
-	if err := ValidateTenant(id); err != nil {
+	if err := tenant.Validate(id); err != nil {
 		return nil, err
 	}
 
 	m.mtx.Lock()
 	if m.closed {
 		m.mtx.Unlock()
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	if t, ok := m.tenants[id]; ok {
 		m.mtx.Unlock()
@@ -207,7 +175,7 @@ func (m *MultiTSDB) Tenant(id string) (*Tenant, error) {
 	if err == nil {
 		if m.closed {
 			_ = t.close()
-			err = ErrClosed
+			err = errClosed
 		} else {
 			m.tenants[id] = t
 		}
@@ -226,7 +194,7 @@ func (m *MultiTSDB) openTenant(id string) (*Tenant, error) {
 	logger := m.logger.With("tenant", id)
 
 	b := labels.NewBuilder(m.opts.ExternalLabels)
-	b.Set(m.opts.TenantLabel, id)
+	b.Set(tenant.Label, id)
 	t := &Tenant{
 		id:        id,
 		dir:       dir,
@@ -264,7 +232,7 @@ func (m *MultiTSDB) openTenant(id string) (*Tenant, error) {
 			return nil, fmt.Errorf("create tenant dir: %w", err)
 		}
 		sh, err := ship.NewShipper(m.opts.Bucket, dir, logger, reg,
-			ship.WithExternalLabels(t.extLabels), ship.WithSource(ship.SourceReceive))
+			ship.WithExternalLabels(t.extLabels), ship.WithSource(block.SourceReceive))
 		if err != nil {
 			return nil, fmt.Errorf("shipper of tenant %q: %w", id, err)
 		}
@@ -406,7 +374,7 @@ func (m *MultiTSDB) Flush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close closes every tenant TSDB; appends after Close fail with ErrClosed.
+// Close closes every tenant TSDB; appends after Close fail with errClosed.
 // A second call is harmless.
 func (m *MultiTSDB) Close() error {
 	m.mtx.Lock()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +18,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"go.uber.org/goleak"
 
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 func TestMain(m *testing.M) {
@@ -66,35 +66,6 @@ func appendSamples(t *testing.T, tn *Tenant, name string, series, samples int, s
 	}
 }
 
-func TestValidateTenant(t *testing.T) {
-	for _, c := range []struct {
-		id string
-		ok bool
-	}{
-		{"default-tenant", true},
-		{"team_a.prod-1", true},
-		{"ünïcode", true},
-		{"", false},
-		{".", false},
-		{"..", false},
-		{"a/b", false},
-		{`a\b`, false},
-		{"a\x00b", false},
-		{"tab\there", false},
-		{strings.Repeat("x", MaxTenantLength), true},
-		{strings.Repeat("x", MaxTenantLength+1), false},
-		{"\xff\xfe", false},
-	} {
-		err := ValidateTenant(c.id)
-		if (err == nil) != c.ok {
-			t.Errorf("ValidateTenant(%q) = %v, want ok=%v", c.id, err, c.ok)
-		}
-		if err != nil && !errors.Is(err, ErrInvalidTenant) {
-			t.Errorf("ValidateTenant(%q) error does not match ErrInvalidTenant: %v", c.id, err)
-		}
-	}
-}
-
 func TestTenantsOpenLazilyOnceAndReopen(t *testing.T) {
 	m, reg := openTest(t, nil)
 	if got := len(m.Tenants()); got != 0 {
@@ -129,7 +100,7 @@ func TestTenantsOpenLazilyOnceAndReopen(t *testing.T) {
 	if n, err := testutil.GatherAndCount(reg, "atoll_tsdb_head_series"); err != nil || n != 1 {
 		t.Fatalf("head series metric: %d %v", n, err)
 	}
-	if _, err := m.Tenant("../x"); !errors.Is(err, ErrInvalidTenant) {
+	if _, err := m.Tenant("../x"); !errors.Is(err, tenant.ErrInvalid) {
 		t.Fatalf("bad tenant: %v", err)
 	}
 
@@ -138,7 +109,7 @@ func TestTenantsOpenLazilyOnceAndReopen(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Tenant("a"); !errors.Is(err, ErrClosed) {
+	if _, err := m.Tenant("a"); !errors.Is(err, errClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 	o := m.Options()
@@ -198,7 +169,7 @@ func TestMetadata(t *testing.T) {
 // disk until shipped, then that Flush moves the head into a shipped block.
 func TestShippingAndFlush(t *testing.T) {
 	bdir := t.TempDir()
-	bkt, err := ship.NewFilesystemBucket(bdir)
+	bkt, err := bucket.NewFilesystem(bdir)
 	if err != nil {
 		t.Fatal(err)
 	}

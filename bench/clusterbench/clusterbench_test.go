@@ -13,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/atoll-metrics/atoll/bench/localnet"
+	"github.com/atoll-metrics/atoll/internal/localnet"
 )
 
 func TestSpreaderTakesTurns(t *testing.T) {

@@ -30,8 +30,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
+	"github.com/atoll-metrics/atoll/internal/localnet"
 )
 
 type config struct {

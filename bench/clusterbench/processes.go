@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
+	"github.com/atoll-metrics/atoll/internal/localnet"
 )
 
 // process is one running atoll process.
@@ -88,20 +88,14 @@ func (p *process) stop() {
 // waitReady polls /-/ready until it answers 200, the process exits or the
 // context ends.
 func (p *process) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	for {
-		if code, err := getStatus(ctx, p.httpURL+"/-/ready"); err == nil && code == http.StatusOK {
-			return nil
-		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("%s exited before ready: %v (log: %s)", p.name, p.waitErr, p.logPath)
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready: %w (log: %s)", p.name, ctx.Err(), p.logPath)
-		case <-time.After(100 * time.Millisecond):
-		}
+	err := localnet.WaitReady(ctx, p.httpURL+"/-/ready", 2*time.Minute, p.exited)
+	switch {
+	case errors.Is(err, localnet.ErrExited):
+		return fmt.Errorf("%s exited before ready: %v (log: %s)", p.name, p.waitErr, p.logPath)
+	case err != nil:
+		return fmt.Errorf("%s: %w (log: %s)", p.name, err, p.logPath)
 	}
+	return nil
 }
 
 // cluster is a set of `atoll receive` processes forming one ring, and
@@ -465,17 +459,3 @@ func truncate(s string, n int) string {
 }
 
 func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
-
-func getStatus(ctx context.Context, u string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
-}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 // spreader hands each remote-write request to the next receiver in turn,
@@ -79,7 +81,7 @@ func (s *spreader) Close() error {
 }
 
 // forwarded are the headers a remote-write receiver reads.
-var forwarded = []string{"Content-Encoding", "Content-Type", "User-Agent", "X-Prometheus-Remote-Write-Version", "THANOS-TENANT", "X-Scope-OrgID"}
+var forwarded = []string{"Content-Encoding", "Content-Type", "User-Agent", "X-Prometheus-Remote-Write-Version", tenant.HeaderThanos, tenant.HeaderOrgID}
 
 func (s *spreader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)

@@ -35,8 +35,8 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 )
 
 type result struct {
@@ -157,7 +157,7 @@ func measure(dir, name, atoll string, cfg blockgen.Config, concurrency int, extr
 			return r, err
 		}
 	}
-	bkt, err := ship.NewFilesystemBucket(bucketDir)
+	bkt, err := bucket.NewFilesystem(bucketDir)
 	if err != nil {
 		return r, err
 	}

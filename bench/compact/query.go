@@ -19,10 +19,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
+	"github.com/atoll-metrics/atoll/internal/localnet"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 // The query benchmark: months of data compacted and downsampled, then one
@@ -94,7 +95,7 @@ func benchQueries(ctx context.Context, c queryConfig) ([]queryResult, error) {
 		Interval: c.interval,
 		Series:   c.series,
 		// The querier's default tenant, so queries need no header.
-		ExternalLabels: map[string]string{"tenant_id": "default-tenant"},
+		ExternalLabels: map[string]string{tenant.Label: tenant.Default},
 		Seed:           2,
 	}.WithDefaults()
 	bucketDir, err := filepath.Abs(filepath.Join(c.dir, "bucket"))
@@ -126,7 +127,7 @@ func benchQueries(ctx context.Context, c queryConfig) ([]queryResult, error) {
 		return nil, err
 	}
 	defer store.stop()
-	if err := localnet.WaitReady(ctx, "http://"+storeHTTP+"/-/ready", 10*time.Minute); err != nil {
+	if err := localnet.WaitReady(ctx, "http://"+storeHTTP+"/-/ready", 10*time.Minute, nil); err != nil {
 		return nil, fmt.Errorf("atoll store: %w (log in %s)", err, store.log)
 	}
 	fmt.Printf("atoll store ready in %s\n", time.Since(start).Round(time.Millisecond))
@@ -144,7 +145,7 @@ func benchQueries(ctx context.Context, c queryConfig) ([]queryResult, error) {
 	}
 	defer query.stop()
 	queryURL := "http://" + queryHTTP
-	if err := localnet.WaitReady(ctx, queryURL+"/-/ready", time.Minute); err != nil {
+	if err := localnet.WaitReady(ctx, queryURL+"/-/ready", time.Minute, nil); err != nil {
 		return nil, fmt.Errorf("atoll query: %w (log in %s)", err, query.log)
 	}
 	if err := waitAnswers(ctx, queryURL); err != nil {
@@ -191,7 +192,7 @@ func ensureQueryBucket(ctx context.Context, c queryConfig, cfg blockgen.Config, 
 			return err
 		}
 	}
-	bkt, err := ship.NewFilesystemBucket(bucketDir)
+	bkt, err := bucket.NewFilesystem(bucketDir)
 	if err != nil {
 		return err
 	}

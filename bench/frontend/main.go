@@ -39,10 +39,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/atoll-metrics/atoll/bench/localnet"
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/internal/apicompare"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
+	"github.com/atoll-metrics/atoll/internal/localnet"
 )
 
 type config struct {
@@ -155,7 +155,7 @@ func run(ctx context.Context, c config) error {
 	}
 	defer store.stop()
 	start := time.Now()
-	if err := localnet.WaitReady(ctx, "http://"+storeHTTP+"/-/ready", 15*time.Minute); err != nil {
+	if err := localnet.WaitReady(ctx, "http://"+storeHTTP+"/-/ready", 15*time.Minute, nil); err != nil {
 		return fmt.Errorf("atoll store: %w (log in %s)", err, store.log)
 	}
 	fmt.Printf("atoll store ready in %s\n", time.Since(start).Round(time.Millisecond))
@@ -167,7 +167,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer query.stop()
-	if err := localnet.WaitReady(ctx, queryURL+"/-/ready", time.Minute); err != nil {
+	if err := localnet.WaitReady(ctx, queryURL+"/-/ready", time.Minute, nil); err != nil {
 		return fmt.Errorf("atoll query: %w (log in %s)", err, query.log)
 	}
 	if err := waitAnswers(ctx, queryURL); err != nil {
@@ -368,7 +368,7 @@ func ensureBucket(ctx context.Context, c config, cfg blockgen.Config, bucketDir 
 			return err
 		}
 	}
-	bkt, err := ship.NewFilesystemBucket(bucketDir)
+	bkt, err := bucket.NewFilesystem(bucketDir)
 	if err != nil {
 		return err
 	}
@@ -437,7 +437,7 @@ func startFrontend(ctx context.Context, c config, name, queryURL string, extra .
 	if err != nil {
 		return nil, "", err
 	}
-	if err := localnet.WaitReady(ctx, u+"/-/ready", time.Minute); err != nil {
+	if err := localnet.WaitReady(ctx, u+"/-/ready", time.Minute, nil); err != nil {
 		p.stop()
 		return nil, "", fmt.Errorf("atoll query-frontend: %w (log in %s)", err, p.log)
 	}

@@ -16,6 +16,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,6 +34,7 @@ import (
 	"time"
 
 	"github.com/atoll-metrics/atoll/bench/procstat"
+	"github.com/atoll-metrics/atoll/internal/localnet"
 )
 
 type config struct {
@@ -315,8 +317,13 @@ func (b *bench) instance(ctx context.Context, t target, check bool, loadArgs fun
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited closes once the process is gone; waitErr says how it ended.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -325,7 +332,10 @@ func (b *bench) instance(ctx context.Context, t target, check bool, loadArgs fun
 		}
 	}()
 
-	if err := waitReady(ctx, ep.ready, exited); err != nil {
+	if err := localnet.WaitReady(ctx, ep.ready, 2*time.Minute, exited); err != nil {
+		if errors.Is(err, localnet.ErrExited) {
+			err = fmt.Errorf("%w: %v", err, waitErr)
+		}
 		return nil, fmt.Errorf("%w (log: %s)", err, logPath)
 	}
 	res := &instanceResult{LoadAvg: loadAvg(), SeriesFound: -1}
@@ -347,9 +357,9 @@ func (b *bench) instance(ctx context.Context, t target, check bool, loadArgs fun
 		return nil, fmt.Errorf("reading loadgen output: %w", err)
 	}
 	select {
-	case err := <-exited:
+	case <-exited:
 		stopped = true
-		return nil, fmt.Errorf("%s exited during the load: %v (log: %s)", t.name, err, logPath)
+		return nil, fmt.Errorf("%s exited during the load: %v (log: %s)", t.name, waitErr, logPath)
 	default:
 	}
 
@@ -429,33 +439,6 @@ func (b *bench) profileAtoll(ctx context.Context, t target) error {
 		}
 	}
 	return nil
-}
-
-// waitReady polls url until it answers 200, the process exits or two
-// minutes pass.
-func waitReady(ctx context.Context, url string, exited <-chan error) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case err := <-exited:
-			return fmt.Errorf("exited before ready: %v", err)
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready: %w", url, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // countSeries asks the target how many series have a sample at ts (Unix

@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/atoll-metrics/atoll/bench/localnet"
+	"github.com/atoll-metrics/atoll/internal/localnet"
 )
 
 // target is one remote-write receiver under test.

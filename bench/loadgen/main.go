@@ -30,8 +30,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
+	"github.com/atoll-metrics/atoll/internal/localnet"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 type config struct {
@@ -78,7 +79,7 @@ type Result struct {
 func main() {
 	var c config
 	flag.StringVar(&c.url, "url", "", "Remote-write URL to post to (required).")
-	flag.StringVar(&c.tenantHeader, "tenant-header", "THANOS-TENANT", "Header carrying the tenant, sent when -tenant is set.")
+	flag.StringVar(&c.tenantHeader, "tenant-header", tenant.HeaderThanos, "Header carrying the tenant, sent when -tenant is set.")
 	flag.StringVar(&c.tenant, "tenant", "", "Tenant to write as; empty sends no tenant header.")
 	flag.IntVar(&c.pid, "pid", 0, "Process id of the receiver, to measure its CPU time and memory. 0 measures only throughput.")
 	flag.IntVar(&c.series, "series", 100_000, "Number of series.")
@@ -149,7 +150,7 @@ func run(ctx context.Context, c config) error {
 		c.series, total, st.Requests, mib(st.CompressedBytes), mib(st.RawBytes), res.AvgLabelBytes, res.Metrics, res.EncodeSeconds)
 
 	if c.readyURL != "" {
-		if err := localnet.WaitReady(ctx, c.readyURL, c.readyTimeout); err != nil {
+		if err := localnet.WaitReady(ctx, c.readyURL, c.readyTimeout, nil); err != nil {
 			return err
 		}
 	}

@@ -15,13 +15,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io/fs"
-	"log/slog"
 	"math"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -32,16 +29,17 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/atoll-metrics/atoll/bench/localnet"
 	"github.com/atoll-metrics/atoll/bench/procstat"
-	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
+	"github.com/atoll-metrics/atoll/internal/localnet"
+	"github.com/atoll-metrics/atoll/storeapi"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 type config struct {
@@ -150,7 +148,7 @@ func run(ctx context.Context, c config) error {
 			<-done
 		}
 	}()
-	if err := localnet.WaitReady(ctx, httpURL+"/-/ready", 10*time.Minute); err != nil {
+	if err := localnet.WaitReady(ctx, httpURL+"/-/ready", 10*time.Minute, nil); err != nil {
 		return fmt.Errorf("atoll store: %w (log in %s)", err, logFile.Name())
 	}
 	ready := time.Since(startStore)
@@ -164,7 +162,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer conn.Close()
-	st := querier.NewRemoteStore(grpcAddr, conn)
+	st := storeapi.NewRemote(grpcAddr, conn)
 
 	mint := benchBase.UnixMilli()
 	maxt := benchBase.Add(time.Duration(c.days) * 24 * time.Hour).UnixMilli()
@@ -183,7 +181,7 @@ func run(ctx context.Context, c config) error {
 		{"one metric of one job, 7d", selective},
 	} {
 		q.name = strings.Replace(q.name, "7d", fmt.Sprintf("%dd", c.days), 1)
-		r, err := measure(ctx, st, pid, q.name, &querier.SeriesRequest{MinTime: mint, MaxTime: maxt, Matchers: q.ms})
+		r, err := measure(ctx, st, pid, q.name, &storeapi.SeriesRequest{MinTime: mint, MaxTime: maxt, Matchers: q.ms})
 		if err != nil {
 			return fmt.Errorf("%s: %w", q.name, err)
 		}
@@ -211,7 +209,7 @@ func run(ctx context.Context, c config) error {
 }
 
 // measure streams one Series request, sampling the gateway's memory.
-func measure(ctx context.Context, st querier.Store, pid int, name string, req *querier.SeriesRequest) (result, error) {
+func measure(ctx context.Context, st storeapi.Store, pid int, name string, req *storeapi.SeriesRequest) (result, error) {
 	r := result{Name: name}
 	unique := map[string]struct{}{}
 	stop := make(chan struct{})
@@ -234,7 +232,7 @@ func measure(ctx context.Context, st querier.Store, pid int, name string, req *q
 		}
 	})
 	start := time.Now()
-	_, err := st.Series(ctx, req, func(s querier.StoreSeries) error {
+	_, err := st.Series(ctx, req, func(s storeapi.Series) error {
 		r.Series++
 		unique[s.Labels.String()] = struct{}{}
 		r.Chunks += len(s.Chunks)
@@ -268,7 +266,7 @@ var benchBase = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 // parameters is there.
 func ensureBucket(ctx context.Context, c config, dir string) (int, bool, error) {
 	blocks := int(time.Duration(c.days) * 24 * time.Hour / c.block)
-	stamp := fmt.Sprintf("series=%d days=%d block=%s interval=%s v1\n", c.series, c.days, c.block, c.interval)
+	stamp := fmt.Sprintf("series=%d days=%d block=%s interval=%s v2\n", c.series, c.days, c.block, c.interval)
 	stampPath := filepath.Join(dir, "storebench-params")
 	if b, err := os.ReadFile(stampPath); err == nil && string(b) == stamp {
 		return blocks, false, nil
@@ -276,7 +274,7 @@ func ensureBucket(ctx context.Context, c config, dir string) (int, bool, error) 
 	if err := os.RemoveAll(dir); err != nil {
 		return 0, false, err
 	}
-	bkt, err := ship.NewFilesystemBucket(dir)
+	bkt, err := bucket.NewFilesystem(dir)
 	if err != nil {
 		return 0, false, err
 	}
@@ -301,23 +299,18 @@ func ensureBucket(ctx context.Context, c config, dir string) (int, bool, error) 
 }
 
 // writeBlock writes one block of c.series series over [mint, maxt): ten
-// metrics, counters and gauges, spread over jobs and instances.
-func writeBlock(ctx context.Context, bkt ship.Bucket, dir string, c config, mint, maxt int64) error {
-	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, c.block.Milliseconds())
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	app := w.AppenderV2(ctx)
+// metrics, counters and gauges, spread over jobs and instances, and uploads
+// it as a receiver of the default tenant would have shipped it.
+func writeBlock(ctx context.Context, bkt bucket.Bucket, dir string, c config, mint, maxt int64) error {
 	step := c.interval.Milliseconds()
+	data := make([]blockgen.SeriesData, 0, c.series)
 	for i := range c.series {
-		ls := labels.FromStrings(
+		sd := blockgen.SeriesData{Labels: labels.FromStrings(
 			labels.MetricName, fmt.Sprintf("bench_metric_%d", i%10),
 			"job", fmt.Sprintf("job-%d", i%5),
 			"instance", fmt.Sprintf("host-%05d:9100", i/10),
 			"region", []string{"eu-west-1", "us-east-1", "ap-south-1"}[i%3],
-		)
-		var ref storage.SeriesRef
+		)}
 		counter := i%10 < 5
 		for ts := mint; ts < maxt; ts += step {
 			k := float64(ts / step)
@@ -325,63 +318,20 @@ func writeBlock(ctx context.Context, bkt ship.Bucket, dir string, c config, mint
 			if counter {
 				v = k*float64(i%13+1) + float64(i)
 			}
-			if ref, err = app.Append(ref, ls, 0, ts, v, nil, nil, storage.AOptions{}); err != nil {
-				return err
-			}
+			sd.Floats = append(sd.Floats, blockgen.FloatSample{T: ts, V: v})
 		}
+		data = append(data, sd)
 	}
-	if err := app.Commit(); err != nil {
-		return err
-	}
-	id, err := w.Flush(ctx)
+	id := ulid.Make()
+	// The block ends after its last sample, as one cut from a head does.
+	last := mint + (maxt-1-mint)/step*step
+	ext := map[string]string{tenant.Label: tenant.Default, "receive_replica": "bench"}
+	meta, err := blockgen.WriteBlock(ctx, dir, id, mint, last+1, ext, data)
 	if err != nil {
 		return err
 	}
-	return upload(ctx, bkt, filepath.Join(dir, id.String()), id)
-}
-
-// upload puts a block into the bucket with its Thanos meta section, as a
-// receiver of the default tenant would ship it, meta.json last.
-func upload(ctx context.Context, bkt ship.Bucket, blockDir string, id ulid.ULID) error {
-	meta, err := ship.ReadMetaFromDir(blockDir)
-	if err != nil {
+	if _, err := block.Upload(ctx, bkt, filepath.Join(dir, id.String()), meta, nil); err != nil {
 		return err
 	}
-	meta.Thanos.Labels = map[string]string{"tenant_id": "default-tenant", "receive_replica": "bench"}
-	meta.Thanos.Source = ship.SourceReceive
-	var files []ship.BlockFile
-	err = filepath.WalkDir(blockDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(blockDir, p)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if rel != ship.MetaFilename {
-			files = append(files, ship.BlockFile{RelPath: filepath.ToSlash(rel), SizeBytes: info.Size()})
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	meta.Thanos.Files = append(files, ship.BlockFile{RelPath: ship.MetaFilename})
-	if err := ship.WriteMetaToDir(blockDir, meta); err != nil {
-		return err
-	}
-	for _, f := range meta.Thanos.Files {
-		file, err := os.Open(filepath.Join(blockDir, filepath.FromSlash(f.RelPath)))
-		if err != nil {
-			return err
-		}
-		info, _ := file.Stat()
-		err = bkt.Upload(ctx, path.Join(id.String(), f.RelPath), file, info.Size())
-		file.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return os.RemoveAll(filepath.Dir(blockDir))
+	return os.RemoveAll(dir)
 }

@@ -19,11 +19,12 @@ import (
 	"google.golang.org/grpc"
 	"gopkg.in/yaml.v3"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor"
 	"github.com/atoll-metrics/atoll/ingest"
 	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/querier/gateway"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/storeapi"
+	"github.com/atoll-metrics/atoll/storegateway"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 	"github.com/atoll-metrics/atoll/web"
 )
@@ -84,10 +85,10 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	}
 	// The gateway serves what is in the bucket: everything older than the
 	// local blocks, and everything after a data dir is lost.
-	gwOpts := gateway.DefaultOptions()
+	gwOpts := storegateway.DefaultOptions()
 	gwOpts.Dir = filepath.Join(c.tsdb.dataDir, "index-headers")
 	gwOpts.SyncInterval = time.Minute
-	gw, err := gateway.New(bkt, gwOpts, logger.With("subsystem", "gateway"), reg)
+	gw, err := storegateway.New(bkt, gwOpts, logger.With("subsystem", "gateway"), reg)
 	if err != nil {
 		_ = bkt.Close()
 		return nil, err
@@ -98,7 +99,7 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	}
 	ready := &readiness{}
 	addBucketCheck(g, logger, bkt, ready)
-	core := newReceiverCore(querier.ComponentAll)
+	core := newReceiverCore(storeapi.ComponentAll)
 	apiHandler := &lateHandler{}
 
 	mux := newOpsMux(reg, ready)
@@ -112,7 +113,7 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	} else {
 		mux.Handle("/api/v1/", apiHandler)
 	}
-	wo := c.query.webOptions(newWebOptions(querier.ComponentAll, c.instanceID, flags, logger))
+	wo := c.query.webOptions(newWebOptions(storeapi.ComponentAll, c.instanceID, flags, logger))
 	wo.Stores = localStores(core.store, gw)
 	wo.Tenants = receiverTenants(core, limits, reg)
 	wo.Blocks = bucketBlocks(bkt, logger)
@@ -124,7 +125,7 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		return closeBucket, err
 	}
 	grpcServer := grpc.NewServer(grpcServerOptions()...)
-	querier.RegisterStoreServer(grpcServer, core.store)
+	storeapi.RegisterServer(grpcServer, core.store)
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Add(func() error {
 		if err := gw.Sync(ctx); err != nil {
@@ -152,8 +153,8 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 
 		// The local TSDBs and the bucket they ship to are one store, so
 		// a block on disk and in the bucket at once is read once.
-		stores := []querier.Store{querier.NewLocalAndBucket(core.store, gw)}
-		q := querier.New(func() []querier.Store { return stores }, c.query.options(), logger.With("subsystem", "querier"), reg)
+		stores := []storeapi.Store{storeapi.NewLocalAndBucket(core.store, gw)}
+		q := querier.New(func() []storeapi.Store { return stores }, c.query.options(), logger.With("subsystem", "querier"), reg)
 		apiOpts, err := c.query.apiOptions(flags)
 		if err != nil {
 			return err
@@ -182,9 +183,9 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 }
 
 // tenantsAsTSDBs lists the open tenant TSDBs for the read path.
-func tenantsAsTSDBs(m *tsdbshard.MultiTSDB) []querier.TSDB {
+func tenantsAsTSDBs(m *tsdbshard.MultiTSDB) []storeapi.TSDB {
 	ts := m.Tenants()
-	out := make([]querier.TSDB, len(ts))
+	out := make([]storeapi.TSDB, len(ts))
 	for i, t := range ts {
 		out[i] = t
 	}
@@ -225,7 +226,7 @@ func flagValues(app *kingpin.Application, cmd *kingpin.CmdClause) map[string]str
 // maskedBucketYAML is an inline bucket config with its secrets shown as
 // <secret>; one that does not parse is not shown at all.
 func maskedBucketYAML(v string) string {
-	cfg, err := ship.ParseBucketConfig([]byte(v))
+	cfg, err := bucket.ParseConfig([]byte(v))
 	if err != nil {
 		return "<secret>"
 	}
@@ -238,7 +239,7 @@ func maskedBucketYAML(v string) string {
 
 // storageRetention says how long `atoll all` keeps data, for
 // /api/v1/status/runtimeinfo.
-func storageRetention(c *allConfig, bkt ship.Bucket) string {
+func storageRetention(c *allConfig, bkt bucket.Bucket) string {
 	local := model.Duration(c.tsdb.options("", "", bkt).Retention)
 	if c.noCompact {
 		return fmt.Sprintf("%s in the local TSDBs, then in the bucket as long as its compactor keeps it", local)
@@ -251,7 +252,7 @@ func storageRetention(c *allConfig, bkt ship.Bucket) string {
 type runningConfig struct {
 	Command string               `yaml:"command"`
 	Flags   map[string]string    `yaml:"flags"`
-	Bucket  *ship.BucketConfig   `yaml:"bucket,omitempty"`
+	Bucket  *bucket.Config       `yaml:"bucket,omitempty"`
 	Limits  *ingest.LimitsConfig `yaml:"limits,omitempty"`
 }
 
@@ -307,7 +308,7 @@ func headChunks(gatherer prometheus.Gatherer, tenant string) int64 {
 // addBuiltinCompactor keeps the all-in-one's bucket compacted, deduplicated
 // and downsampled. Replicas sharing a bucket take turns through the lease:
 // the one that does not hold it waits and tries again.
-func addBuiltinCompactor(g *run.Group, logger *slog.Logger, reg prometheus.Registerer, bkt ship.Bucket, c *allConfig) error {
+func addBuiltinCompactor(g *run.Group, logger *slog.Logger, reg prometheus.Registerer, bkt bucket.Bucket, c *allConfig) error {
 	o := compactor.DefaultOptions()
 	o.DataDir = filepath.Join(c.tsdb.dataDir, "compact")
 	o.ReplicaLabels = c.query.replicaLabels

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -17,8 +20,10 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/web"
 )
 
@@ -72,7 +77,7 @@ func registerBucket(app *kingpin.Application, setups map[string]setupFunc) {
 		return setupBucketWeb(g, logger, reg, c, flags)
 	}
 
-	add := func(sub *kingpin.CmdClause, do func(ctx context.Context, bkt ship.Bucket, w io.Writer) error) {
+	add := func(sub *kingpin.CmdClause, do func(ctx context.Context, bkt bucket.Bucket, w io.Writer) error) {
 		setups[sub.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
 			return setupBucketTool(g, logger, reg, c, do)
 		}
@@ -82,7 +87,7 @@ func registerBucket(app *kingpin.Application, setups map[string]setupFunc) {
 	add(verify, c.verify)
 }
 
-func setupBucketTool(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *bucketToolConfig, f func(context.Context, ship.Bucket, io.Writer) error) (func(), error) {
+func setupBucketTool(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *bucketToolConfig, f func(context.Context, bucket.Bucket, io.Writer) error) (func(), error) {
 	bkt, err := c.bucket.open(logger, reg, filepath.Join(c.dataDir, "bucket"))
 	if err != nil {
 		return nil, err
@@ -116,29 +121,32 @@ func setupBucketWeb(g *run.Group, logger *slog.Logger, reg *prometheus.Registry,
 	return cleanup, nil
 }
 
-func (c *bucketToolConfig) list(ctx context.Context, bkt ship.Bucket, w io.Writer) error {
-	list, err := ship.ListBlocks(ctx, bkt)
+func (c *bucketToolConfig) list(ctx context.Context, bkt bucket.Bucket, w io.Writer) error {
+	set, err := block.NewFetcher(bkt, nil).Fetch(ctx)
 	if err != nil {
 		return err
 	}
+	blocks := byStream(set)
+	partial := slices.SortedFunc(maps.Keys(set.Partial), ulid.ULID.Compare)
 	if c.output == "json" {
-		type block struct {
-			*ship.Meta
+		type jsonBlock struct {
+			*block.Meta
 			DeletionMarked *time.Time `json:"deletion_marked,omitempty"`
 		}
 		out := struct {
-			Blocks  []block           `json:"blocks"`
+			Blocks  []jsonBlock       `json:"blocks"`
 			Partial []ulid.ULID       `json:"partial"`
 			BadMeta map[string]string `json:"bad_meta"`
-		}{Partial: list.Partial, BadMeta: map[string]string{}}
-		for _, m := range list.Blocks {
-			b := block{Meta: m}
-			if at, ok := list.DeletionMarked[m.ULID]; ok {
-				b.DeletionMarked = &at
+		}{Partial: partial, BadMeta: map[string]string{}}
+		for _, b := range blocks {
+			jb := jsonBlock{Meta: b.Meta}
+			if b.Deletion != nil {
+				at := b.Deletion.Time()
+				jb.DeletionMarked = &at
 			}
-			out.Blocks = append(out.Blocks, b)
+			out.Blocks = append(out.Blocks, jb)
 		}
-		for id, err := range list.BadMeta {
+		for id, err := range set.Unreadable {
 			out.BadMeta[id.String()] = err.Error()
 		}
 		enc := json.NewEncoder(w)
@@ -147,35 +155,50 @@ func (c *bucketToolConfig) list(ctx context.Context, bkt ship.Bucket, w io.Write
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ULID\tFROM\tUNTIL\tRANGE\tRESOLUTION\tSOURCE\tLEVEL\tSERIES\tSAMPLES\tCHUNKS\tLABELS\tSTATE")
-	for _, m := range list.Blocks {
+	for _, b := range blocks {
+		m := b.Meta
 		state := "ok"
-		if at, ok := list.DeletionMarked[m.ULID]; ok {
-			state = "marked for deletion " + at.UTC().Format(time.RFC3339)
+		if b.Deletion != nil {
+			state = "marked for deletion " + b.Deletion.Time().UTC().Format(time.RFC3339)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n",
 			m.ULID, fmtTime(m.MinTime), fmtTime(m.MaxTime), model.Duration(time.Duration(m.MaxTime-m.MinTime)*time.Millisecond),
 			resolutionName(m.Thanos.Downsample.Resolution), m.Thanos.Source, m.Compaction.Level,
 			m.Stats.NumSeries, m.Stats.NumSamples, m.Stats.NumChunks, m.ExternalLabels(), state)
 	}
-	for _, id := range list.Partial {
-		fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\tpartial: no %s\n", id, ship.MetaFilename)
+	for _, id := range partial {
+		fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\tpartial: no %s\n", id, block.MetaFilename)
 	}
-	for id, err := range list.BadMeta {
-		fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\tunreadable %s: %v\n", id, ship.MetaFilename, err)
+	for id, err := range set.Unreadable {
+		fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\tunreadable %s: %v\n", id, block.MetaFilename, err)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%d blocks, %d partial, %d unreadable\n", len(list.Blocks), len(list.Partial), len(list.BadMeta))
+	_, err = fmt.Fprintf(w, "%d blocks, %d partial, %d unreadable\n", len(set.Blocks), len(set.Partial), len(set.Unreadable))
 	return err
 }
 
-func (c *bucketToolConfig) inspect(ctx context.Context, bkt ship.Bucket, w io.Writer) error {
+// byStream orders blocks the way operators read a listing: by external
+// labels, resolution, then time.
+func byStream(set *block.Set) []*block.Block {
+	out := set.Sorted()
+	slices.SortStableFunc(out, func(a, b *block.Block) int {
+		return cmp.Or(
+			labels.Compare(a.Meta.ExternalLabels(), b.Meta.ExternalLabels()),
+			cmp.Compare(a.Resolution(), b.Resolution()),
+			cmp.Compare(a.Meta.MinTime, b.Meta.MinTime),
+		)
+	})
+	return out
+}
+
+func (c *bucketToolConfig) inspect(ctx context.Context, bkt bucket.Bucket, w io.Writer) error {
 	id, err := ulid.ParseStrict(c.block)
 	if err != nil {
 		return fmt.Errorf("block %q: %w", c.block, err)
 	}
-	meta, st, err := ship.InspectBlock(ctx, bkt, id, c.top)
+	meta, st, err := block.Inspect(ctx, bkt, id, c.top)
 	if err != nil {
 		return fmt.Errorf("block %s: %w", id, err)
 	}
@@ -183,8 +206,8 @@ func (c *bucketToolConfig) inspect(ctx context.Context, bkt ship.Bucket, w io.Wr
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
-			Meta  *ship.Meta       `json:"meta"`
-			Index *ship.IndexStats `json:"index"`
+			Meta  *block.Meta       `json:"meta"`
+			Index *block.IndexStats `json:"index"`
 		}{meta, st})
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -218,12 +241,12 @@ func (c *bucketToolConfig) inspect(ctx context.Context, bkt ship.Bucket, w io.Wr
 	return tw.Flush()
 }
 
-func (c *bucketToolConfig) verify(ctx context.Context, bkt ship.Bucket, w io.Writer) error {
-	list, err := ship.ListBlocks(ctx, bkt)
+func (c *bucketToolConfig) verify(ctx context.Context, bkt bucket.Bucket, w io.Writer) error {
+	set, err := block.NewFetcher(bkt, nil).Fetch(ctx)
 	if err != nil {
 		return err
 	}
-	problems, err := ship.VerifyBucket(ctx, bkt, ship.VerifyOptions{Deep: c.deep})
+	problems, err := block.Verify(ctx, bkt, set, block.VerifyOptions{Deep: c.deep})
 	if err != nil {
 		return err
 	}
@@ -239,7 +262,7 @@ func (c *bucketToolConfig) verify(ctx context.Context, bkt ship.Bucket, w io.Wri
 		what = "structure, series and chunks"
 	}
 	fmt.Fprintf(w, "verified %s of %d blocks (%d partial uploads skipped): %d problems in %d blocks\n",
-		what, len(list.Blocks)+len(list.BadMeta), len(list.Partial), len(problems), len(blocks))
+		what, len(set.Blocks)+len(set.Unreadable), len(set.Partial), len(problems), len(blocks))
 	if len(problems) > 0 {
 		return errProblemsFound
 	}

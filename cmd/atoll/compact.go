@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -136,7 +137,8 @@ func setupCompact(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() {
+		var readyLoop sync.WaitGroup
+		readyLoop.Go(func() {
 			// Ready while the lease is held.
 			t := time.NewTicker(200 * time.Millisecond)
 			defer t.Stop()
@@ -149,8 +151,9 @@ func setupCompact(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 				case <-t.C:
 				}
 			}
-		}()
+		})
 		g.Add(func() error {
+			defer readyLoop.Wait()
 			defer close(done)
 			return compactErr(comp.Run(ctx))
 		}, func(error) { cancel() })

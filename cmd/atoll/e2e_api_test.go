@@ -20,7 +20,8 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"gopkg.in/yaml.v3"
 
-	"github.com/atoll-metrics/atoll/ship/shiptest"
+	"github.com/atoll-metrics/atoll/bucket/buckettest"
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
 
 // apiEndpoints lists every path under /api/v1/ with the methods it is
@@ -149,8 +150,8 @@ func TestAPIAnswersRequestsWithOrigin(t *testing.T) {
 	if v := metricValue(t, a.httpURL, "atoll_http_panics_total"); v != 0 {
 		t.Errorf("atoll_http_panics_total = %v after the sweep", v)
 	}
-	if strings.Contains(a.log.String(), "panic") {
-		t.Errorf("the log reports a panic:\n%s", tail(a.log.String(), 4096))
+	if strings.Contains(a.Output().String(), "panic") {
+		t.Errorf("the log reports a panic:\n%s", tail(a.Output().String(), 4096))
 	}
 	t.Logf("%d requests with Origin to %d endpoints answered", asked, len(endpoints))
 }
@@ -253,7 +254,7 @@ func TestStatusEndpointsTellTheTruth(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	s3 := shiptest.StartS3Server(t)
+	s3 := buckettest.StartS3Server(t)
 	bc := s3.CreateBucket(t)
 	secret := string(bc.SecretKey)
 	inline := fmt.Sprintf("type: S3\nconfig: {bucket: %s, endpoint: %q, access_key: %s, secret_key: %s, insecure: true, bucket_lookup_type: path}\n",
@@ -348,8 +349,8 @@ func TestStatusEndpointsTellTheTruth(t *testing.T) {
 			t.Errorf("GET %s shows the S3 secret key", p)
 		}
 	}
-	a.stop(30 * time.Second)
-	if strings.Contains(a.log.String(), secret) {
+	a.Stop(30 * time.Second)
+	if strings.Contains(a.Output().String(), secret) {
 		t.Error("the log shows the S3 secret key")
 	}
 }
@@ -360,11 +361,11 @@ func TestQueryStatusEndpoints(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	port := freePorts(t, 2)
-	q := startProcess(t, "query", atollBinary, "query", "--ring.disable",
+	port := e2eproc.Ports(t, 2)
+	q := e2eproc.Start(t, "query", atollBinary, "query", "--ring.disable",
 		fmt.Sprintf("--http-address=127.0.0.1:%d", port[0]), fmt.Sprintf("--grpc-address=127.0.0.1:%d", port[1]))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port[0])
-	waitReady(t, q, base+"/-/ready", 30*time.Second)
+	q.WaitReady(base+"/-/ready", 30*time.Second)
 	if code, r := promAPI(t, base+"/api/v1", "/status/tsdb", nil, nil); code != http.StatusNotFound {
 		t.Errorf("/status/tsdb of atoll query: %d %s, want 404", code, r.Error)
 	}

@@ -19,8 +19,10 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/prometheus/prometheus/prompb"
 
-	"github.com/atoll-metrics/atoll/ship"
-	"github.com/atoll-metrics/atoll/ship/shiptest"
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/bucket/buckettest"
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
 
 // history writes series samples every 15s over span ending now, in order,
@@ -80,13 +82,13 @@ func (h history) answers(t *testing.T, httpURL string) map[string]any {
 	return out
 }
 
-func countBlocks(t *testing.T, bkt ship.Bucket) int {
+func countBlocks(t *testing.T, bkt bucket.Bucket) int {
 	t.Helper()
-	ls, err := ship.ListBlocks(context.Background(), bkt)
+	set, err := block.NewFetcher(bkt, nil).Fetch(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(ls.Blocks)
+	return len(set.Blocks)
 }
 
 // TestAllShipsToBucketAndAnswersFromIt writes hours of history to `atoll
@@ -102,7 +104,7 @@ func TestAllShipsToBucketAndAnswersFromIt(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("type: FILESYSTEM\nconfig:\n  directory: "+bucketDir+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bkt, err := ship.NewFilesystemBucket(bucketDir)
+	bkt, err := bucket.NewFilesystem(bucketDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +124,7 @@ func TestAllShipsToBucketAndAnswersFromIt(t *testing.T) {
 	})
 	want := h.answers(t, a.httpURL)
 
-	a.stop(60 * time.Second)
+	a.Stop(60 * time.Second)
 	if err := os.RemoveAll(dataDir); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +148,7 @@ func TestS3OutageDelaysShippingOnly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	s3 := shiptest.StartS3Server(t)
+	s3 := buckettest.StartS3Server(t)
 	bc := s3.CreateBucket(t)
 	bc.MaxRetries = 1
 	yml := fmt.Sprintf("type: S3\nconfig:\n  bucket: %s\n  endpoint: %s\n  region: %s\n  access_key: %s\n  secret_key: %s\n  insecure: true\n  bucket_lookup_type: path\n  max_retries: 1\n",
@@ -156,11 +158,11 @@ func TestS3OutageDelaysShippingOnly(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ship.ParseBucketConfig([]byte(yml))
+	cfg, err := bucket.ParseConfig([]byte(yml))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bkt, err := ship.NewBucket(cfg, nil, nil)
+	bkt, err := bucket.New(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,14 +199,14 @@ func TestS3OutageDelaysShippingOnly(t *testing.T) {
 	// Everything is queryable, and after a clean stop everything, heads
 	// included, is in S3.
 	want := h.answers(t, a.httpURL)
-	a.stop(60 * time.Second)
-	ls, err := ship.ListBlocks(context.Background(), bkt)
+	a.Stop(60 * time.Second)
+	set, err := block.NewFetcher(bkt, nil).Fetch(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var samples uint64
-	for _, b := range ls.Blocks {
-		samples += b.Stats.NumSamples
+	for _, b := range set.Blocks {
+		samples += b.Meta.Stats.NumSamples
 	}
 	if total := uint64(h.series) * uint64((h.end-h.start)/15_000); samples < total {
 		t.Fatalf("S3 holds %d samples, %d were written", samples, total)
@@ -212,7 +214,7 @@ func TestS3OutageDelaysShippingOnly(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(want), "job-2") {
 		t.Fatalf("answers: %v", want)
 	}
-	t.Logf("%d blocks, %d samples in S3 after an outage in the middle", len(ls.Blocks), samples)
+	t.Logf("%d blocks, %d samples in S3 after an outage in the middle", len(set.Blocks), samples)
 }
 
 // withoutReplicaLabel decodes an API answer and removes the replica label
@@ -287,7 +289,7 @@ func TestDedupFalseOverShippedBlocks(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("type: FILESYSTEM\nconfig:\n  directory: "+filepath.Join(dir, "bucket")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bkt, err := ship.NewFilesystemBucket(filepath.Join(dir, "bucket"))
+	bkt, err := bucket.NewFilesystem(filepath.Join(dir, "bucket"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +321,7 @@ func TestDedupFalseOverShippedBlocks(t *testing.T) {
 	}
 	// The restarted process finds its blocks on disk and the same blocks in
 	// the bucket at its first sync.
-	a.stop(60 * time.Second)
+	a.Stop(60 * time.Second)
 	a.restart(t)
 	compare("local blocks and bucket")
 	// Every block of the bucket is also on disk: the gateway loaded them
@@ -331,7 +333,7 @@ func TestDedupFalseOverShippedBlocks(t *testing.T) {
 		t.Errorf("the gateway read %v blocks that the local TSDB serves", n)
 	}
 
-	a.stop(60 * time.Second)
+	a.Stop(60 * time.Second)
 	if err := os.RemoveAll(dataDir); err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +352,7 @@ func TestBucketUnusableKeepsNotReady(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	s3 := shiptest.StartS3Server(t)
+	s3 := buckettest.StartS3Server(t)
 	bc := s3.CreateBucket(t)
 	for _, tc := range []struct {
 		name, bucket, reason, logged string
@@ -370,9 +372,9 @@ func TestBucketUnusableKeepsNotReady(t *testing.T) {
 			if tc.fix != nil {
 				s3.Stop()
 			}
-			ports := freePorts(t, 3)
+			ports := e2eproc.Ports(t, 3)
 			httpURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-			p := startProcess(t, "atoll", atollBinary, "all", "--data-dir="+filepath.Join(dir, "data"),
+			p := e2eproc.Start(t, "atoll", atollBinary, "all", "--data-dir="+filepath.Join(dir, "data"),
 				fmt.Sprintf("--http-address=127.0.0.1:%d", ports[0]), fmt.Sprintf("--remote-write.address=127.0.0.1:%d", ports[1]),
 				fmt.Sprintf("--grpc-address=127.0.0.1:%d", ports[2]), "--objstore.config-file="+cfgFile)
 			eventually(t, 30*time.Second, func() error {
@@ -387,8 +389,8 @@ func TestBucketUnusableKeepsNotReady(t *testing.T) {
 				}
 				return nil
 			})
-			if !strings.Contains(p.log.String(), tc.logged) || !strings.Contains(p.log.String(), "level=ERROR") {
-				t.Errorf("the log does not report the bucket as an error:\n%s", tail(p.log.String(), 2000))
+			if !strings.Contains(p.Output().String(), tc.logged) || !strings.Contains(p.Output().String(), "level=ERROR") {
+				t.Errorf("the log does not report the bucket as an error:\n%s", tail(p.Output().String(), 2000))
 			}
 			time.Sleep(2 * time.Second)
 			if resp, err := http.Get(httpURL + "/-/ready"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
@@ -401,8 +403,8 @@ func TestBucketUnusableKeepsNotReady(t *testing.T) {
 				fixed.Bucket = tc.bucket
 				createBucket(t, fixed)
 			}
-			waitReady(t, p, httpURL+"/-/ready", 30*time.Second)
-			if strings.Contains(p.log.String(), string(bc.SecretKey)) {
+			p.WaitReady(httpURL+"/-/ready", 30*time.Second)
+			if strings.Contains(p.Output().String(), string(bc.SecretKey)) {
 				t.Error("the log shows the S3 secret key")
 			}
 		})
@@ -410,7 +412,7 @@ func TestBucketUnusableKeepsNotReady(t *testing.T) {
 }
 
 // createBucket creates the bucket of cfg on its server.
-func createBucket(t *testing.T, cfg ship.S3Config) {
+func createBucket(t *testing.T, cfg bucket.S3Config) {
 	t.Helper()
 	c, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds: credentials.NewStaticV4(cfg.AccessKey, string(cfg.SecretKey), ""), Region: cfg.Region, BucketLookup: minio.BucketLookupPath,

@@ -16,11 +16,13 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
 
 // receiver is a running `atoll receive`.
 type receiver struct {
-	*process
+	*e2eproc.Process
 	id       string
 	dataDir  string
 	args     []string
@@ -39,7 +41,7 @@ var gossipFlags = []string{
 
 func startReceiver(t testing.TB, id, dataDir, join string, extra ...string) *receiver {
 	t.Helper()
-	ports := freePorts(t, 4)
+	ports := e2eproc.Ports(t, 4)
 	r := &receiver{
 		id:       id,
 		dataDir:  dataDir,
@@ -61,20 +63,20 @@ func startReceiver(t testing.TB, id, dataDir, join string, extra ...string) *rec
 		"--receive.replication-factor=3",
 		"--receive.forward-timeout=2s",
 	}, append(gossipFlags, extra...)...)
-	r.process = startProcess(t, id, atollBinary, r.args...)
-	waitReady(t, r.process, r.httpURL+"/-/ready", 60*time.Second)
+	r.Process = e2eproc.Start(t, id, atollBinary, r.args...)
+	r.Process.WaitReady(r.httpURL+"/-/ready", 60*time.Second)
 	return r
 }
 
 func (r *receiver) restart(t testing.TB) {
 	t.Helper()
-	r.process = startProcess(t, r.id, atollBinary, r.args...)
-	waitReady(t, r.process, r.httpURL+"/-/ready", 60*time.Second)
+	r.Process = e2eproc.Start(t, r.id, atollBinary, r.args...)
+	r.Process.WaitReady(r.httpURL+"/-/ready", 60*time.Second)
 }
 
-func startQuerier(t *testing.T, join string, extra ...string) (*process, string) {
+func startQuerier(t *testing.T, join string, extra ...string) (*e2eproc.Process, string) {
 	t.Helper()
-	ports := freePorts(t, 2)
+	ports := e2eproc.Ports(t, 2)
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	args := append([]string{"query",
 		fmt.Sprintf("--http-address=127.0.0.1:%d", ports[0]),
@@ -84,8 +86,8 @@ func startQuerier(t *testing.T, join string, extra ...string) (*process, string)
 		"--store.check-interval=1s",
 		"--query.store-timeout=5s",
 	}, append(gossipFlags, extra...)...)
-	p := startProcess(t, "querier", atollBinary, args...)
-	waitReady(t, p, httpURL+"/-/ready", 60*time.Second)
+	p := e2eproc.Start(t, "querier", atollBinary, args...)
+	p.WaitReady(httpURL+"/-/ready", 60*time.Second)
 	return p, httpURL
 }
 
@@ -383,7 +385,7 @@ func TestCluster(t *testing.T) {
 
 	w.start()
 	t.Run("a hung receiver does not stop writes", func(t *testing.T) {
-		if err := r3.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		if err := r3.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
 		w.resetCounts()
@@ -392,7 +394,7 @@ func TestCluster(t *testing.T) {
 		if counts[http.StatusNoContent] < 10 || len(counts) != 1 {
 			t.Fatalf("writes while r3 hangs: %v", counts)
 		}
-		if err := r3.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		if err := r3.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
 		waitRing(t, r1.httpURL, "r1", "r2", "r3")
@@ -400,7 +402,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("a killed receiver loses nothing acknowledged", func(t *testing.T) {
 		w.resetCounts()
-		r3.kill()
+		r3.Kill()
 		time.Sleep(3 * time.Second)
 		counts := w.statusCounts()
 		if counts[http.StatusNoContent] < 10 {
@@ -459,9 +461,9 @@ func TestCluster(t *testing.T) {
 		}
 		// With three of four receivers gone, one healthy owner is left for
 		// any series: fewer than the quorum of two.
-		r2.kill()
-		r3.kill()
-		r4.kill()
+		r2.Kill()
+		r3.Kill()
+		r4.Kill()
 		client := &http.Client{Timeout: 10 * time.Second}
 		eventually(t, 30*time.Second, func() error {
 			if code := w.send(client, 0); code != http.StatusServiceUnavailable {

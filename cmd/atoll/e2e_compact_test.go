@@ -18,11 +18,10 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
-	"github.com/atoll-metrics/atoll/compactor"
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
-	"github.com/atoll-metrics/atoll/compactor/blockio"
-	"github.com/atoll-metrics/atoll/compactor/blockset"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
 
 // TestCompactSurvivesKill9 SIGKILLs `atoll compact` at random points of its
@@ -38,7 +37,7 @@ func TestCompactSurvivesKill9(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	bucketDir := filepath.Join(dir, "bucket")
-	bkt, err := ship.NewFilesystemBucket(bucketDir)
+	bkt, err := bucket.NewFilesystem(bucketDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,12 +63,12 @@ func TestCompactSurvivesKill9(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	killed := 0
 	for i := range 6 {
-		p := startProcess(t, fmt.Sprintf("compact-%d", i), atollBinary, args...)
+		p := e2eproc.Start(t, fmt.Sprintf("compact-%d", i), atollBinary, args...)
 		select {
-		case <-p.done:
+		case <-p.Done():
 			t.Logf("run %d finished before the kill", i)
 		case <-time.After(time.Duration(300+rng.IntN(2500)) * time.Millisecond):
-			p.kill()
+			p.Kill()
 			killed++
 		}
 	}
@@ -84,34 +83,36 @@ func TestCompactSurvivesKill9(t *testing.T) {
 		}
 	}
 
-	set, err := blockset.NewFetcher(bkt, nil).Fetch(ctx)
+	set, err := block.NewFetcher(bkt, nil).Fetch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	live := set.Live(time.Now(), 0)
-	byRes := map[int64][]*blockset.Block{}
-	groups := map[string][]*blockset.Block{}
+	live := set.Visible(block.UnlessDeletionMarked(time.Now(), 0))
+	byRes := map[int64][]*block.Block{}
+	groups := map[string][]*block.Block{}
 	for _, b := range live {
 		if b.NoCompact != nil {
 			t.Errorf("block %s marked no-compact: %+v", b.ID(), b.NoCompact)
 		}
 		byRes[b.Resolution()] = append(byRes[b.Resolution()], b)
-		g := compactor.GroupOf(b, []string{"receive_replica"}).Key()
+		// A group: the external labels without the replica label, and
+		// the resolution.
+		g := fmt.Sprintf("%s@%d", labels.NewBuilder(b.Meta.ExternalLabels()).Del("receive_replica").Labels(), b.Resolution())
 		groups[g] = append(groups[g], b)
 	}
 	for g, bs := range groups {
-		slices.SortFunc(bs, func(a, b *blockset.Block) int { return int(a.Meta.MinTime - b.Meta.MinTime) })
+		slices.SortFunc(bs, func(a, b *block.Block) int { return int(a.Meta.MinTime - b.Meta.MinTime) })
 		for i := 1; i < len(bs); i++ {
 			if bs[i].Meta.MinTime < bs[i-1].Meta.MaxTime {
 				t.Errorf("group %s: live blocks %s and %s overlap", g, bs[i-1].ID(), bs[i].ID())
 			}
 		}
 	}
-	if len(byRes[ship.Resolution5m]) == 0 || len(byRes[ship.Resolution1h]) == 0 {
-		t.Errorf("downsampling incomplete: %d 5m and %d 1h blocks", len(byRes[ship.Resolution5m]), len(byRes[ship.Resolution1h]))
+	if len(byRes[block.Resolution5m]) == 0 || len(byRes[block.Resolution1h]) == 0 {
+		t.Errorf("downsampling incomplete: %d 5m and %d 1h blocks", len(byRes[block.Resolution5m]), len(byRes[block.Resolution1h]))
 	}
 
-	raw := readBlocks(t, ctx, bkt, byRes[ship.ResolutionRaw], nil)
+	raw := readBlocks(t, ctx, bkt, byRes[block.ResolutionRaw], nil)
 	for _, s := range cfg.AllSeries() {
 		var want []int64
 		iv := cfg.Interval.Milliseconds()
@@ -137,8 +138,8 @@ func TestCompactSurvivesKill9(t *testing.T) {
 			}
 		}
 		// Downsampled counts add up to the raw samples they cover.
-		for _, res := range []int64{ship.Resolution5m, ship.Resolution1h} {
-			counts := readBlocks(t, ctx, bkt, byRes[res], labels.MustNewMatcher(labels.MatchEqual, ship.AggregateLabel, ship.AggrCount))
+		for _, res := range []int64{block.Resolution5m, block.Resolution1h} {
+			counts := readBlocks(t, ctx, bkt, byRes[res], labels.MustNewMatcher(labels.MatchEqual, block.AggregateLabel, block.AggrCount))
 			c := counts[s.Labels.String()]
 			var sum float64
 			for _, v := range c.counts {
@@ -168,11 +169,11 @@ func TestCompactRefusesSecondCompactor(t *testing.T) {
 	dir := t.TempDir()
 	bucketDir := filepath.Join(dir, "bucket")
 	inline := fmt.Sprintf("type: FILESYSTEM\nconfig:\n  directory: %s\n", bucketDir)
-	port := freePorts(t, 1)[0]
-	first := startProcess(t, "compact-first", atollBinary, "compact", "--wait", "--wait-interval=1s",
+	port := e2eproc.Ports(t, 1)[0]
+	first := e2eproc.Start(t, "compact-first", atollBinary, "compact", "--wait", "--wait-interval=1s",
 		"--objstore.config="+inline, "--data-dir="+filepath.Join(dir, "a"),
 		fmt.Sprintf("--http-address=127.0.0.1:%d", port), "--lease.holder=first", "--lease.duration=30s")
-	waitReady(t, first, fmt.Sprintf("http://127.0.0.1:%d/-/ready", port), 30*time.Second)
+	first.WaitReady(fmt.Sprintf("http://127.0.0.1:%d/-/ready", port), 30*time.Second)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -185,7 +186,7 @@ func TestCompactRefusesSecondCompactor(t *testing.T) {
 	if !strings.Contains(string(out), "another compactor is running on this bucket") || !strings.Contains(string(out), `holder \"first\"`) {
 		t.Errorf("second compactor's message does not say who holds the bucket:\n%s", out)
 	}
-	first.stop(10 * time.Second)
+	first.Stop(10 * time.Second)
 }
 
 // TestCompactRefusesSecondCompactorOnSameHost runs two compactors on one
@@ -200,13 +201,13 @@ func TestCompactRefusesSecondCompactorOnSameHost(t *testing.T) {
 	host := defaultInstanceID()
 	dir := t.TempDir()
 	inline := fmt.Sprintf("type: FILESYSTEM\nconfig:\n  directory: %s\n", filepath.Join(dir, "bucket"))
-	port := freePorts(t, 1)[0]
+	port := e2eproc.Ports(t, 1)[0]
 	const leaseDuration = 8 * time.Second
-	first := startProcess(t, "compact-first", atollBinary, "compact", "--wait", "--wait-interval=1s",
+	first := e2eproc.Start(t, "compact-first", atollBinary, "compact", "--wait", "--wait-interval=1s",
 		"--objstore.config="+inline, "--data-dir="+filepath.Join(dir, "a"),
 		fmt.Sprintf("--http-address=127.0.0.1:%d", port), "--lease.duration="+leaseDuration.String())
 	readyURL := fmt.Sprintf("http://127.0.0.1:%d/-/ready", port)
-	waitReady(t, first, readyURL, 30*time.Second)
+	first.WaitReady(readyURL, 30*time.Second)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -219,12 +220,12 @@ func TestCompactRefusesSecondCompactorOnSameHost(t *testing.T) {
 	if !strings.Contains(string(out), "another compactor is running on this bucket") || !strings.Contains(string(out), fmt.Sprintf(`holder \"%s\"`, host)) {
 		t.Errorf("second compactor's message does not name the live holder %q:\n%s", host, out)
 	}
-	if first.exited() {
-		t.Fatalf("the first compactor stopped:\n%s", tail(first.log.String(), 2048))
+	if first.Exited() {
+		t.Fatalf("the first compactor stopped:\n%s", tail(first.Output().String(), 2048))
 	}
-	waitReady(t, first, readyURL, 5*time.Second)
+	first.WaitReady(readyURL, 5*time.Second)
 
-	first.kill()
+	first.Kill()
 	killed := time.Now()
 	out, err = exec.CommandContext(ctx, atollBinary, "compact", "--objstore.config="+inline,
 		"--data-dir="+filepath.Join(dir, "c")).CombinedOutput()
@@ -246,12 +247,12 @@ type seriesValues struct {
 
 // readBlocks reads every generated series of the blocks, keyed by labels
 // without __aggr__. matcher narrows the series (nil reads raw series).
-func readBlocks(t *testing.T, ctx context.Context, bkt ship.Bucket, bs []*blockset.Block, matcher *labels.Matcher) map[string]seriesValues {
+func readBlocks(t *testing.T, ctx context.Context, bkt bucket.Bucket, bs []*block.Block, matcher *labels.Matcher) map[string]seriesValues {
 	t.Helper()
 	dir := t.TempDir()
 	var qs []storage.Querier
 	for _, b := range bs {
-		d, err := blockio.Download(ctx, bkt, b.ID(), dir)
+		d, err := block.Download(ctx, bkt, b.ID(), dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -291,7 +292,7 @@ func readBlocks(t *testing.T, ctx context.Context, bkt ship.Bucket, bs []*blocks
 		if err := it.Err(); err != nil {
 			t.Fatal(err)
 		}
-		out[labels.NewBuilder(s.Labels()).Del(ship.AggregateLabel).Labels().String()] = sv
+		out[labels.NewBuilder(s.Labels()).Del(block.AggregateLabel).Labels().String()] = sv
 	}
 	if err := set.Err(); err != nil {
 		t.Fatal(err)

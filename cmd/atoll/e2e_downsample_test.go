@@ -20,10 +20,10 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
-	"github.com/atoll-metrics/atoll/compactor/blockset"
-	"github.com/atoll-metrics/atoll/ship"
-	"github.com/atoll-metrics/atoll/tsdbshard"
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 // Tolerances of answers read from downsampled data, against the raw answer
@@ -47,7 +47,7 @@ const (
 	dsRateTolerance = 0.01
 	// Ranges starting less than dsResetMargin after a reset, or holding
 	// one up to a window after their end. There the increase a window saw
-	// before its reset is counted one window early (ship.AggrCounter), so
+	// before its reset is counted one window early (block.AggrCounter), so
 	// a range gains or loses up to one window's increase out of twelve,
 	// and the window after a reset grows fastest: up to 1/12 at twice the
 	// average rate. Measured worst: 0.095 at 5m, 0.088 at 1h.
@@ -96,7 +96,7 @@ func TestQueriesReadDownsampledData(t *testing.T) {
 		Duration:       31 * day,
 		Interval:       2 * time.Minute,
 		Series:         200,
-		ExternalLabels: map[string]string{"tenant_id": tsdbshard.DefaultTenant},
+		ExternalLabels: map[string]string{"tenant_id": tenant.Default},
 		Seed:           5,
 	}.WithDefaults()
 	late := month
@@ -136,9 +136,9 @@ func TestQueriesReadDownsampledData(t *testing.T) {
 	hour := time.Hour.Milliseconds()
 	dayMs := day.Milliseconds()
 	coverage := dsCoverage(t, ctx, b.bkt, S)
-	t.Logf("downsampled data from the start: 5m for %.1f days, 1h for %.1f days", float64(coverage[ship.Resolution5m]-S)/float64(dayMs), float64(coverage[ship.Resolution1h]-S)/float64(dayMs))
-	if coverage[ship.Resolution1h] < S+28*dayMs || coverage[ship.Resolution5m] < coverage[ship.Resolution1h] {
-		t.Fatalf("downsampling incomplete: 5m up to %s, 1h up to %s", time.UnixMilli(coverage[ship.Resolution5m]).UTC(), time.UnixMilli(coverage[ship.Resolution1h]).UTC())
+	t.Logf("downsampled data from the start: 5m for %.1f days, 1h for %.1f days", float64(coverage[block.Resolution5m]-S)/float64(dayMs), float64(coverage[block.Resolution1h]-S)/float64(dayMs))
+	if coverage[block.Resolution1h] < S+28*dayMs || coverage[block.Resolution5m] < coverage[block.Resolution1h] {
+		t.Fatalf("downsampling incomplete: 5m up to %s, 1h up to %s", time.UnixMilli(coverage[block.Resolution5m]).UTC(), time.UnixMilli(coverage[block.Resolution1h]).UTC())
 	}
 
 	truth := tr.queryable(t, ctx)
@@ -279,7 +279,7 @@ func TestQueriesReadDownsampledData(t *testing.T) {
 			if !sameTimestamps(avg, got) || !sameTimestamps(lo, got) || !sameTimestamps(hi, got) {
 				t.Fatalf("gen_temperature at %s: reference steps differ", c.res)
 			}
-			resMs := map[string]int64{"5m": ship.Resolution5m, "1h": ship.Resolution1h}[c.res]
+			resMs := map[string]int64{"5m": block.Resolution5m, "1h": block.Resolution1h}[c.res]
 			checked := 0
 			for k, pts := range got {
 				for i, p := range pts {
@@ -342,7 +342,7 @@ func TestQueriesReadDownsampledData(t *testing.T) {
 		if want := 0.95 * 100 * span / float64(month.Interval.Milliseconds()); samples["0s"] < want {
 			t.Errorf("raw read sent %.0f samples, want at least %.0f", samples["0s"], want)
 		}
-		for res, window := range map[string]int64{"5m": ship.Resolution5m, "1h": ship.Resolution1h} {
+		for res, window := range map[string]int64{"5m": block.Resolution5m, "1h": block.Resolution1h} {
 			if most := 100 * span / float64(window); samples[res] > most {
 				t.Errorf("read at %s sent %.0f samples, more than one per window (%.0f)", res, samples[res], most)
 			}
@@ -471,18 +471,18 @@ func (bs localBlocks) Querier(mint, maxt int64) (storage.Querier, error) {
 
 // dsCoverage returns, per downsampled resolution, where the live blocks of
 // that resolution stop covering the bucket without a gap from start.
-func dsCoverage(t *testing.T, ctx context.Context, bkt ship.Bucket, start int64) map[int64]int64 {
+func dsCoverage(t *testing.T, ctx context.Context, bkt bucket.Bucket, start int64) map[int64]int64 {
 	t.Helper()
-	set, err := blockset.NewFetcher(bkt, nil).Fetch(ctx)
+	set, err := block.NewFetcher(bkt, nil).Fetch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	byRes := map[int64][]*blockset.Block{}
-	for _, b := range set.Live(time.Now(), 0) {
+	byRes := map[int64][]*block.Block{}
+	for _, b := range set.Visible(block.UnlessDeletionMarked(time.Now(), 0)) {
 		byRes[b.Resolution()] = append(byRes[b.Resolution()], b)
 	}
 	out := map[int64]int64{}
-	for _, res := range []int64{ship.Resolution5m, ship.Resolution1h} {
+	for _, res := range []int64{block.Resolution5m, block.Resolution1h} {
 		bs := byRes[res]
 		sort.Slice(bs, func(i, j int) bool { return bs[i].Meta.MinTime < bs[j].Meta.MinTime })
 		end := start

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/atoll-metrics/atoll/internal/apicompare"
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 	"github.com/atoll-metrics/atoll/internal/rwhistory"
 )
 
@@ -65,29 +65,6 @@ func apiGet(t *testing.T, base, path string, params url.Values, header http.Head
 	return resp.StatusCode, b
 }
 
-func startMemcached(t *testing.T) string {
-	t.Helper()
-	port := freePorts(t, 1)[0]
-	args := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", "64", "-I", "4m"}
-	if os.Geteuid() == 0 {
-		// memcached refuses to run as root unless told whom to run as.
-		args = append(args, "-u", "root")
-	}
-	p := startProcess(t, "memcached", findTool(t, "memcached"), args...)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	eventually(t, 10*time.Second, func() error {
-		if p.exited() {
-			t.Fatalf("memcached exited:\n%s", p.log.String())
-		}
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	})
-	return addr
-}
-
 // TestQueryFrontend holds two days of data in Atoll and in Prometheus and
 // asks the same range queries of Prometheus, of `atoll query` alone, of
 // `atoll query-frontend` in front of it (memcached, vertical shards spread
@@ -101,16 +78,16 @@ func TestQueryFrontend(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	dir := t.TempDir()
-	prom := findTool(t, "prometheus")
-	promAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	prom := e2eproc.FindTool(t, "prometheus")
+	promAddr := fmt.Sprintf("127.0.0.1:%d", e2eproc.Ports(t, 1)[0])
 	promCfg := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(promCfg, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := startProcess(t, "prometheus", prom, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "prometheus"),
+	p := e2eproc.Start(t, "prometheus", prom, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "prometheus"),
 		"--storage.tsdb.retention.time=30d", "--web.listen-address="+promAddr, "--web.enable-remote-write-receiver")
 	promURL := "http://" + promAddr
-	waitReady(t, p, promURL+"/-/ready", 60*time.Second)
+	p.WaitReady(promURL+"/-/ready", 60*time.Second)
 
 	// The store holding the data answers through a frontend of its own too.
 	a := startAtoll(t, filepath.Join(dir, "a"), "--compact.disable", "--tsdb.retention=30d",
@@ -138,24 +115,24 @@ func TestQueryFrontend(t *testing.T) {
 	// store that dies is still asked, and fails, as one that just died.
 	var queriers []string
 	for range 2 {
-		port := freePorts(t, 1)[0]
+		port := e2eproc.Ports(t, 1)[0]
 		u := fmt.Sprintf("http://127.0.0.1:%d", port)
-		q := startProcess(t, "querier", atollBinary, "query", "--ring.disable",
+		q := e2eproc.Start(t, "querier", atollBinary, "query", "--ring.disable",
 			fmt.Sprintf("--http-address=127.0.0.1:%d", port),
 			"--store="+a.grpcAddr, "--store="+b.grpcAddr,
 			"--store.check-interval=10m", "--query.store-timeout=10s")
-		waitReady(t, q, u+"/-/ready", 60*time.Second)
+		q.WaitReady(u+"/-/ready", 60*time.Second)
 		queriers = append(queriers, u)
 	}
 
-	mc := startMemcached(t)
+	mc := e2eproc.Memcached(t)
 	limits := filepath.Join(dir, "limits.yml")
 	if err := os.WriteFile(limits, []byte("tenants:\n  default-tenant:\n    max_samples: 500\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fePort := freePorts(t, 1)[0]
+	fePort := e2eproc.Ports(t, 1)[0]
 	feURL := fmt.Sprintf("http://127.0.0.1:%d", fePort)
-	fe := startProcess(t, "query-frontend", atollBinary, "query-frontend",
+	fe := e2eproc.Start(t, "query-frontend", atollBinary, "query-frontend",
 		fmt.Sprintf("--http-address=127.0.0.1:%d", fePort),
 		"--query-frontend.downstream-url="+queriers[0], "--query-frontend.downstream-url="+queriers[1],
 		"--query-range.response-cache-config=type: MEMCACHED\nconfig:\n  addresses: ["+mc+"]\n  max_item_size: 4MiB\n",
@@ -165,7 +142,7 @@ func TestQueryFrontend(t *testing.T) {
 		"--query-frontend.log-queries-longer-than=-1ms",
 		"--query-frontend.downstream-check-interval=1s",
 	)
-	waitReady(t, fe, feURL+"/-/ready", 30*time.Second)
+	fe.WaitReady(feURL+"/-/ready", 30*time.Second)
 
 	nowMs := now.UnixMilli()
 	midnight := nowMs / 86_400_000 * 86_400_000
@@ -262,13 +239,13 @@ func TestQueryFrontend(t *testing.T) {
 				t.Errorf("%s: %d %s, want %q", path, code, tail(string(body), 300), want)
 			}
 		}
-		if !strings.Contains(fe.log.String(), `msg="slow query"`) {
+		if !strings.Contains(fe.Output().String(), `msg="slow query"`) {
 			t.Error("no slow query logged with --query-frontend.log-queries-longer-than=-1ms")
 		}
 	})
 
 	t.Run("a store fails", func(t *testing.T) {
-		b.kill()
+		b.Kill()
 		w := aligned("last 2h", nowMs-2*3_600_000, nowMs, 60_000)
 		q := `max by (job) (fe_temperature)`
 		_, want := apiGet(t, promURL, "/api/v1/query_range", params(q, w), nil)

@@ -21,6 +21,8 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
 
 // TestPrometheusRemoteWriteMatchesPrometheus points a real Prometheus,
@@ -32,8 +34,8 @@ func TestPrometheusRemoteWriteMatchesPrometheus(t *testing.T) {
 	}
 	dir := t.TempDir()
 	a := startAtoll(t, filepath.Join(dir, "atoll"))
-	prom := findTool(t, "prometheus")
-	ports := freePorts(t, 2)
+	prom := e2eproc.FindTool(t, "prometheus")
+	ports := e2eproc.Ports(t, 2)
 	promAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	promData := filepath.Join(dir, "prometheus")
 
@@ -63,13 +65,13 @@ remote_write:
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := startProcess(t, "prometheus", prom,
+	p := e2eproc.Start(t, "prometheus", prom,
 		"--config.file="+cfgFile,
 		"--storage.tsdb.path="+promData,
 		"--web.listen-address="+promAddr,
 	)
 	promURL := "http://" + promAddr
-	waitReady(t, p, promURL+"/-/ready", 60*time.Second)
+	p.WaitReady(promURL+"/-/ready", 60*time.Second)
 
 	// Let a dozen scrapes of both targets reach Atoll.
 	eventually(t, 60*time.Second, func() error {
@@ -87,16 +89,16 @@ remote_write:
 	})
 	// A clean stop flushes remote write; then Prometheus comes back without
 	// scraping or writing, over the same data, to answer from what it stored.
-	p.stop(90 * time.Second)
+	p.Stop(90 * time.Second)
 	idle := filepath.Join(dir, "idle.yml")
 	if err := os.WriteFile(idle, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	promAddr = fmt.Sprintf("127.0.0.1:%d", ports[1])
 	promURL = "http://" + promAddr
-	p = startProcess(t, "prometheus-reader", prom,
+	p = e2eproc.Start(t, "prometheus-reader", prom,
 		"--config.file="+idle, "--storage.tsdb.path="+promData, "--web.listen-address="+promAddr)
-	waitReady(t, p, promURL+"/-/ready", 60*time.Second)
+	p.WaitReady(promURL+"/-/ready", 60*time.Second)
 
 	// The window both hold: from the first scrape to a few seconds before
 	// the last, away from shutdown staleness markers.
@@ -426,7 +428,7 @@ func TestKillDuringIngestion(t *testing.T) {
 		}
 	}()
 	time.Sleep(3 * time.Second)
-	a.kill()
+	a.Kill()
 	close(stop)
 	<-done
 	mtx.Lock()

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math"
 	"net/http"
@@ -28,7 +27,12 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/atoll-metrics/atoll/bench/procstat"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/bucket"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
+	"github.com/atoll-metrics/atoll/internal/promqltest"
+	"github.com/atoll-metrics/atoll/tenant"
 )
 
 // gwBase is the start of the generated data: fixed, so that answers do not
@@ -41,7 +45,7 @@ const gwHour = int64(time.Hour / time.Millisecond)
 // blocks kept open locally as the reference.
 type gwBucket struct {
 	dir    string
-	bkt    ship.Bucket
+	bkt    bucket.Bucket
 	config string // objstore config file
 	local  []*tsdb.Block
 }
@@ -51,7 +55,7 @@ func newGWBucket(t *testing.T) *gwBucket {
 	dir := t.TempDir()
 	b := &gwBucket{dir: filepath.Join(dir, "bucket"), config: filepath.Join(dir, "bucket.yaml")}
 	var err error
-	if b.bkt, err = ship.NewFilesystemBucket(b.dir); err != nil {
+	if b.bkt, err = bucket.NewFilesystem(b.dir); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(b.config, fmt.Appendf(nil, "type: FILESYSTEM\nconfig:\n  directory: %s\n", b.dir), 0o644); err != nil {
@@ -61,68 +65,34 @@ func newGWBucket(t *testing.T) *gwBucket {
 }
 
 // addBlock writes a block of series counters and gauges over [mint, maxt)
-// with the TSDB's block writer, as a receiver of the default tenant would
-// have shipped it, and uploads it (meta.json last).
+// with blockgen, as a receiver of the default tenant would have shipped
+// it, and uploads it (meta.json last).
 func (b *gwBucket) addBlock(t *testing.T, series int, mint, maxt, step int64, keepOpen bool) (ulid.ULID, string) {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, 2*gwHour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := w.AppenderV2(ctx)
+	var data []blockgen.SeriesData
 	for i := range series {
-		counter := labels.FromStrings("__name__", "gw_requests_total", "job", fmt.Sprintf("job-%d", i%4), "instance", fmt.Sprintf("host-%04d", i))
-		gauge := labels.FromStrings("__name__", "gw_temperature", "job", fmt.Sprintf("job-%d", i%4), "instance", fmt.Sprintf("host-%04d", i))
-		var cref, gref storage.SeriesRef
+		counter := blockgen.SeriesData{Labels: labels.FromStrings("__name__", "gw_requests_total", "job", fmt.Sprintf("job-%d", i%4), "instance", fmt.Sprintf("host-%04d", i))}
+		gauge := blockgen.SeriesData{Labels: labels.FromStrings("__name__", "gw_temperature", "job", fmt.Sprintf("job-%d", i%4), "instance", fmt.Sprintf("host-%04d", i))}
 		for ts := mint; ts < maxt; ts += step {
 			k := (ts - gwBase) / step
 			// Counters grow by a per-series amount and reset every 500 steps.
-			c := float64((k%500)*int64(i%7+1)) + 0.5
-			g := 20 + 5*math.Sin(float64(k)/37+float64(i))
-			if cref, err = app.Append(cref, counter, 0, ts, c, nil, nil, storage.AOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if gref, err = app.Append(gref, gauge, 0, ts, g, nil, nil, storage.AOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			counter.Floats = append(counter.Floats, blockgen.FloatSample{T: ts, V: float64((k%500)*int64(i%7+1)) + 0.5})
+			gauge.Floats = append(gauge.Floats, blockgen.FloatSample{T: ts, V: 20 + 5*math.Sin(float64(k)/37+float64(i))})
 		}
+		data = append(data, counter, gauge)
 	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	id, err := w.Flush(ctx)
+	dir := t.TempDir()
+	id := ulid.Make()
+	// The block ends after its last sample, as one cut from a head does.
+	last := mint + (maxt-1-mint)/step*step
+	meta, err := blockgen.WriteBlock(ctx, dir, id, mint, last+1, map[string]string{tenant.Label: tenant.Default, "receive_replica": "r1"}, data)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	blockDir := filepath.Join(dir, id.String())
-	meta, err := ship.ReadMetaFromDir(blockDir)
-	if err != nil {
+	if _, err := block.Upload(ctx, b.bkt, blockDir, meta, nil); err != nil {
 		t.Fatal(err)
-	}
-	meta.Thanos.Labels = map[string]string{"tenant_id": "default-tenant", "receive_replica": "r1"}
-	meta.Thanos.Source = ship.SourceReceive
-	var files []ship.BlockFile
-	_ = filepath.WalkDir(blockDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(blockDir, p)
-		if info, _ := d.Info(); rel != ship.MetaFilename {
-			files = append(files, ship.BlockFile{RelPath: filepath.ToSlash(rel), SizeBytes: info.Size()})
-		}
-		return nil
-	})
-	meta.Thanos.Files = append(files, ship.BlockFile{RelPath: ship.MetaFilename})
-	if err := ship.WriteMetaToDir(blockDir, meta); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range meta.Thanos.Files {
-		b.put(t, path.Join(id.String(), f.RelPath), filepath.Join(blockDir, filepath.FromSlash(f.RelPath)))
 	}
 	if keepOpen {
 		blk, err := tsdb.OpenBlock(slog.New(slog.DiscardHandler), blockDir, nil, nil)
@@ -133,17 +103,6 @@ func (b *gwBucket) addBlock(t *testing.T, series int, mint, maxt, step int64, ke
 		b.local = append(b.local, blk)
 	}
 	return id, blockDir
-}
-
-func (b *gwBucket) put(t *testing.T, name, src string) {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.bkt.Upload(context.Background(), name, bytes.NewReader(data), int64(len(data))); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // Queryable is the reference: the local blocks merged, as one Prometheus
@@ -163,22 +122,22 @@ func (b *gwBucket) Querier(mint, maxt int64) (storage.Querier, error) {
 // startStoreGateway runs `atoll store` over the bucket and returns its
 // process, gRPC address and HTTP URL. It stays out of the gossip ring
 // unless extra has ring flags.
-func startStoreGateway(t *testing.T, b *gwBucket, extra ...string) (*process, string, string) {
+func startStoreGateway(t *testing.T, b *gwBucket, extra ...string) (*e2eproc.Process, string, string) {
 	t.Helper()
 	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--ring.") }) {
 		extra = append(extra, "--ring.disable")
 	}
-	ports := freePorts(t, 2)
+	ports := e2eproc.Ports(t, 2)
 	grpcAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	p := startProcess(t, "store", atollBinary, append([]string{"store",
+	p := e2eproc.Start(t, "store", atollBinary, append([]string{"store",
 		"--data-dir=" + t.TempDir(),
 		"--objstore.config-file=" + b.config,
 		fmt.Sprintf("--http-address=127.0.0.1:%d", ports[0]),
 		"--grpc-address=" + grpcAddr,
 		"--sync-block-duration=1s",
 	}, extra...)...)
-	waitReady(t, p, httpURL+"/-/ready", 60*time.Second)
+	p.WaitReady(httpURL+"/-/ready", 60*time.Second)
 	return p, grpcAddr, httpURL
 }
 
@@ -186,16 +145,16 @@ func startStoreGateway(t *testing.T, b *gwBucket, extra ...string) (*process, st
 // store's data answers.
 func startStoreQuerier(t *testing.T, store string) string {
 	t.Helper()
-	ports := freePorts(t, 1)
+	ports := e2eproc.Ports(t, 1)
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	p := startProcess(t, "query", atollBinary, "query",
+	p := e2eproc.Start(t, "query", atollBinary, "query",
 		fmt.Sprintf("--http-address=127.0.0.1:%d", ports[0]),
 		"--store="+store,
 		"--store.check-interval=500ms",
 		"--ring.disable",
 		"--no-query.partial-response",
 	)
-	waitReady(t, p, httpURL+"/-/ready", 60*time.Second)
+	p.WaitReady(httpURL+"/-/ready", 60*time.Second)
 	eventually(t, 30*time.Second, func() error {
 		code, r := promAPI(t, httpURL, "/api/v1/label/job/values", url.Values{}, nil)
 		if code != http.StatusOK || string(r.Data) == "[]" {
@@ -266,21 +225,17 @@ func promqlMatrix(t *testing.T, q storage.Queryable, query string, start, end, s
 	add := func(ls labels.Labels, ts int64, v float64) {
 		out[ls.String()] = append(out[ls.String()], gwPoint{t: ts, v: strconv.FormatFloat(v, 'f', -1, 64)})
 	}
-	switch v := res.Value.(type) {
-	case promql.Matrix:
-		for _, s := range v {
-			for _, p := range s.Floats {
-				add(s.Metric, p.T, p.F)
-			}
-		}
-	case promql.Vector:
-		for _, s := range v {
+	ng := promqltest.NewEngine(t)
+	if step == 0 {
+		for _, s := range promqltest.Instant(t, context.Background(), ng, q, query, time.UnixMilli(start)) {
 			add(s.Metric, s.T, s.F)
 		}
-	case promql.Scalar:
-		add(labels.EmptyLabels(), v.T, v.V)
-	default:
-		t.Fatalf("unexpected result type %T", v)
+		return out
+	}
+	for _, s := range promqltest.Range(t, context.Background(), ng, q, query, time.UnixMilli(start), time.UnixMilli(end), time.Duration(step)*time.Millisecond) {
+		for _, p := range s.Floats {
+			add(s.Metric, p.T, p.F)
+		}
 	}
 	return out
 }
@@ -362,7 +317,7 @@ func TestStoreGatewayAnswersLikeTheBlocks(t *testing.T) {
 	}
 
 	t.Run("discovered through the ring", func(t *testing.T) {
-		gossip := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+		gossip := fmt.Sprintf("127.0.0.1:%d", e2eproc.Ports(t, 1)[0])
 		startStoreGateway(t, b, append([]string{"--ring.listen-address=" + gossip, "--ring.join=" + gossip, "--ring.instance-id=gateway"}, gossipFlags...)...)
 		_, ringQueryURL := startQuerier(t, gossip)
 		eventually(t, 30*time.Second, func() error {
@@ -432,7 +387,7 @@ func TestStoreGatewayMemory(t *testing.T) {
 	if v := metricValue(t, storeURL, "atoll_gateway_blocks_loaded"); v != blocks {
 		t.Fatalf("gateway serves %v blocks, want %d", v, blocks)
 	}
-	rss, peak, err := procstat.ProcessMemory(store.cmd.Process.Pid)
+	rss, peak, err := procstat.ProcessMemory(store.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,10 +20,10 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/compactor"
-	"github.com/atoll-metrics/atoll/compactor/blockgen"
-	"github.com/atoll-metrics/atoll/compactor/blockset"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/internal/blockgen"
 )
 
 // findChromium locates a Chromium or Chrome to drive.
@@ -214,7 +214,7 @@ type uiBlocks struct {
 // for deletion; one block gets a no-compact mark.
 func fillBucket(ctx context.Context, t *testing.T, dir string) uiBlocks {
 	t.Helper()
-	bkt, err := ship.NewFilesystemBucket(dir)
+	bkt, err := bucket.NewFilesystem(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func fillBucket(ctx context.Context, t *testing.T, dir string) uiBlocks {
 	if err := comp.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	set, err := blockset.NewFetcher(bkt, nil).Fetch(ctx)
+	set, err := block.NewFetcher(bkt, nil).Fetch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func fillBucket(ctx context.Context, t *testing.T, dir string) uiBlocks {
 			out.noCompact = b.ID()
 		}
 	}
-	if err := blockset.WriteNoCompactMark(ctx, bkt, out.noCompact, blockset.NoCompactReasonManual, "kept apart by the UI test", time.Now()); err != nil {
+	if _, err := block.WriteNoCompactMark(ctx, bkt, out.noCompact, block.NoCompactReasonManual, "kept apart by the UI test", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("bucket: %d blocks", out.total)

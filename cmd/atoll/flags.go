@@ -14,9 +14,10 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ingest"
 	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/tenant"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
@@ -63,7 +64,7 @@ func (c *tsdbConfig) register(cmd *kingpin.CmdClause) {
 		Default("30s").SetValue(&c.shipInterval)
 }
 
-func (c *tsdbConfig) options(replicaLabel, instanceID string, bkt ship.Bucket) tsdbshard.Options {
+func (c *tsdbConfig) options(replicaLabel, instanceID string, bkt bucket.Bucket) tsdbshard.Options {
 	o := tsdbshard.DefaultOptions()
 	o.Dir = filepath.Join(c.dataDir, "tsdb")
 	o.BlockDuration = time.Duration(c.blockDuration)
@@ -90,7 +91,7 @@ type bucketConfig struct {
 	file   string
 	inline string
 	// resolved is the config open used.
-	resolved ship.BucketConfig
+	resolved bucket.Config
 }
 
 func (c *bucketConfig) register(cmd *kingpin.CmdClause, what string) {
@@ -105,8 +106,8 @@ func (c *bucketConfig) configured() bool { return c.file != "" || c.inline != ""
 
 // open builds the bucket; without configuration it is a filesystem bucket
 // in defaultDir, or none when defaultDir is empty.
-func (c *bucketConfig) open(logger *slog.Logger, reg prometheus.Registerer, defaultDir string) (ship.Bucket, error) {
-	var cfg ship.BucketConfig
+func (c *bucketConfig) open(logger *slog.Logger, reg prometheus.Registerer, defaultDir string) (bucket.Bucket, error) {
+	var cfg bucket.Config
 	switch {
 	case c.file != "" || c.inline != "":
 		data := []byte(c.inline)
@@ -117,16 +118,16 @@ func (c *bucketConfig) open(logger *slog.Logger, reg prometheus.Registerer, defa
 			}
 		}
 		var err error
-		if cfg, err = ship.ParseBucketConfig(data); err != nil {
+		if cfg, err = bucket.ParseConfig(data); err != nil {
 			return nil, err
 		}
 	case defaultDir != "":
-		cfg = ship.FilesystemBucketConfig(defaultDir)
+		cfg = bucket.ConfigForDir(defaultDir)
 	default:
 		return nil, nil
 	}
 	c.resolved = cfg
-	bkt, err := ship.NewBucket(cfg, logger.With("subsystem", "bucket"), reg)
+	bkt, err := bucket.New(cfg, logger.With("subsystem", "bucket"), reg)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +149,7 @@ func (c *ingestConfig) register(cmd *kingpin.CmdClause) {
 	cmd.Flag("remote-write.address", "Listen address for Prometheus remote write (POST /api/v1/receive or /api/v1/write).").
 		Default("0.0.0.0:19291").StringVar(&c.address)
 	cmd.Flag("receive.default-tenant", "Tenant of writes that carry neither a THANOS-TENANT nor an X-Scope-OrgID header.").
-		Default(tsdbshard.DefaultTenant).StringVar(&c.defaultTenant)
+		Default(tenant.Default).StringVar(&c.defaultTenant)
 	cmd.Flag("remote-write.max-request-size", "Largest snappy-compressed request body accepted; bigger ones get 413.").
 		Default("16MiB").BytesVar(&c.maxBody)
 	cmd.Flag("remote-write.max-decoded-size", "Largest request body after snappy decoding; bigger ones get 413.").
@@ -201,7 +202,7 @@ func (c *queryConfig) register(cmd *kingpin.CmdClause) {
 	cmd.Flag("query.auto-downsampling", "Read downsampled data for queries whose step is coarse enough (max_source_resolution=auto unless a request says otherwise).").
 		Default("true").BoolVar(&c.autoDownsample)
 	cmd.Flag("query.default-tenant", "Tenant queried when a request carries no tenant header (unless --query.all-tenants).").
-		Default(tsdbshard.DefaultTenant).StringVar(&c.defaultTenant)
+		Default(tenant.Default).StringVar(&c.defaultTenant)
 	cmd.Flag("query.timeout", "Longest a query may run.").
 		Default("2m").SetValue(&c.timeout)
 	cmd.Flag("query.lookback-delta", "How far back an instant vector selector looks for a sample.").
@@ -236,7 +237,6 @@ func (c *queryConfig) apiOptions(flags map[string]string) (querier.APIOptions, e
 	o.LookbackDelta = time.Duration(c.lookbackDelta)
 	o.MaxSamples = c.maxSamples
 	o.Flags = flags
-	o.ValidateTenant = tsdbshard.ValidateTenant
 	return o, nil
 }
 

@@ -17,7 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/atoll-metrics/atoll/frontend"
-	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/tenant"
 	"github.com/atoll-metrics/atoll/web"
 )
 
@@ -82,7 +82,7 @@ func (c *frontendConfig) options(logger *slog.Logger, reg prometheus.Registerer)
 	o.VerticalShards = c.verticalShards
 	o.MaxParallelism = c.maxParallelism
 	o.CheckInterval = time.Duration(c.checkInterval)
-	o.TenantFromHeader = tenantFromHeader
+	o.TenantFromHeader = tenant.FromHeader
 	if c.limitsFile != "" {
 		data, err := os.ReadFile(c.limitsFile)
 		if err != nil {
@@ -117,17 +117,6 @@ func (c *frontendConfig) options(logger *slog.Logger, reg prometheus.Registerer)
 		logger.Info("results cache configured", "type", cfg.Type)
 	}
 	return o, nil
-}
-
-// tenantFromHeader names a request's tenant by the headers the querier
-// reads.
-func tenantFromHeader(h http.Header) string {
-	for _, name := range querier.TenantHeaders {
-		if v := h.Get(name); v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // queryFrontendConfig is `atoll query-frontend`.

@@ -6,20 +6,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
 
 // The end-to-end tests run the real binary, as users do: TestMain builds it
@@ -44,72 +43,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePorts returns n TCP ports free at the time of the call.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var out []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("pick a port: %v", err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		_ = l.Close()
-	}
-	return out
-}
-
-// process is a program started by a test, stopped when the test ends.
-type process struct {
-	t    testing.TB
-	name string
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan struct{}
-}
-
-type syncBuffer struct {
-	mtx sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mtx.Lock()
-	defer b.mtx.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mtx.Lock()
-	defer b.mtx.Unlock()
-	return b.buf.String()
-}
-
-func startProcess(t testing.TB, name, bin string, args ...string) *process {
-	t.Helper()
-	p := &process{t: t, name: name, log: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop(10 * time.Second)
-		if t.Failed() {
-			t.Logf("--- %s log (last 4KiB) ---\n%s", name, tail(p.log.String(), 4096))
-		}
-	})
-	return p
-}
-
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
@@ -117,40 +50,9 @@ func tail(s string, n int) string {
 	return s
 }
 
-// stop sends SIGTERM and waits, then SIGKILLs what is left.
-func (p *process) stop(grace time.Duration) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (p *process) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // atoll is a running `atoll all`.
 type atoll struct {
-	*process
+	*e2eproc.Process
 	dataDir   string
 	httpURL   string
 	writeURL  string
@@ -160,7 +62,7 @@ type atoll struct {
 
 func startAtoll(t testing.TB, dataDir string, args ...string) *atoll {
 	t.Helper()
-	ports := freePorts(t, 3)
+	ports := e2eproc.Ports(t, 3)
 	a := &atoll{
 		dataDir:   dataDir,
 		httpURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
@@ -176,8 +78,8 @@ func startAtoll(t testing.TB, dataDir string, args ...string) *atoll {
 		"--ring.instance-id=e2e",
 		"--log.level=debug",
 	}, args...)
-	a.process = startProcess(t, "atoll", atollBinary, all...)
-	waitReady(t, a.process, a.httpURL+"/-/ready", 60*time.Second)
+	a.Process = e2eproc.Start(t, "atoll", atollBinary, all...)
+	a.Process.WaitReady(a.httpURL+"/-/ready", 60*time.Second)
 	return a
 }
 
@@ -194,46 +96,8 @@ func (a *atoll) restart(t testing.TB) {
 		"--ring.instance-id=e2e",
 		"--log.level=debug",
 	}, a.extraArgs...)
-	a.process = startProcess(t, "atoll", atollBinary, all...)
-	waitReady(t, a.process, a.httpURL+"/-/ready", 60*time.Second)
-}
-
-func waitReady(t testing.TB, p *process, url string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if p.exited() {
-			t.Fatalf("%s exited before it was ready:\n%s", p.name, tail(p.log.String(), 4096))
-		}
-		resp, err := http.Get(url)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready at %s within %s:\n%s", p.name, url, timeout, tail(p.log.String(), 4096))
-}
-
-// findTool locates a real program tests run against: PATH first, then
-// GOPATH/bin, where `make tools` installs it.
-func findTool(t testing.TB, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	gopath, err := exec.Command("go", "env", "GOPATH").Output()
-	if err == nil {
-		p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatalf("%s not found in PATH or GOPATH/bin: run `make tools` (the tests use the real program)", name)
-	return ""
+	a.Process = e2eproc.Start(t, "atoll", atollBinary, all...)
+	a.Process.WaitReady(a.httpURL+"/-/ready", 60*time.Second)
 }
 
 // remoteWrite posts a remote-write 1.0 request and returns the status and

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/ring"
+	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/web"
 )
 
@@ -47,7 +49,7 @@ func registerQuery(app *kingpin.Application, setups map[string]setupFunc) {
 
 func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *queryCmdConfig, flags map[string]string) (func(), error) {
 	ready := &readiness{}
-	endpoints := querier.NewEndpoints(logger.With("subsystem", "endpoints"), reg)
+	endpoints := storeapi.NewEndpoints(logger.With("subsystem", "endpoints"), reg)
 	q := querier.New(endpoints.Stores, c.query.options(), logger.With("subsystem", "querier"), reg)
 	apiOpts, err := c.query.apiOptions(flags)
 	if err != nil {
@@ -88,23 +90,25 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 			rg.SetState(ring.StateActive)
 		}
 		ready.set(true)
-		go func() {
-			if rg == nil {
-				return
-			}
+		var follow sync.WaitGroup
+		if rg != nil {
 			// Follow the ring: receivers joining or leaving change the
 			// stores at once, without waiting for the next check.
-			for {
-				s := rg.Snapshot()
-				select {
-				case <-s.Changed():
-					endpoints.Set(ctx, storeAddresses(rg.Snapshot()), false)
-				case <-ctx.Done():
-					return
+			follow.Go(func() {
+				for {
+					s := rg.Snapshot()
+					select {
+					case <-s.Changed():
+						endpoints.Set(ctx, storeAddresses(rg.Snapshot()), false)
+					case <-ctx.Done():
+						return
+					}
 				}
-			}
-		}()
-		return endpoints.Run(ctx, time.Duration(c.checkInterval))
+			})
+		}
+		err := endpoints.Run(ctx, time.Duration(c.checkInterval))
+		follow.Wait()
+		return err
 	}, func(error) {
 		ready.set(false)
 		cancel()

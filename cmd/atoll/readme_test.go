@@ -14,8 +14,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ingest"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
 
 // fencedBlock is a ``` block of the README.
@@ -107,7 +108,7 @@ func TestREADME(t *testing.T) {
 				}
 				remoteWrites = append(remoteWrites, rw...)
 			case doc["type"] != nil:
-				if _, err := ship.ParseBucketConfig([]byte(b.body)); err != nil {
+				if _, err := bucket.ParseConfig([]byte(b.body)); err != nil {
 					t.Errorf("%s: bucket config: %v", where, err)
 				}
 			case doc["default"] != nil || doc["tenants"] != nil:
@@ -136,7 +137,7 @@ func TestREADME(t *testing.T) {
 
 	// Prometheus with the README's remote_write settings, scraping itself
 	// every second so data arrives fast.
-	promPort := freePorts(t, 1)[0]
+	promPort := e2eproc.Ports(t, 1)[0]
 	for _, rw := range remoteWrites {
 		m := rw.(map[string]any)
 		m["url"] = local.Replace(fmt.Sprint(m["url"]))
@@ -156,9 +157,9 @@ func TestREADME(t *testing.T) {
 	if err := os.WriteFile(promFile, promCfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	prom := startProcess(t, "prometheus", findTool(t, "prometheus"), "--config.file="+promFile,
+	prom := e2eproc.Start(t, "prometheus", e2eproc.FindTool(t, "prometheus"), "--config.file="+promFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "prometheus"), fmt.Sprintf("--web.listen-address=127.0.0.1:%d", promPort))
-	waitReady(t, prom, fmt.Sprintf("http://127.0.0.1:%d/-/ready", promPort), 60*time.Second)
+	prom.WaitReady(fmt.Sprintf("http://127.0.0.1:%d/-/ready", promPort), 60*time.Second)
 
 	for _, c := range commands {
 		if target, ok := strings.CutPrefix(c, "make "); ok {

@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/atoll-metrics/atoll/ingest"
-	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/ring"
+	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 	"github.com/atoll-metrics/atoll/web"
 )
@@ -74,10 +74,10 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 	if bkt != nil {
 		addBucketCheck(g, logger, bkt, ready)
 	}
-	core := newReceiverCore(querier.ComponentReceive)
+	core := newReceiverCore(storeapi.ComponentReceive)
 	mux := newOpsMux(reg, ready)
 	ringPage := &lateHandler{}
-	wo := newWebOptions(querier.ComponentReceive, c.ring.InstanceID, flags, logger)
+	wo := newWebOptions(storeapi.ComponentReceive, c.ring.InstanceID, flags, logger)
 	wo.Ring = ringPage
 	wo.Tenants = receiverTenants(core, limits, reg)
 	web.New(wo).Register(mux)
@@ -89,7 +89,7 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		return nil, err
 	}
 	grpcServer := grpc.NewServer(grpcServerOptions()...)
-	querier.RegisterStoreServer(grpcServer, core.store)
+	storeapi.RegisterServer(grpcServer, core.store)
 	// The forwarding service is registered before serving starts and
 	// answers Unavailable until the TSDBs are open.
 	var routerPtr atomic.Pointer[ingest.Router]

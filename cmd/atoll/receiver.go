@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/atoll-metrics/atoll/ingest"
-	"github.com/atoll-metrics/atoll/querier"
+	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
@@ -20,13 +20,13 @@ import (
 type receiverCore struct {
 	shards atomic.Pointer[tsdbshard.MultiTSDB]
 	writes lateHandler
-	store  *querier.LocalStore
+	store  *storeapi.Local
 	opened chan struct{}
 }
 
 func newReceiverCore(component string) *receiverCore {
 	c := &receiverCore{opened: make(chan struct{})}
-	c.store = querier.NewLocalStore("local", component, func() []querier.TSDB {
+	c.store = storeapi.NewLocal("local", component, func() []storeapi.TSDB {
 		if s := c.shards.Load(); s != nil {
 			return tenantsAsTSDBs(s)
 		}

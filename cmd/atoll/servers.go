@@ -23,7 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/bucket"
 )
 
 // shutdownGrace bounds how long servers wait for requests in flight.
@@ -85,7 +85,7 @@ const bucketCheckInterval = 5 * time.Second
 // /-/ready and the log, rather than at the first block shipped hours later.
 // Once it has answered, outages are the business of the components using
 // it (they retry), and readiness no longer depends on it.
-func addBucketCheck(g *run.Group, logger *slog.Logger, bkt ship.Bucket, ready *readiness) {
+func addBucketCheck(g *run.Group, logger *slog.Logger, bkt bucket.Bucket, ready *readiness) {
 	const what = "bucket"
 	ready.block(what, "not checked yet")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -93,7 +93,7 @@ func addBucketCheck(g *run.Group, logger *slog.Logger, bkt ship.Bucket, ready *r
 		var last string
 		for {
 			cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
-			err := ship.CheckBucket(cctx, bkt)
+			err := bucket.Check(cctx, bkt)
 			ccancel()
 			if ctx.Err() != nil {
 				return nil

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
 
 // TestRecoverPanics: a panicking handler is answered 500, counted and
@@ -17,7 +19,7 @@ import (
 // aborts the connection but is still counted.
 func TestRecoverPanics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	var logs syncBuffer
+	var logs e2eproc.Output
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/before", func(w http.ResponseWriter, _ *http.Request) {

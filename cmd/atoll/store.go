@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
 
-	"github.com/atoll-metrics/atoll/querier"
-	"github.com/atoll-metrics/atoll/querier/gateway"
 	"github.com/atoll-metrics/atoll/ring"
+	"github.com/atoll-metrics/atoll/storeapi"
+	"github.com/atoll-metrics/atoll/storegateway"
 	"github.com/atoll-metrics/atoll/web"
 )
 
@@ -74,7 +74,7 @@ func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	if err != nil {
 		return nil, err
 	}
-	opts := gateway.DefaultOptions()
+	opts := storegateway.DefaultOptions()
 	opts.Dir = filepath.Join(c.dataDir, "index-headers")
 	opts.SyncInterval = time.Duration(c.syncInterval)
 	opts.IndexCacheBytes = int64(c.indexCacheSize)
@@ -82,7 +82,7 @@ func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	opts.DeletionMarkDelay = time.Duration(c.deletionMarkDelay)
 	opts.QueryConcurrency = c.queryConcurrency
 	opts.SeriesBatchSize = c.seriesBatchSize
-	gw, err := gateway.New(bkt, opts, logger.With("subsystem", "gateway"), reg)
+	gw, err := storegateway.New(bkt, opts, logger.With("subsystem", "gateway"), reg)
 	if err != nil {
 		_ = bkt.Close()
 		return nil, err
@@ -98,7 +98,7 @@ func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	addBucketCheck(g, logger, bkt, ready)
 	mux := newOpsMux(reg, ready)
 	ringPage := &lateHandler{}
-	wo := newWebOptions(querier.ComponentStore, c.ring.InstanceID, flags, logger)
+	wo := newWebOptions(storeapi.ComponentStore, c.ring.InstanceID, flags, logger)
 	wo.Blocks = bucketBlocks(bkt, logger)
 	if !c.noRing {
 		wo.Ring = ringPage
@@ -109,7 +109,7 @@ func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 		return cleanup, err
 	}
 	grpcServer := grpc.NewServer(grpcServerOptions()...)
-	querier.RegisterStoreServer(grpcServer, gw)
+	storeapi.RegisterServer(grpcServer, gw)
 	grpcAddr, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer)
 	if err != nil {
 		return cleanup, err
@@ -153,11 +153,11 @@ func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	return cleanup, nil
 }
 
-// timeBoundValue is a kingpin flag holding a gateway.TimeBound.
-type timeBoundValue struct{ b gateway.TimeBound }
+// timeBoundValue is a kingpin flag holding a storegateway.TimeBound.
+type timeBoundValue struct{ b storegateway.TimeBound }
 
 func (v *timeBoundValue) Set(s string) error {
-	b, err := gateway.ParseTimeBound(s)
+	b, err := storegateway.ParseTimeBound(s)
 	if err != nil {
 		return err
 	}

@@ -8,11 +8,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/atoll-metrics/atoll/compactor/blockset"
+	"github.com/atoll-metrics/atoll/block"
+	"github.com/atoll-metrics/atoll/bucket"
 	"github.com/atoll-metrics/atoll/ingest"
-	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/ring"
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/web"
 )
 
@@ -39,7 +39,7 @@ func (c *queryConfig) webOptions(o web.Options) web.Options {
 }
 
 // endpointStores reports a querier's Store API endpoints.
-func endpointStores(e *querier.Endpoints) func(context.Context) []web.StoreStatus {
+func endpointStores(e *storeapi.Endpoints) func(context.Context) []web.StoreStatus {
 	return func(ctx context.Context) []web.StoreStatus {
 		var out []web.StoreStatus
 		for _, s := range e.Status(ctx) {
@@ -64,7 +64,7 @@ func endpointStores(e *querier.Endpoints) func(context.Context) []web.StoreStatu
 }
 
 // localStores reports stores inside this process, asked at once.
-func localStores(stores ...querier.Store) func(context.Context) []web.StoreStatus {
+func localStores(stores ...storeapi.Store) func(context.Context) []web.StoreStatus {
 	return func(ctx context.Context) []web.StoreStatus {
 		out := make([]web.StoreStatus, 0, len(stores))
 		for _, s := range stores {
@@ -154,8 +154,8 @@ func ringReceivers(joined *atomic.Pointer[ring.Ring]) func() []web.Receiver {
 
 // bucketBlocks lists a bucket's blocks and marks; the fetcher reads each
 // meta.json and mark once and keeps it.
-func bucketBlocks(bkt ship.Bucket, logger *slog.Logger) func(context.Context) (*web.BlockList, error) {
-	f := blockset.NewFetcher(bkt, logger)
+func bucketBlocks(bkt bucket.Bucket, logger *slog.Logger) func(context.Context) (*web.BlockList, error) {
+	f := block.NewFetcher(bkt, logger)
 	return func(ctx context.Context) (*web.BlockList, error) {
 		set, err := f.Fetch(ctx)
 		if err != nil {

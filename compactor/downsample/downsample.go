@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/tombstones"
 
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/block"
 )
 
 // ErrInput is returned, wrapped, when the input block cannot be read: its
@@ -41,9 +41,9 @@ type Stats struct {
 // multiple of. The new block keeps the input's time range, compaction level
 // and sources, and its external labels; its meta.json has source
 // "compactor" and the new resolution.
-func Block(ctx context.Context, dir, outDir string, res int64) (*ship.Meta, Stats, error) {
+func Block(ctx context.Context, dir, outDir string, res int64) (*block.Meta, Stats, error) {
 	var st Stats
-	in, err := ship.ReadMetaFromDir(dir)
+	in, err := block.ReadMetaFromDir(dir)
 	if err != nil {
 		return nil, st, err
 	}
@@ -88,7 +88,7 @@ func Block(ctx context.Context, dir, outDir string, res int64) (*ship.Meta, Stat
 	if err != nil {
 		return nil, st, err
 	}
-	fail := func(err error) (*ship.Meta, Stats, error) {
+	fail := func(err error) (*block.Meta, Stats, error) {
 		w.abort()
 		_ = os.RemoveAll(tmp)
 		return nil, st, err
@@ -109,7 +109,7 @@ func Block(ctx context.Context, dir, outDir string, res int64) (*ship.Meta, Stat
 	if err != nil {
 		return fail(err)
 	}
-	out := &ship.Meta{BlockMeta: tsdb.BlockMeta{
+	out := &block.Meta{BlockMeta: tsdb.BlockMeta{
 		ULID:    id,
 		MinTime: in.MinTime,
 		MaxTime: in.MaxTime,
@@ -122,16 +122,16 @@ func Block(ctx context.Context, dir, outDir string, res int64) (*ship.Meta, Stat
 		out.Compaction.Sources = []ulid.ULID{in.ULID}
 	}
 	out.Compaction.Parents = []tsdb.BlockDesc{{ULID: in.ULID, MinTime: in.MinTime, MaxTime: in.MaxTime}}
-	out.Thanos = ship.ThanosMeta{
+	out.Thanos = block.ThanosMeta{
 		Version:    1,
 		Labels:     in.Thanos.Labels,
-		Downsample: ship.Downsample{Resolution: res},
-		Source:     ship.SourceCompactor,
+		Downsample: block.Downsample{Resolution: res},
+		Source:     block.SourceCompactor,
 	}
 	if _, err := tombstones.WriteFile(nil, tmp, tombstones.NewMemTombstones()); err != nil {
 		return fail(err)
 	}
-	if err := ship.WriteMetaToDir(tmp, out); err != nil {
+	if err := block.WriteMetaToDir(tmp, out); err != nil {
 		return fail(err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
@@ -141,7 +141,7 @@ func Block(ctx context.Context, dir, outDir string, res int64) (*ship.Meta, Stat
 }
 
 // downsampleRaw aggregates every raw series into windows of res.
-func downsampleRaw(ctx context.Context, w *writer, indexr tsdb.IndexReader, chunkr tsdb.ChunkReader, tombsr tombstones.Reader, in *ship.Meta, res int64, st *Stats) error {
+func downsampleRaw(ctx context.Context, w *writer, indexr tsdb.IndexReader, chunkr tsdb.ChunkReader, tombsr tombstones.Reader, in *block.Meta, res int64, st *Stats) error {
 	set := tsdb.NewBlockChunkSeriesSet(in.ULID, indexr, chunkr, tombsr, tsdb.AllSortedPostings(ctx, indexr), in.MinTime, in.MaxTime-1, false)
 	var (
 		chkIt chunks.Iterator
@@ -199,11 +199,11 @@ func (e *inputError) Unwrap() error { return e.err }
 type outputs [5][]sample
 
 var (
-	idxCount   = aggregateIndex(ship.AggrCount)
-	idxCounter = aggregateIndex(ship.AggrCounter)
-	idxMax     = aggregateIndex(ship.AggrMax)
-	idxMin     = aggregateIndex(ship.AggrMin)
-	idxSum     = aggregateIndex(ship.AggrSum)
+	idxCount   = aggregateIndex(block.AggrCount)
+	idxCounter = aggregateIndex(block.AggrCounter)
+	idxMax     = aggregateIndex(block.AggrMax)
+	idxMin     = aggregateIndex(block.AggrMin)
+	idxSum     = aggregateIndex(block.AggrSum)
 )
 
 // rawAggregator computes the aggregates of one raw series, window by
@@ -370,12 +370,12 @@ func mergeByTime(fs []sample, hs []hsample) []sample {
 // windows. The five aggregate series of one input series are read side by
 // side: every aggregate's postings list is sorted the same way by the
 // labels without __aggr__ (see writer), so they are merged by those labels.
-func downsampleAggregates(ctx context.Context, w *writer, indexr tsdb.IndexReader, chunkr tsdb.ChunkReader, tombsr tombstones.Reader, in *ship.Meta, res int64, st *Stats) error {
+func downsampleAggregates(ctx context.Context, w *writer, indexr tsdb.IndexReader, chunkr tsdb.ChunkReader, tombsr tombstones.Reader, in *block.Meta, res int64, st *Stats) error {
 	var sets [5]storage.ChunkSeriesSet
 	var heads [5]storage.ChunkSeries
 	var keys [5]labels.Labels
 	for i, aggr := range aggregateOrder {
-		p, err := indexr.Postings(ctx, ship.AggregateLabel, aggr)
+		p, err := indexr.Postings(ctx, block.AggregateLabel, aggr)
 		if err != nil {
 			return err
 		}
@@ -385,7 +385,7 @@ func downsampleAggregates(ctx context.Context, w *writer, indexr tsdb.IndexReade
 		heads[i] = nil
 		if sets[i].Next() {
 			heads[i] = sets[i].At()
-			keys[i] = labels.NewBuilder(heads[i].Labels()).Set(ship.AggregateLabel, "").Labels()
+			keys[i] = labels.NewBuilder(heads[i].Labels()).Set(block.AggregateLabel, "").Labels()
 		}
 	}
 	for i := range sets {
@@ -466,7 +466,7 @@ func readSeries(s storage.ChunkSeries) ([]sample, error) {
 // sample is stamped with the window's last input time, which is the time of
 // the window's last raw sample.
 func reaggregate(aggr string, in []sample, res int64, st *Stats) []sample {
-	if aggr == ship.AggrCounter {
+	if aggr == block.AggrCounter {
 		var fc floatCounter
 		var hc histogramCounter
 		window, open := int64(0), false
@@ -522,9 +522,9 @@ func reaggregate(aggr string, in []sample, res int64, st *Stats) []sample {
 				st.DroppedHistograms++
 			}
 			cur.fh.CounterResetHint = histogram.GaugeType
-		case aggr == ship.AggrMin:
+		case aggr == block.AggrMin:
 			cur.f = math.Min(cur.f, s.f)
-		case aggr == ship.AggrMax:
+		case aggr == block.AggrMax:
 			cur.f = math.Max(cur.f, s.f)
 		default: // count and sum add up
 			cur.f += s.f

@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/index"
 
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/block"
 )
 
 // writer streams a downsampled block to disk. Every input series S becomes
@@ -46,10 +46,10 @@ type writer struct {
 	buf      []byte
 }
 
-// aggregateOrder lists ship.Aggregates sorted, the order their series take
+// aggregateOrder lists block.Aggregates() sorted, the order their series take
 // in the index when __aggr__ is the first label.
 var aggregateOrder = func() []string {
-	a := slices.Clone(ship.Aggregates)
+	a := slices.Clone(block.Aggregates())
 	slices.Sort(a)
 	return a
 }()
@@ -69,8 +69,8 @@ func newWriter(dir string, inputSymbols []string) (*writer, error) {
 		cw.Close()
 		return nil, err
 	}
-	syms := append(slices.Clone(inputSymbols), ship.AggregateLabel)
-	syms = append(syms, ship.Aggregates...)
+	syms := append(slices.Clone(inputSymbols), block.AggregateLabel)
+	syms = append(syms, block.Aggregates()...)
 	slices.Sort(syms)
 	return &writer{
 		dir:     dir,
@@ -106,7 +106,7 @@ func (w *writer) add(lset labels.Labels, aggs *[5][]chunks.Meta) error {
 		return nil
 	}
 	lset.Range(func(l labels.Label) {
-		if l.Name < ship.AggregateLabel {
+		if l.Name < block.AggregateLabel {
 			w.needSort = true
 		}
 	})
@@ -252,7 +252,7 @@ func (w *writer) finish(ctx context.Context) (tsdb.BlockStats, error) {
 				if len(rec.aggs[i]) == 0 {
 					return nil
 				}
-				return addSeries(labels.NewBuilder(rec.lset).Set(ship.AggregateLabel, aggr).Labels(), rec.aggs[i])
+				return addSeries(labels.NewBuilder(rec.lset).Set(block.AggregateLabel, aggr).Labels(), rec.aggs[i])
 			})
 			if err != nil {
 				iw.Close()
@@ -283,7 +283,7 @@ func (w *writer) finishSorted(addSeries func(labels.Labels, []chunks.Meta) error
 	err := w.readAll(func(r *record) error {
 		for i, aggr := range aggregateOrder {
 			if len(r.aggs[i]) > 0 {
-				entries = append(entries, entry{labels.NewBuilder(r.lset).Set(ship.AggregateLabel, aggr).Labels(), rec, i})
+				entries = append(entries, entry{labels.NewBuilder(r.lset).Set(block.AggregateLabel, aggr).Labels(), rec, i})
 			}
 		}
 		rec++

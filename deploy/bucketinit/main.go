@@ -19,7 +19,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/atoll-metrics/atoll/ship"
+	"github.com/atoll-metrics/atoll/bucket"
 )
 
 func main() {
@@ -41,11 +41,11 @@ func run(path string, timeout time.Duration, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := ship.ParseBucketConfig(raw)
+	cfg, err := bucket.ParseConfig(raw)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if cfg.Type != ship.BucketTypeS3 {
+	if cfg.Type != bucket.TypeS3 {
 		return fmt.Errorf("%s: bucket type %s has no bucket to create; want S3", path, cfg.Type)
 	}
 	c := cfg.S3

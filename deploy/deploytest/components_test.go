@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +16,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
 
 // exposedMetrics maps every series name the Atoll components expose (a
@@ -47,7 +48,7 @@ func observedMetrics(t *testing.T) exposedMetrics {
 
 type component struct {
 	name    string
-	p       *process
+	p       *e2eproc.Process
 	http    string // base URL
 	write   string // remote-write URL, for receivers
 	gossip  string
@@ -59,7 +60,7 @@ func runComponents(t *testing.T) (exposedMetrics, error) {
 	bin := atollBinary(t)
 	dir := t.TempDir()
 	bucket := fmt.Sprintf("--objstore.config=type: FILESYSTEM\nconfig:\n  directory: %s", filepath.Join(dir, "bucket"))
-	ports := freePorts(t, 20)
+	ports := e2eproc.Ports(t, 20)
 	next := func() string {
 		p := ports[0]
 		ports = ports[1:]
@@ -111,8 +112,8 @@ func runComponents(t *testing.T) (exposedMetrics, error) {
 				return nil
 			}
 			for _, c := range components {
-				if c.p.exited() && !c.scraped {
-					return fmt.Errorf("%s exited:\n%s", c.name, tail(c.p.out.String(), 2048))
+				if c.p.Exited() && !c.scraped {
+					return fmt.Errorf("%s exited:\n%s", c.name, tail(c.p.Output().String(), 2048))
 				}
 			}
 			if time.Now().After(deadline) {
@@ -234,8 +235,7 @@ func runComponents(t *testing.T) (exposedMetrics, error) {
 	if err := scrape(recvB); err != nil {
 		return nil, err
 	}
-	_ = recvB.p.cmd.Process.Signal(syscall.SIGKILL)
-	<-recvB.p.done
+	recvB.p.Kill()
 	round := &prompb.WriteRequest{}
 	for i := range 5 {
 		round.Timeseries = append(round.Timeseries, prompb.TimeSeries{

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
 
 // The compose test's load: a few series written in rounds (value = round),
@@ -131,7 +133,7 @@ func startCompose(t *testing.T) *composeStack {
 		httpURL:  map[string]string{},
 	}
 	bind := func(v string, port int) string { return fmt.Sprintf("%s=127.0.0.1:%d", v, port) }
-	ports := freePorts(t, 10)
+	ports := e2eproc.Ports(t, 10)
 	s.env = append(os.Environ(),
 		"COMPOSE_PROJECT_NAME="+project,
 		"ATOLL_IMAGE="+atollImage,

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"gopkg.in/yaml.v3"
+
+	"github.com/atoll-metrics/atoll/internal/e2eproc"
 )
 
 // externalMetrics are the metrics the rules use that other programs expose:
@@ -27,7 +29,7 @@ var externalMetrics = exposedMetrics{
 // expression names only metrics and labels the components expose (or the
 // kubelet, for disk space).
 func TestAlertRules(t *testing.T) {
-	promtool := findTool(t, "promtool")
+	promtool := e2eproc.FindTool(t, "promtool")
 	dir := deployPath(t, "rules")
 	ruleFiles, _ := filepath.Glob(filepath.Join(dir, "*.yml"))
 	testFiles, _ := filepath.Glob(filepath.Join(dir, "*.test.yml"))
