@@ -49,8 +49,15 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./ingest ./tsdbshard ./ring ./querier ./dedup ./storegateway
 
-# The real programs tests run against, cached in GOPATH/bin.
-tools: $(GOBIN)/prometheus $(GOBIN)/promtool $(GOBIN)/versitygw
+# The real programs tests run against, cached in GOPATH/bin; memcached (for
+# the query-frontend's results cache) is Debian's package.
+tools: $(GOBIN)/prometheus $(GOBIN)/promtool $(GOBIN)/versitygw memcached
+
+.PHONY: memcached
+memcached:
+	@command -v memcached >/dev/null || { \
+		echo "memcached missing: installing Debian's package"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq memcached; }
 
 $(GOBIN)/prometheus:
 	$(GO) install github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)
@@ -77,4 +84,5 @@ clean:
 -include bench/store/Makefile.inc
 -include bench/compact/Makefile.inc
 -include bench/cluster/Makefile.inc
+-include bench/frontend/Makefile.inc
 -include deploy/Makefile.inc

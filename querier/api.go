@@ -119,6 +119,9 @@ func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Reg
 		LookbackDelta:        opts.LookbackDelta,
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
+		// Per-query limits (max_samples_read, max_series): a query-frontend
+		// passes each tenant's down with every request.
+		EnableQueryCost: true,
 		NoStepSubqueryIntervalFn: func(int64) int64 {
 			return time.Minute.Milliseconds()
 		},
@@ -166,7 +169,7 @@ func NewAPI(q *Querier, opts APIOptions, logger *slog.Logger, reg prometheus.Reg
 		featureRegistry,
 		v1.OpenAPIOptions{},
 		nil,
-		false,
+		true, // per-query limits, as for the engine
 		opts.QueryTimeout,
 	)
 	api.Register(a.router.WithPrefix("/api/v1"))

@@ -69,7 +69,13 @@ func (e *resolutionEngine) prepare(ctx context.Context, opts promql.QueryOpts, q
 		if opts != nil {
 			st, stats = opts.UseStartTimestamps(), opts.EnablePerStepStats()
 		}
-		opts = promql.NewPrometheusQueryOpts(stats, e.lookback+time.Duration(res)*time.Millisecond, st)
+		// Keep the request's own limits.
+		var maxSeries, maxSamples uint64
+		var maxDuration time.Duration
+		if c, ok := opts.(promql.QueryCostOpts); ok {
+			maxSeries, maxSamples, maxDuration = c.MaxSeries(), c.MaxSamplesRead(), c.MaxQueryDuration()
+		}
+		opts = promql.NewPrometheusQueryOptsWithLimits(stats, e.lookback+time.Duration(res)*time.Millisecond, maxSeries, maxSamples, maxDuration, st)
 	}
 	return opts, qs
 }

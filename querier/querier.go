@@ -275,6 +275,10 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 		mint, maxt = hints.Start, hints.End
 	}
 	ms, marked := takeAggregate(ms)
+	ms, shard, err := takeShard(ms)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
 	ms = q.scope(o, ms)
 	fn := ""
 	if hints != nil {
@@ -336,7 +340,11 @@ func (sq *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	return q.seriesSet(o, series, warns, fn)
+	set := q.seriesSet(o, series, warns, fn)
+	if shard != nil {
+		return shard.filter(set)
+	}
+	return set
 }
 
 // seriesSet sorts what the stores returned, hides labels and merges or

@@ -32,6 +32,10 @@ type Options struct {
 	// QueryAPI says the Prometheus query API is served at /api/v1/ by the
 	// same mux, which enables the query page.
 	QueryAPI bool
+	// QueryAPIPassedOn says that query API is answered by processes behind
+	// this one (a query-frontend's queriers): the status endpoints still
+	// describe this process.
+	QueryAPIPassedOn bool
 	// DefaultTenant is the tenant of queries that name none; AllTenants
 	// says such queries read every tenant instead.
 	DefaultTenant string
@@ -158,7 +162,7 @@ func (u *UI) Register(mux *http.ServeMux) {
 	if u.opts.Blocks != nil {
 		mux.HandleFunc("GET /api/v1/blocks", u.blockList)
 	}
-	if !u.opts.QueryAPI {
+	if !u.opts.QueryAPI || u.opts.QueryAPIPassedOn {
 		mux.HandleFunc("GET /api/v1/status/buildinfo", u.buildInfo)
 		mux.HandleFunc("GET /api/v1/status/flags", u.flags)
 		mux.HandleFunc("GET /api/v1/status/runtimeinfo", u.runtimeInfo)

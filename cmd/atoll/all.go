@@ -41,6 +41,8 @@ type allConfig struct {
 	flushOnStop bool
 	noCompact   bool
 	compactWait model.Duration
+	frontendOn  bool
+	frontend    frontendConfig
 }
 
 func registerAll(app *kingpin.Application, setups map[string]setupFunc) {
@@ -60,6 +62,9 @@ func registerAll(app *kingpin.Application, setups map[string]setupFunc) {
 		Default("5m").SetValue(&c.compactWait)
 	cmd.Flag("ring.instance-id", "Name of this process: the value of its replica label, so replicas sharing a bucket stay apart.").
 		Default(defaultInstanceID()).StringVar(&c.instanceID)
+	cmd.Flag("query-frontend.enabled", "Answer the query API through a query-frontend in this process (splitting, results cache, limits; the query-frontend flags below apply).").
+		BoolVar(&c.frontendOn)
+	c.frontend.register(cmd)
 	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
 		return setupAll(g, logger, reg, c, flagValues(app, cmd))
 	}
@@ -98,7 +103,16 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	apiHandler := &lateHandler{}
 
 	mux := newOpsMux(reg, ready)
-	mux.Handle("/api/v1/", apiHandler)
+	if c.frontendOn {
+		fe, err := addBuiltinFrontend(logger, reg, &c.frontend, apiHandler)
+		if err != nil {
+			closeBucket()
+			return nil, err
+		}
+		mux.Handle("/api/v1/", fe)
+	} else {
+		mux.Handle("/api/v1/", apiHandler)
+	}
 	wo := c.query.webOptions(newWebOptions(storeapi.ComponentAll, c.instanceID, flags, logger))
 	wo.Stores = localStores(core.store, gw)
 	wo.Tenants = receiverTenants(core, limits, reg)

@@ -43,6 +43,7 @@ func runMain(args []string) int {
 	registerAll(app, setups)
 	registerReceive(app, setups)
 	registerQuery(app, setups)
+	registerQueryFrontend(app, setups)
 	registerStore(app, setups)
 	registerBucket(app, setups)
 	registerCompact(app, setups)
