@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -24,8 +25,8 @@ func TestShardMatcherSplitsSeries(t *testing.T) {
 		a.fill(t, lset, start, 60, float64(i), nil)
 		b.fill(t, lset, start, 60, float64(i), nil)
 	}
-	store := NewLocalStore("local", ComponentReceive, func() []TSDB { return []TSDB{a, b} })
-	q := New(func() []Store { return []Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
+	store := storeapi.NewLocal("local", storeapi.ComponentReceive, func() []storeapi.TSDB { return []storeapi.TSDB{a, b} })
+	q := New(func() []storeapi.Store { return []storeapi.Store{store} }, DefaultOptions(), nil, prometheus.NewRegistry())
 	ctx := withQueryOptions(context.Background(), queryOptions{tenant: "t1", dedup: true})
 	at := time.UnixMilli(start + 59_000)
 
