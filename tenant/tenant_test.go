@@ -17,7 +17,7 @@ func TestValidate(t *testing.T) {
 		{"Team_A.prod-1!*'()", true},
 		{"ünïcode", false},
 		{"a b", false},
-		{"a\u200bb", false},     // zero-width space
+		{"a\u200bb", false},      // zero-width space
 		{"evil\u202egnp", false}, // right-to-left override
 		{"a\u00a0b", false},      // no-break space
 		{"a|b", false},
