@@ -39,6 +39,7 @@ func atollTarget(bin string) target {
 				"--http-address=" + http,
 				"--grpc-address=" + grpc,
 				"--remote-write.address=" + rw,
+				"--web.enable-pprof",
 			}, endpoints{
 				ready:   "http://" + http + "/-/ready",
 				write:   "http://" + rw + "/api/v1/receive",

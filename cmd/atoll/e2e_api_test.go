@@ -264,7 +264,7 @@ func TestStatusEndpointsTellTheTruth(t *testing.T) {
 	if err := os.WriteFile(limitsFile, []byte("default:\n  max_series: 1234\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := startAtoll(t, filepath.Join(dir, "data"), "--objstore.config="+inline, "--receive.limits-config-file="+limitsFile)
+	a := startAtoll(t, filepath.Join(dir, "data"), "--objstore.config="+inline, "--receive.limits-config-file="+limitsFile, "--web.enable-pprof")
 	now := time.Now().UnixMilli()
 	req := &prompb.WriteRequest{}
 	for i := range 7 {

@@ -57,3 +57,21 @@ func TestFlagValuesHideInlineCredentials(t *testing.T) {
 		t.Errorf("inline bucket config shown as %q, want it with the secret masked", v)
 	}
 }
+
+func TestMaskedArgs(t *testing.T) {
+	args := []string{"atoll", "query-frontend",
+		"--query-frontend.downstream-url=https://user:hunter2@querier:10902",
+		"--query-frontend.downstream-url", "http://u:hunter2@q2:10902/prefix",
+		"--objstore.config", "type: S3\nconfig: {bucket: b, endpoint: e, access_key: a, secret_key: hunter2}",
+		"--http-address=0.0.0.0:10902",
+	}
+	got := strings.Join(maskedArgs(args), " ")
+	if strings.Contains(got, "hunter2") {
+		t.Errorf("masked command line still holds the secret: %q", got)
+	}
+	for _, want := range []string{"https://user:<secret>@querier:10902", "http://u:<secret>@q2:10902/prefix", "secret_key: <secret>", "--http-address=0.0.0.0:10902"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("masked command line %q lacks %q", got, want)
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 // knows and every store gateway given or discovered.
 type queryCmdConfig struct {
 	server        serverConfig
+	grpcClient    grpcClientConfig
 	query         queryConfig
 	ring          ring.Config
 	noRing        bool
@@ -32,7 +33,8 @@ type queryCmdConfig struct {
 func registerQuery(app *kingpin.Application, setups map[string]setupFunc) {
 	cmd := app.Command("query", "Run a querier: the Prometheus HTTP API over every receiver and store gateway, with replicas deduplicated.")
 	c := &queryCmdConfig{ring: ring.DefaultConfig()}
-	c.server.register(cmd)
+	c.server.register(cmd, "0.0.0.0", false)
+	c.grpcClient.register(cmd)
 	c.query.register(cmd)
 	c.ring.RegisterFlags(cmd)
 	c.checkInterval = model.Duration(5 * time.Second)
@@ -58,7 +60,7 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	apiOpts.Ready = ready.isReady
 	apiOpts.BuildInfo = buildInfo()
 	apiOpts.Config = runningConfig{Command: "query", Flags: flags}.String()
-	mux := newOpsMux(reg, ready)
+	mux := newOpsMux(reg, ready, &c.server.http)
 	mux.Handle("/api/v1/", querier.NewAPI(q, apiOpts, logger.With("subsystem", "api"), reg, reg))
 	ringPage := &lateHandler{}
 	var joined atomic.Pointer[ring.Ring]
@@ -69,7 +71,7 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 		wo.Receivers = ringReceivers(&joined)
 	}
 	web.New(wo).Register(mux)
-	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
+	httpAddr, err := c.server.http.serve(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
-	"google.golang.org/grpc"
 
 	"github.com/atoll-metrics/atoll/ingest"
 	"github.com/atoll-metrics/atoll/ring"
@@ -25,6 +24,7 @@ import (
 // stores its share of every series and serves the Store API over its heads.
 type receiveConfig struct {
 	server         serverConfig
+	grpcClient     grpcClientConfig
 	tsdb           tsdbConfig
 	ingest         ingestConfig
 	ring           ring.Config
@@ -39,9 +39,10 @@ type receiveConfig struct {
 func registerReceive(app *kingpin.Application, setups map[string]setupFunc) {
 	cmd := app.Command("receive", "Run a receiver: remote write in, replicated over the ring, TSDB per tenant, Store API out.")
 	c := &receiveConfig{ring: ring.DefaultConfig()}
-	c.server.register(cmd)
+	c.server.register(cmd, "0.0.0.0", true)
+	c.grpcClient.register(cmd)
 	c.tsdb.register(cmd)
-	c.ingest.register(cmd)
+	c.ingest.register(cmd, "0.0.0.0")
 	c.ring.RegisterFlags(cmd)
 	c.forwardTimeout = model.Duration(5 * time.Second)
 	cmd.Flag("receive.replication-factor", "How many receivers store each series. A write succeeds when floor(RF/2)+1 of them stored every series.").
@@ -75,26 +76,29 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		addBucketCheck(g, logger, bkt, ready)
 	}
 	core := newReceiverCore(storeapi.ComponentReceive)
-	mux := newOpsMux(reg, ready)
+	mux := newOpsMux(reg, ready, &c.server.http)
 	ringPage := &lateHandler{}
 	wo := newWebOptions(storeapi.ComponentReceive, c.ring.InstanceID, flags, logger)
 	wo.Ring = ringPage
 	wo.Tenants = receiverTenants(core, limits, reg)
 	web.New(wo).Register(mux)
-	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
+	httpAddr, err := c.server.http.serve(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return nil, err
 	}
-	if err := core.listen(g, logger, reg, c.ingest.address); err != nil {
+	if _, err := core.listen(g, logger, reg, c.ingest.address, &c.server.http); err != nil {
 		return nil, err
 	}
-	grpcServer := grpc.NewServer(grpcServerOptions()...)
+	grpcServer, err := c.server.grpc.server()
+	if err != nil {
+		return nil, err
+	}
 	storeapi.RegisterServer(grpcServer, core.store)
 	// The forwarding service is registered before serving starts and
 	// answers Unavailable until the TSDBs are open.
 	var routerPtr atomic.Pointer[ingest.Router]
 	ingest.RegisterWriteServer(grpcServer, routerPtr.Load, ready.isReady)
-	grpcAddr, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer)
+	grpcAddr, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer, c.server.grpc.describe())
 	if err != nil {
 		return nil, err
 	}
