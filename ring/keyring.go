@@ -81,7 +81,9 @@ func (r *Ring) reloadKeys() {
 	kr := r.keyring
 	old := kr.GetKeys()
 	if bytes.Equal(kr.GetPrimaryKey(), keys[0]) && len(old) == len(keys) &&
-		!slices.ContainsFunc(keys, func(k []byte) bool { return !slices.ContainsFunc(old, func(o []byte) bool { return bytes.Equal(o, k) }) }) {
+		!slices.ContainsFunc(keys, func(k []byte) bool {
+			return !slices.ContainsFunc(old, func(o []byte) bool { return bytes.Equal(o, k) })
+		}) {
 		return
 	}
 	for _, k := range keys {

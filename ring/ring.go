@@ -49,8 +49,8 @@ type Ring struct {
 	// (queueing a broadcast is fine: the queue has its own lock and never
 	// takes ours).
 	mu        sync.Mutex
-	records   map[string]*record // by member id, tombstones included
-	deadNodes map[string]bool    // memberlist node names the failure detector reported gone
+	records   map[string]*record     // by member id, tombstones included
+	deadNodes map[string]bool        // memberlist node names the failure detector reported gone
 	probes    map[string]*probeState // by member id, with Config.Probe
 	self      *record
 	beats     int
