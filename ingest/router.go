@@ -40,10 +40,10 @@ type RouterOptions struct {
 	// when the TSDB accepts them for replicas (its window is set for
 	// forwarded copies that newer writes overtook on the way).
 	RejectOutOfOrder bool
-	// ReservedLabels are label names Atoll sets itself, as external
-	// labels of the TSDBs (the tenant label, the replica label) or as
-	// labels the querier removes (replica labels): a series carrying one
-	// is refused as invalid rather than silently shadowed.
+	// ReservedLabels are label names Atoll sets itself as external labels
+	// of the TSDBs (the tenant label, the receive replica label): a series
+	// carrying one is refused as invalid rather than silently shadowed by
+	// the external label.
 	ReservedLabels []string
 	// DialOptions reach peer receivers, e.g. their TLS credentials; the
 	// default is plaintext.

@@ -25,6 +25,7 @@ import (
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/storegateway"
+	"github.com/atoll-metrics/atoll/tenant"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 	"github.com/atoll-metrics/atoll/web"
 )
@@ -155,7 +156,13 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		if err != nil {
 			return err
 		}
-		router := ingest.NewRouter(shards, nil, ingest.RouterOptions{ReplicationFactor: 1, Limits: limits}, logger, reg)
+		router := ingest.NewRouter(shards, nil, ingest.RouterOptions{
+			ReplicationFactor: 1,
+			Limits:            limits,
+			// Atoll's own external labels. Not the querier's replica labels:
+			// those are what Prometheus HA pairs send to be deduplicated.
+			ReservedLabels: []string{tenant.Label, c.ingest.replicaLabel},
+		}, logger, reg)
 		core.serveWrites(router, &c.ingest, limits, ready, logger, reg)
 
 		// The local TSDBs and the bucket they ship to are one store, so

@@ -51,7 +51,11 @@ func registerQuery(app *kingpin.Application, setups map[string]setupFunc) {
 
 func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *queryCmdConfig, flags map[string]string) (func(), error) {
 	ready := &readiness{}
-	endpoints := storeapi.NewEndpoints(logger.With("subsystem", "endpoints"), reg)
+	dial, err := c.grpcClient.dialOption()
+	if err != nil {
+		return nil, err
+	}
+	endpoints := storeapi.NewEndpoints(logger.With("subsystem", "endpoints"), reg, dial)
 	q := querier.New(endpoints.Stores, c.query.options(), logger.With("subsystem", "querier"), reg)
 	apiOpts, err := c.query.apiOptions(flags)
 	if err != nil {
@@ -78,7 +82,9 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 
 	var rg *ring.Ring
 	if !c.noRing {
-		if rg, err = joinRing(g, logger, reg, c.ring, ring.RoleQuerier, httpAddr, nil, "", ready, ringPage); err != nil {
+		rc := c.ring
+		rc.Probe = memberProbe(dial)
+		if rg, err = joinRing(g, logger, reg, rc, ring.RoleQuerier, httpAddr, nil, "", ready, ringPage); err != nil {
 			return nil, err
 		}
 		joined.Store(rg)

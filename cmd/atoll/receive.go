@@ -12,10 +12,12 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"google.golang.org/grpc"
 
 	"github.com/atoll-metrics/atoll/ingest"
 	"github.com/atoll-metrics/atoll/ring"
 	"github.com/atoll-metrics/atoll/storeapi"
+	"github.com/atoll-metrics/atoll/tenant"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 	"github.com/atoll-metrics/atoll/web"
 )
@@ -34,6 +36,7 @@ type receiveConfig struct {
 	bucket         bucketConfig
 	flushOnStop    bool
 	replicaOOO     model.Duration
+	anyForwarder   bool
 }
 
 func registerReceive(app *kingpin.Application, setups map[string]setupFunc) {
@@ -55,6 +58,8 @@ func registerReceive(app *kingpin.Application, setups map[string]setupFunc) {
 	c.bucket.register(cmd, "Without it, blocks stay on local disk.")
 	cmd.Flag("receive.flush-on-shutdown", "On SIGTERM, cut the heads into blocks and ship them (with a bucket), so a receiver leaving for good strands no data in its WAL.").
 		Default("true").BoolVar(&c.flushOnStop)
+	cmd.Flag("receive.forward.any-address", "Take forwarded writes from any address, not only from the ring's receivers. Only behind a proxy that hides peers' addresses (a service mesh); rely on mutual TLS then.").
+		BoolVar(&c.anyForwarder)
 	cmd.Flag("grpc-advertise-address", "Address (host:port) other members use for this member's gRPC. Derived from --grpc-address and the gossip address if empty.").
 		StringVar(&c.grpcAdvertise)
 	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
@@ -94,6 +99,7 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		return nil, err
 	}
 	storeapi.RegisterServer(grpcServer, core.store)
+	registerMemberHealth(grpcServer, c.ring.InstanceID)
 	// The forwarding service is registered before serving starts and
 	// answers Unavailable until the TSDBs are open.
 	var routerPtr atomic.Pointer[ingest.Router]
@@ -103,8 +109,13 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		return nil, err
 	}
 
+	dial, err := c.grpcClient.dialOption()
+	if err != nil {
+		return nil, err
+	}
 	rc := c.ring
 	rc.ReplicationFactor = c.rf
+	rc.Probe = memberProbe(dial)
 	rg, err := joinRing(g, logger, reg, rc, ring.RoleReceiver, httpAddr, grpcAddr, c.grpcAdvertise, ready, ringPage)
 	if err != nil {
 		return nil, err
@@ -125,6 +136,9 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 			ForwardTimeout:    time.Duration(c.forwardTimeout),
 			Limits:            limits,
 			RejectOutOfOrder:  c.tsdb.oooWindow == 0,
+			ReservedLabels:    []string{tenant.Label, c.ingest.replicaLabel},
+			DialOptions:       []grpc.DialOption{dial},
+			AnyForwarder:      c.anyForwarder,
 		}, logger.With("subsystem", "router"), reg)
 		routerPtr.Store(router)
 		core.serveWrites(router, &c.ingest, limits, ready, logger, reg)

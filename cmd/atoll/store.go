@@ -112,6 +112,7 @@ func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 		return cleanup, err
 	}
 	storeapi.RegisterServer(grpcServer, gw)
+	registerMemberHealth(grpcServer, c.ring.InstanceID)
 	grpcAddr, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer, c.server.grpc.describe())
 	if err != nil {
 		return cleanup, err
