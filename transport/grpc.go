@@ -86,11 +86,21 @@ type GRPCClientTLS struct {
 
 // Credentials are the client's transport credentials.
 func (c GRPCClientTLS) Credentials() (credentials.TransportCredentials, error) {
+	cfg, err := c.TLSConfig()
+	if err != nil || cfg == nil {
+		return insecure.NewCredentials(), err
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// TLSConfig is the client's TLS, for an HTTP client reaching the same
+// components; nil without --grpc-client-tls-secure.
+func (c GRPCClientTLS) TLSConfig() (*tls.Config, error) {
 	if !c.Secure {
 		if c.CertFile != "" || c.CAFile != "" || c.SkipVerify || c.ServerName != "" {
 			return nil, errors.New("gRPC client TLS settings given without --grpc-client-tls-secure")
 		}
-		return insecure.NewCredentials(), nil
+		return nil, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.SkipVerify}
 	if c.CAFile != "" {
@@ -112,7 +122,7 @@ func (c GRPCClientTLS) Credentials() (credentials.TransportCredentials, error) {
 	case c.CertFile != "" || c.KeyFile != "":
 		return nil, errors.New("gRPC client certificate needs both --grpc-client-tls-cert and --grpc-client-tls-key")
 	}
-	return credentials.NewTLS(cfg), nil
+	return cfg, nil
 }
 
 // DialOption is Credentials as a grpc.DialOption.

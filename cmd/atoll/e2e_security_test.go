@@ -301,6 +301,29 @@ func TestSecureCluster(t *testing.T) {
 		return nil
 	})
 	t.Log("a real Prometheus wrote over TLS with basic auth, and the querier answered over mutual TLS")
+	// The querier's tenants page gathers every receiver's over TLS, with
+	// the operator's credentials.
+	code, body := c.do(t, http.MethodGet, queryURL+"/api/v1/tenants", "operator", "", nil)
+	var tenants struct {
+		Data struct {
+			Receivers []struct {
+				Name    string `json:"name"`
+				Error   string `json:"error"`
+				Tenants []struct {
+					ID string `json:"tenant"`
+				} `json:"tenants"`
+			} `json:"receivers"`
+		} `json:"data"`
+	}
+	_ = json.Unmarshal([]byte(body), &tenants)
+	if code != http.StatusOK || len(tenants.Data.Receivers) != 3 {
+		t.Errorf("querier's tenants page: %d %s", code, body)
+	}
+	for _, r := range tenants.Data.Receivers {
+		if r.Error != "" || len(r.Tenants) != 1 || r.Tenants[0].ID != "team-a" {
+			t.Errorf("querier's tenants page, receiver %s: %+v", r.Name, r)
+		}
+	}
 	remoteFailures := func() float64 {
 		m := scrapeProm(t, promURL)
 		return m["prometheus_remote_storage_samples_failed_total"] + m["prometheus_remote_storage_samples_retried_total"]

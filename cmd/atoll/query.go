@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,19 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	var joined atomic.Pointer[ring.Ring]
 	wo := c.query.webOptions(newWebOptions("query", c.ring.InstanceID, flags, logger))
 	wo.Stores = endpointStores(endpoints)
+	if err := c.server.http.prepare(); err != nil {
+		return nil, err
+	}
+	if c.server.http.security.TLS {
+		// Receivers serve the same web config: reach their tenant pages
+		// over TLS, trusting what their gRPC is trusted with.
+		tlsCfg, err := c.grpcClient.tls.TLSConfig()
+		if err != nil {
+			return nil, err
+		}
+		wo.ReceiverScheme = "https"
+		wo.Client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	}
 	if !c.noRing {
 		wo.Ring = ringPage
 		wo.Receivers = ringReceivers(&joined)

@@ -9,8 +9,10 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/atoll-metrics/atoll/ring"
 )
@@ -66,6 +68,12 @@ func memberProbe(dial grpc.DialOption) func(ctx context.Context, m ring.Member) 
 		}
 		defer conn.Close()
 		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: memberHealthService(m.ID)})
+		if status.Code(err) == codes.Unimplemented {
+			// A member of a version without the health service: it
+			// answered, past the handshake, which is what matters for a
+			// rolling upgrade.
+			return nil
+		}
 		if err != nil {
 			return err
 		}
