@@ -363,6 +363,11 @@ func TestStatusEndpointsTellTheTruth(t *testing.T) {
 	if strings.Contains(a.Output().String(), secret) {
 		t.Error("the log shows the S3 secret key")
 	}
+	// atoll all says where it can be reached: here, the test's loopback
+	// addresses only.
+	if !strings.Contains(a.Output().String(), "atoll all is reachable from this host only") {
+		t.Error("atoll all did not say at start-up that it serves this host only")
+	}
 }
 
 // TestQueryStatusEndpoints: `atoll query` has no TSDB and no configuration
