@@ -40,17 +40,20 @@ func (r *Ring) answeredLocked(rec *record) bool {
 }
 
 // probeLoop probes members until ctx ends: new ones (or ones at a new
-// address) at once and then, with backoff, until they answer; healthy ones
-// every heartbeat timeout.
+// address) as soon as the view shows them, so a member that joins waits
+// for one round trip, not a tick, and then, with backoff, until they
+// answer; healthy ones every heartbeat timeout.
 func (r *Ring) probeLoop(ctx context.Context) {
-	tick := time.NewTicker(r.cfg.HeartbeatPeriod)
+	tick := time.NewTicker(min(r.cfg.HeartbeatPeriod, time.Second))
 	defer tick.Stop()
 	for {
+		changed := r.Snapshot().Changed()
 		r.probeRound(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-changed:
 		}
 	}
 }
