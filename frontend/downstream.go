@@ -115,7 +115,7 @@ func newPool(dss []Downstream, maxRetries int, logger *slog.Logger, m *metrics) 
 		}
 		base := *d.URL
 		base.Path = strings.TrimSuffix(base.Path, "/")
-		ds := &downstream{name: base.String(), base: &base, client: &http.Client{Transport: tr}}
+		ds := &downstream{name: base.Redacted(), base: &base, client: &http.Client{Transport: tr}}
 		// Until checked, a querier is taken to be up: the first requests
 		// need not wait for the first check.
 		ds.healthy.Store(true)

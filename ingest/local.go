@@ -55,9 +55,10 @@ func (r *seriesResult) refuse(o outcome, idx uint32, samples int, msg string) {
 
 // localWriter appends series to this process's tenant TSDBs.
 type localWriter struct {
-	shards *tsdbshard.MultiTSDB
-	limits LimitsConfig
-	pool   sync.Pool // of *appendScratch
+	shards   *tsdbshard.MultiTSDB
+	limits   LimitsConfig
+	reserved reservedLabels
+	pool     sync.Pool // of *appendScratch
 }
 
 // appendScratch is per-request reusable state.
@@ -71,8 +72,8 @@ type appendScratch struct {
 	opts storage.AOptions
 }
 
-func newLocalWriter(shards *tsdbshard.MultiTSDB, limits LimitsConfig) *localWriter {
-	return &localWriter{shards: shards, limits: limits}
+func newLocalWriter(shards *tsdbshard.MultiTSDB, limits LimitsConfig, reserved []string) *localWriter {
+	return &localWriter{shards: shards, limits: limits, reserved: newReservedLabels(reserved)}
 }
 
 // write appends the series of wr listed in only (all of them when only is
@@ -140,7 +141,11 @@ func (w *localWriter) appendSeries(app storage.AppenderV2, refs *tsdbshard.Serie
 		cached = false
 	}
 	if !cached || len(ts.Exemplars) > 0 {
-		if err := validateSeries(ts); err != nil {
+		err := validateSeries(ts)
+		if err == nil {
+			err = w.reserved.check(ts)
+		}
+		if err != nil {
 			res.refuse(outcomeInvalid, idx, len(ts.Samples)+len(ts.Histograms), err.Error())
 			return
 		}

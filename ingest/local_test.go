@@ -150,6 +150,30 @@ func TestHandlerOutcomes(t *testing.T) {
 		}
 	})
 
+	t.Run("reserved labels are refused, not shadowed", func(t *testing.T) {
+		h := NewHandler(NewRouter(m, nil, RouterOptions{ReservedLabels: []string{tenant.Label, "receive_replica", "replica"}}, nil, prometheus.NewRegistry()), HandlerOptions{}, nil, prometheus.NewRegistry())
+		for _, name := range []string{tenant.Label, "receive_replica", "replica"} {
+			code, body := post(t, h, "", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("g", now, 1), series("h", now, 1, name, "x")}})
+			if code != http.StatusBadRequest || !strings.Contains(body, "reserved") || !strings.Contains(body, name) {
+				t.Errorf("series with %s: %d %q, want 400 naming it reserved", name, code, body)
+			}
+		}
+		if got := read(t, m, tenant.Default, "h"); len(got) != 0 {
+			t.Errorf("a series with a reserved label was stored: %v", got)
+		}
+		if code, body := post(t, h, "", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("h", now, 1, "replica_set", "x")}}); code != http.StatusNoContent {
+			t.Errorf("a label merely starting like a reserved one: %d %s", code, body)
+		}
+	})
+
+	t.Run("bad tenant ids get 400", func(t *testing.T) {
+		for _, id := range []string{"..", "a/b", "a b", "team\u202ea", "zero\u200bwidth", "ünï", strings.Repeat("x", tenant.MaxLength+1)} {
+			if code, body := post(t, h, id, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("a", now, 1)}}); code != http.StatusBadRequest {
+				t.Errorf("tenant %q: %d %s, want 400", id, code, body)
+			}
+		}
+	})
+
 	t.Run("not ready", func(t *testing.T) {
 		h := NewHandler(NewRouter(m, nil, RouterOptions{}, nil, prometheus.NewRegistry()), HandlerOptions{Ready: func() bool { return false }}, nil, prometheus.NewRegistry())
 		if code, _ := post(t, h, "", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("a", now+1, 1)}}); code != http.StatusServiceUnavailable {
@@ -170,7 +194,7 @@ func TestHandlerOutcomes(t *testing.T) {
 // second must not be appended to the first's ref.
 func TestRefCacheCollision(t *testing.T) {
 	m := openShards(t)
-	w := newLocalWriter(m, LimitsConfig{})
+	w := newLocalWriter(m, LimitsConfig{}, nil)
 	tn, err := m.Tenant("t")
 	if err != nil {
 		t.Fatal(err)

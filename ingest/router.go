@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"google.golang.org/grpc"
 
 	"github.com/atoll-metrics/atoll/ring"
 	"github.com/atoll-metrics/atoll/tsdbshard"
@@ -38,6 +40,19 @@ type RouterOptions struct {
 	// when the TSDB accepts them for replicas (its window is set for
 	// forwarded copies that newer writes overtook on the way).
 	RejectOutOfOrder bool
+	// ReservedLabels are label names Atoll sets itself as external labels
+	// of the TSDBs (the tenant label, the receive replica label): a series
+	// carrying one is refused as invalid rather than silently shadowed by
+	// the external label.
+	ReservedLabels []string
+	// DialOptions reach peer receivers, e.g. their TLS credentials; the
+	// default is plaintext.
+	DialOptions []grpc.DialOption
+	// AnyForwarder accepts forwarded writes from any address. By default
+	// only the addresses of the ring's receivers may forward (see
+	// RegisterWriteServer); turn the check off only where a proxy hides
+	// peers' addresses, and rely on mutual TLS then.
+	AnyForwarder bool
 }
 
 // defaultRouterOptions are the defaults of `atoll receive`.
@@ -56,6 +71,7 @@ type Router struct {
 	logger *slog.Logger
 
 	forwarded       *prometheus.CounterVec
+	forwardRefused  prometheus.Counter
 	forwardDuration prometheus.Histogram
 	quorum          *prometheus.CounterVec
 
@@ -67,6 +83,8 @@ type Router struct {
 	forwards sync.WaitGroup
 	closeMtx sync.RWMutex
 	closed   bool
+
+	fwd atomic.Pointer[forwarders]
 }
 
 // NewRouter returns a Router appending to shards. With a nil ring every
@@ -88,13 +106,17 @@ func NewRouter(shards *tsdbshard.MultiTSDB, rv RingView, opts RouterOptions, log
 	f := promauto.With(reg)
 	r := &Router{
 		opts:   opts,
-		local:  newLocalWriter(shards, opts.Limits),
+		local:  newLocalWriter(shards, opts.Limits, opts.ReservedLabels),
 		ring:   rv,
 		logger: logger,
 		forwarded: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "atoll_ingest_forward_requests_total",
 			Help: "Writes forwarded to peer receivers, by outcome.",
 		}, []string{"outcome"}),
+		forwardRefused: f.NewCounter(prometheus.CounterOpts{
+			Name: "atoll_ingest_forwarded_writes_refused_total",
+			Help: "Forwarded writes refused because the caller's address is no receiver's in the ring.",
+		}),
 		forwardDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:                        "atoll_ingest_forward_duration_seconds",
 			Help:                        "Time peer receivers took to store a forwarded write, or to fail it.",
@@ -107,7 +129,7 @@ func NewRouter(shards *tsdbshard.MultiTSDB, rv RingView, opts RouterOptions, log
 		}, []string{"outcome"}),
 	}
 	if rv != nil {
-		r.peers = newPeerPool(opts.MaxInFlightPerPeer, logger)
+		r.peers = newPeerPool(opts.MaxInFlightPerPeer, opts.DialOptions, logger)
 	}
 	return r
 }
@@ -193,7 +215,11 @@ func (r *Router) replicate(ctx context.Context, tenant string, wr *writeRequest)
 		ts := &wr.Timeseries[i]
 		// The receiving replica validates too, but refusing here keeps a
 		// malformed series from costing a round trip to every replica.
-		if err := validateSeries(ts); err != nil {
+		err := validateSeries(ts)
+		if err == nil {
+			err = r.local.reserved.check(ts)
+		}
+		if err != nil {
 			tallies[i].done = true
 			res.refuse(outcomeInvalid, uint32(i), len(ts.Samples)+len(ts.Histograms), err.Error())
 			continue

@@ -22,6 +22,7 @@ const (
 	reasonInvalidUTF8         = "invalid_utf8"
 	reasonMissingMetricName   = "missing_metric_name"
 	reasonInvalidExemplarUTF8 = "invalid_exemplar_utf8"
+	reasonReservedLabel       = "reserved_label"
 )
 
 // invalidSeriesError is why validateSeries rejected a series. It holds copies,
@@ -165,4 +166,32 @@ func wireInvalidSeries(ts *timeSeries, reason, detail string) *invalidSeriesErro
 		Reason: reason,
 		Detail: detail,
 	}
+}
+
+// reservedLabels are label names a series may not carry (see
+// RouterOptions.ReservedLabels).
+type reservedLabels [][]byte
+
+func newReservedLabels(names []string) reservedLabels {
+	var out reservedLabels
+	for _, n := range names {
+		if n != "" {
+			out = append(out, []byte(n))
+		}
+	}
+	return out
+}
+
+// check refuses a series that carries a reserved label. It runs where
+// validateSeries does: on series not seen before.
+func (r reservedLabels) check(ts *timeSeries) error {
+	for _, l := range ts.Labels {
+		for _, n := range r {
+			if len(l.Name) == len(n) && l.Name[0] == n[0] && bytes.Equal(l.Name, n) {
+				return wireInvalidSeries(ts, reasonReservedLabel, "label "+wireQuote(l.Name)+
+					" is reserved: Atoll sets it itself (tenant or replica label); drop or rename it, e.g. with write_relabel_configs")
+			}
+		}
+	}
+	return nil
 }

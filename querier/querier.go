@@ -161,6 +161,11 @@ type storeResult struct {
 // fanOut calls f on every store whose time range and external labels may
 // match, concurrently, and reduces failures according to partial response.
 func (q *Querier) fanOut(ctx context.Context, request string, o queryOptions, mint, maxt int64, ms []*labels.Matcher, f func(ctx context.Context, s storeapi.Store) (annotations.Annotations, error)) (annotations.Annotations, error) {
+	if o.tenant != "" {
+		// Stores across the network enforce the scope themselves, so the
+		// tenant matcher below is not the only thing keeping tenants apart.
+		ctx = storeapi.WithTenant(ctx, o.tenant)
+	}
 	stores := q.stores()
 	results := make([]storeResult, len(stores))
 	g, gctx := errgroup.WithContext(ctx)

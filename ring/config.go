@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -52,7 +53,13 @@ type Config struct {
 	InstanceID string
 	// ClusterLabel tags every gossip packet. Members with different labels
 	// ignore each other, so two clusters sharing a network never merge.
+	// memberlist checks it on every packet and stream; with encryption it
+	// is authenticated along with the message.
 	ClusterLabel string
+	// SecretKeyFile holds the gossip encryption keys, the first one
+	// encrypting (see keyring.go). Empty gossips in the clear, and anyone
+	// who reaches the gossip port can join.
+	SecretKeyFile string
 	// Zone is the failure domain of this member. When at least
 	// ReplicationFactor zones have healthy receivers, the replicas of a key
 	// go to distinct zones.
@@ -69,6 +76,16 @@ type Config struct {
 	ForgetAfter time.Duration
 
 	// The fields below have no flags; the caller fills them.
+
+	// KeyReloadInterval is how often SecretKeyFile is read again, so keys
+	// rotate without restarts.
+	KeyReloadInterval time.Duration
+	// Probe, when set, asks a member whether it answers as itself at its
+	// gRPC address. Members with a gRPC address are then healthy only once
+	// they answered, and stop being so after failing a few probes in a
+	// row: a member that advertises an address nobody answers at (a
+	// rogue, or a broken one) never takes writes. Nil trusts gossip alone.
+	Probe func(ctx context.Context, m Member) error
 
 	// GRPCAddress is where other members forward writes and send queries.
 	GRPCAddress string
@@ -147,6 +164,7 @@ func DefaultConfig() Config {
 		HeartbeatPeriod:   5 * time.Second,
 		HeartbeatTimeout:  30 * time.Second,
 		ForgetAfter:       10 * time.Minute,
+		KeyReloadInterval: 10 * time.Second,
 		Role:              RoleReceiver,
 		ReplicationFactor: 3,
 		Gossip:            defaultGossipConfig(),
@@ -166,6 +184,8 @@ func (c *Config) RegisterFlags(cmd *kingpin.CmdClause) {
 		Default(c.InstanceID).StringVar(&c.InstanceID)
 	cmd.Flag("ring.cluster-label", "Label carried by every gossip packet. Members with different labels ignore each other, so two clusters never merge.").
 		Default(c.ClusterLabel).StringVar(&c.ClusterLabel)
+	cmd.Flag("ring.secret-key-file", "File of gossip encryption keys, one base64 key (16, 24 or 32 bytes) a line, the first one encrypting; read again every 10s, so keys rotate without restarts. Without it gossip is plaintext and anyone who reaches the gossip port can join. See docs/security.md.").
+		PlaceHolder("<file>").StringVar(&c.SecretKeyFile)
 	cmd.Flag("ring.zone", "Failure domain of this member. Replicas go to distinct zones when there are at least replication-factor zones.").
 		Default(c.Zone).StringVar(&c.Zone)
 	cmd.Flag("ring.tokens", "Number of ring tokens a receiver owns.").
@@ -205,6 +225,9 @@ func (c *Config) validate() error {
 	}
 	if c.ForgetAfter <= c.HeartbeatTimeout {
 		return invalid("forget-after (%v) must exceed the heartbeat timeout (%v)", c.ForgetAfter, c.HeartbeatTimeout)
+	}
+	if c.SecretKeyFile != "" && c.KeyReloadInterval <= 0 {
+		return invalid("the key reload interval must be positive")
 	}
 	if len(c.ClusterLabel) > memberlist.LabelMaxSize {
 		return invalid("cluster label is longer than %d bytes", memberlist.LabelMaxSize)

@@ -62,5 +62,15 @@
 // Members compare heartbeats with their own clocks, so clocks must agree to
 // well within the heartbeat timeout.
 //
+// # Trust
+//
+// With Config.SecretKeyFile every gossip message is encrypted and
+// authenticated (memberlist's keyring, rotated by editing the file), so a
+// process without a key can neither join nor be heard; the cluster label is
+// checked on every packet and stream. With Config.Probe a member is
+// healthy only once it answered at the gRPC address it advertises, as
+// itself, and stops being so when it stops answering: a member advertising
+// an address nobody answers at never takes writes.
+//
 // ring imports nothing of Atoll; ingest and cmd/atoll import it.
 package ring

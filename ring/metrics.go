@@ -13,6 +13,7 @@ type ringMetrics struct {
 	pushPulls        *prometheus.CounterVec
 	joinAttempts     *prometheus.CounterVec
 	forgotten        prometheus.Counter
+	probes           *prometheus.CounterVec
 	viewChanges      prometheus.Counter
 }
 
@@ -61,6 +62,10 @@ func newRingMetrics() *ringMetrics {
 			Name: "atoll_ring_members_forgotten_total",
 			Help: "Members dropped from the local view after being silent for --ring.forget-after.",
 		}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "atoll_ring_member_probes_total",
+			Help: "Probes of members' gRPC addresses (a member counts as healthy only once it answered), by outcome.",
+		}, []string{"outcome"}),
 		viewChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "atoll_ring_view_changes_total",
 			Help: "Changes of members, states, addresses or health in the local view.",
@@ -78,12 +83,13 @@ func newRingMetrics() *ringMetrics {
 	}
 	for _, r := range []string{"success", "failure"} {
 		m.joinAttempts.WithLabelValues(r)
+		m.probes.WithLabelValues(r)
 	}
 	return m
 }
 
 func (m *ringMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.messagesReceived, m.messagesSent, m.updates, m.pushPulls, m.joinAttempts, m.forgotten, m.viewChanges}
+	return []prometheus.Collector{m.messagesReceived, m.messagesSent, m.updates, m.pushPulls, m.joinAttempts, m.forgotten, m.probes, m.viewChanges}
 }
 
 // viewCollector reports the current snapshot at scrape time, so members that

@@ -40,6 +40,7 @@ type Ring struct {
 	gossipAddr string
 
 	ml         *memberlist.Memberlist
+	keyring    *memberlist.Keyring // nil without encryption
 	queue      *memberlist.TransmitLimitedQueue
 	aliveNodes atomic.Int64 // memberlist's alive count; read while memberlist holds its own locks
 
@@ -48,8 +49,9 @@ type Ring struct {
 	// (queueing a broadcast is fine: the queue has its own lock and never
 	// takes ours).
 	mu        sync.Mutex
-	records   map[string]*record // by member id, tombstones included
-	deadNodes map[string]bool    // memberlist node names the failure detector reported gone
+	records   map[string]*record     // by member id, tombstones included
+	deadNodes map[string]bool        // memberlist node names the failure detector reported gone
+	probes    map[string]*probeState // by member id, with Config.Probe
 	self      *record
 	beats     int
 	left      bool // our tombstone is out; our id is no longer ours to defend
@@ -90,8 +92,14 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Ring, err
 		nodeName:  cfg.InstanceID + "-" + hex.EncodeToString(suffix[:]),
 		records:   map[string]*record{},
 		deadNodes: map[string]bool{},
+		probes:    map[string]*probeState{},
 		warned:    map[string]bool{},
 	}
+	kr, err := cfg.newKeyring()
+	if err != nil {
+		return nil, err
+	}
+	r.keyring = kr
 	r.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(max(1, r.aliveNodes.Load())) },
 		RetransmitMult: cfg.Gossip.RetransmitMult,
@@ -109,6 +117,10 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Ring, err
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.ListenAddress, err)
 	}
 	r.gossipAddr = r.ml.LocalNode().Address()
+	if host, _, _ := splitListenAddress(cfg.ListenAddress); r.keyring == nil && !isLoopback(host) {
+		logger.Warn("gossip is not encrypted: any process that reaches the gossip port can join the ring; set --ring.secret-key-file (docs/security.md)",
+			"address", cfg.ListenAddress)
+	}
 
 	var tokens []uint32
 	if cfg.Role == RoleReceiver {
@@ -163,6 +175,10 @@ func (r *Ring) memberlistConfig() (*memberlist.Config, error) {
 	c.BindAddr, c.BindPort = host, port
 	c.AdvertiseAddr, c.AdvertisePort = advIP, advPort
 	c.Label = r.cfg.ClusterLabel
+	// With a keyring, memberlist encrypts everything and, verifying
+	// incoming and outgoing (its defaults), drops what is not encrypted.
+	c.Keyring = r.keyring
+	c.GossipVerifyIncoming, c.GossipVerifyOutgoing = true, true
 	c.ProbeInterval, c.ProbeTimeout = g.ProbeInterval, g.ProbeTimeout
 	c.SuspicionMult = g.SuspicionMult
 	c.GossipInterval, c.GossipNodes = g.GossipInterval, g.GossipNodes
@@ -228,6 +244,12 @@ func (r *Ring) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	if len(r.cfg.Join) > 0 {
 		wg.Go(func() { r.joinLoop(joinCtx) })
+	}
+	if r.cfg.Probe != nil {
+		wg.Go(func() { r.probeLoop(joinCtx) })
+	}
+	if r.keyring != nil {
+		wg.Go(func() { r.keyReloadLoop(joinCtx.Done()) })
 	}
 
 	heartbeat := time.NewTicker(r.cfg.HeartbeatPeriod)
@@ -411,7 +433,7 @@ func (r *Ring) freshLocked(rec *record, now time.Time) bool {
 }
 
 func (r *Ring) healthyLocked(rec *record, now time.Time) bool {
-	return rec.state == StateActive && r.freshLocked(rec, now) && !r.deadNodes[rec.nodeName]
+	return rec.state == StateActive && r.freshLocked(rec, now) && !r.deadNodes[rec.nodeName] && r.answeredLocked(rec)
 }
 
 // mergeLocked keeps in if it is the newest version of its member's record
@@ -543,6 +565,8 @@ func (r *Ring) logChangesLocked(prev, s *Snapshot, recs []*record, now time.Time
 			// The state change above says why.
 		case r.deadNodes[recs[i].nodeName]:
 			r.logger.Warn("member is unhealthy: gossip failure detection lost it", "member", m.ID)
+		case !r.answeredLocked(recs[i]):
+			// probeRound says why.
 		default:
 			r.logger.Warn("member is unhealthy: heartbeat too old", "member", m.ID,
 				"age", heartbeatAge(now, recs[i].heartbeat), "timeout", r.cfg.HeartbeatTimeout)

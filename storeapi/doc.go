@@ -13,10 +13,15 @@
 //     over gRPC; Endpoints keeps a Remote per discovered or configured
 //     address and health-checks them, so queries use only stores that
 //     answered.
+//   - WithTenant scopes requests to one tenant: Remote sends the scope as
+//     gRPC metadata and the server adds it as a tenant_id matcher the
+//     caller cannot widen, so a request scoped to tenant a gets nothing of
+//     tenant b (tenancy.go). Unscoped requests read every tenant; mutual
+//     TLS on the server keeps them to components.
 //   - storepb holds the generated protobuf and gRPC code. Only grpc.go, the
 //     transport, touches it: no storepb type crosses Store.
 //
-// storeapi imports Prometheus and storepb only. Stores (the store gateway,
+// storeapi imports Prometheus, storepb and tenant only. Stores (the store gateway,
 // the receivers' wiring) and the querier import it; it must not import any
 // of them.
 package storeapi

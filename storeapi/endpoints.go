@@ -18,8 +18,9 @@ import (
 // their last check: a receiver that died drops out of queries within one
 // check, and its replicas answer for it.
 type Endpoints struct {
-	logger  *slog.Logger
-	timeout time.Duration
+	logger   *slog.Logger
+	timeout  time.Duration
+	dialOpts []grpc.DialOption
 
 	mtx       sync.RWMutex
 	endpoints map[string]*endpoint
@@ -38,8 +39,9 @@ type endpoint struct {
 	lastErr   error
 }
 
-// NewEndpoints returns an empty set; Set fills it.
-func NewEndpoints(logger *slog.Logger, reg prometheus.Registerer) *Endpoints {
+// NewEndpoints returns an empty set; Set fills it. Connections to stores
+// are plaintext unless dialOpts give transport credentials.
+func NewEndpoints(logger *slog.Logger, reg prometheus.Registerer, dialOpts ...grpc.DialOption) *Endpoints {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -47,6 +49,7 @@ func NewEndpoints(logger *slog.Logger, reg prometheus.Registerer) *Endpoints {
 	return &Endpoints{
 		logger:    logger,
 		timeout:   5 * time.Second,
+		dialOpts:  dialOpts,
 		endpoints: map[string]*endpoint{},
 		healthyGauge: f.NewGauge(prometheus.GaugeOpts{
 			Name: "atoll_querier_endpoints_healthy",
@@ -84,10 +87,11 @@ func (e *Endpoints) Set(ctx context.Context, addrs []string, static bool) {
 		if _, ok := e.endpoints[addr]; ok {
 			continue
 		}
-		conn, err := grpc.NewClient(addr,
+		opts := append([]grpc.DialOption{
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)),
-		)
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256 << 20)),
+		}, e.dialOpts...)
+		conn, err := grpc.NewClient(addr, opts...)
 		if err != nil {
 			e.logger.Warn("cannot connect to store endpoint", "address", addr, "err", err)
 			continue

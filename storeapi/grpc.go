@@ -41,10 +41,15 @@ func RegisterServer(s *grpc.Server, store Store) {
 }
 
 func (s *storeServer) Info(ctx context.Context, _ *storepb.InfoRequest) (*storepb.InfoResponse, error) {
+	scope, err := incomingScope(ctx)
+	if err != nil {
+		return nil, err
+	}
 	info, err := s.store.Info(ctx)
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	info = scopedInfo(scope, info)
 	resp := &storepb.InfoResponse{MinTime: info.MinTime, MaxTime: info.MaxTime, Component: info.Component}
 	for _, ls := range info.LabelSets {
 		resp.LabelSets = append(resp.LabelSets, &storepb.LabelSet{Labels: labelsToPB(ls)})
@@ -53,10 +58,15 @@ func (s *storeServer) Info(ctx context.Context, _ *storepb.InfoRequest) (*storep
 }
 
 func (s *storeServer) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServer) error {
+	scope, err := incomingScope(srv.Context())
+	if err != nil {
+		return err
+	}
 	ms, err := matchersFromPB(req.Matchers)
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	ms = scoped(scope, ms)
 	r := &SeriesRequest{
 		MinTime:       req.MinTime,
 		MaxTime:       req.MaxTime,
@@ -112,10 +122,15 @@ func (s *storeServer) Series(req *storepb.SeriesRequest, srv storepb.Store_Serie
 }
 
 func (s *storeServer) LabelNames(ctx context.Context, req *storepb.LabelNamesRequest) (*storepb.LabelNamesResponse, error) {
+	scope, err := incomingScope(ctx)
+	if err != nil {
+		return nil, err
+	}
 	ms, err := matchersFromPB(req.Matchers)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	ms = scoped(scope, ms)
 	names, warns, err := s.store.LabelNames(ctx, &LabelsRequest{MinTime: req.MinTime, MaxTime: req.MaxTime, Matchers: ms, Limit: int(req.Limit)})
 	if err != nil {
 		return nil, toStatus(err)
@@ -124,10 +139,15 @@ func (s *storeServer) LabelNames(ctx context.Context, req *storepb.LabelNamesReq
 }
 
 func (s *storeServer) LabelValues(ctx context.Context, req *storepb.LabelValuesRequest) (*storepb.LabelValuesResponse, error) {
+	scope, err := incomingScope(ctx)
+	if err != nil {
+		return nil, err
+	}
 	ms, err := matchersFromPB(req.Matchers)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	ms = scoped(scope, ms)
 	values, warns, err := s.store.LabelValues(ctx, req.Name, &LabelsRequest{MinTime: req.MinTime, MaxTime: req.MaxTime, Matchers: ms, Limit: int(req.Limit)})
 	if err != nil {
 		return nil, toStatus(err)
@@ -136,14 +156,19 @@ func (s *storeServer) LabelValues(ctx context.Context, req *storepb.LabelValuesR
 }
 
 func (s *storeServer) Exemplars(ctx context.Context, req *storepb.ExemplarsRequest) (*storepb.ExemplarsResponse, error) {
+	scope, err := incomingScope(ctx)
+	if err != nil {
+		return nil, err
+	}
 	sets := make([][]*labels.Matcher, 0, len(req.MatcherSets))
 	for _, set := range req.MatcherSets {
 		ms, err := matchersFromPB(set.Matchers)
 		if err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
-		sets = append(sets, ms)
+		sets = append(sets, scoped(scope, ms))
 	}
+
 	res, err := s.store.Exemplars(ctx, req.MinTime, req.MaxTime, sets)
 	if err != nil {
 		return nil, toStatus(err)
@@ -160,10 +185,15 @@ func (s *storeServer) Exemplars(ctx context.Context, req *storepb.ExemplarsReque
 }
 
 func (s *storeServer) Metadata(ctx context.Context, req *storepb.MetadataRequest) (*storepb.MetadataResponse, error) {
+	scope, err := incomingScope(ctx)
+	if err != nil {
+		return nil, err
+	}
 	ms, err := matchersFromPB(req.Matchers)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	ms = scoped(scope, ms)
 	res, err := s.store.Metadata(ctx, &MetadataRequest{Metric: req.Metric, Limit: int(req.Limit), Matchers: ms})
 	if err != nil {
 		return nil, toStatus(err)
@@ -286,7 +316,7 @@ func (s *Remote) Name() string { return s.name }
 
 // RefreshInfo asks the store what it holds and remembers the answer.
 func (s *Remote) RefreshInfo(ctx context.Context) error {
-	resp, err := s.client.Info(ctx, &storepb.InfoRequest{})
+	resp, err := s.client.Info(outgoing(ctx), &storepb.InfoRequest{})
 	s.mtx.Lock()
 	defer s.mtx.Unlock()
 	if err != nil {
@@ -335,7 +365,7 @@ func (s *Remote) Series(ctx context.Context, req *SeriesRequest, f SeriesFunc) (
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := s.client.Series(ctx, pr)
+	stream, err := s.client.Series(outgoing(ctx), pr)
 	if err != nil {
 		return nil, err
 	}
@@ -373,7 +403,7 @@ func (s *Remote) Series(ctx context.Context, req *SeriesRequest, f SeriesFunc) (
 
 // LabelNames implements Store.
 func (s *Remote) LabelNames(ctx context.Context, req *LabelsRequest) ([]string, annotations.Annotations, error) {
-	resp, err := s.client.LabelNames(ctx, &storepb.LabelNamesRequest{MinTime: req.MinTime, MaxTime: req.MaxTime, Matchers: matchersToPB(req.Matchers), Limit: int64(req.Limit)})
+	resp, err := s.client.LabelNames(outgoing(ctx), &storepb.LabelNamesRequest{MinTime: req.MinTime, MaxTime: req.MaxTime, Matchers: matchersToPB(req.Matchers), Limit: int64(req.Limit)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -382,7 +412,7 @@ func (s *Remote) LabelNames(ctx context.Context, req *LabelsRequest) ([]string, 
 
 // LabelValues implements Store.
 func (s *Remote) LabelValues(ctx context.Context, name string, req *LabelsRequest) ([]string, annotations.Annotations, error) {
-	resp, err := s.client.LabelValues(ctx, &storepb.LabelValuesRequest{Name: name, MinTime: req.MinTime, MaxTime: req.MaxTime, Matchers: matchersToPB(req.Matchers), Limit: int64(req.Limit)})
+	resp, err := s.client.LabelValues(outgoing(ctx), &storepb.LabelValuesRequest{Name: name, MinTime: req.MinTime, MaxTime: req.MaxTime, Matchers: matchersToPB(req.Matchers), Limit: int64(req.Limit)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -403,7 +433,7 @@ func (s *Remote) Exemplars(ctx context.Context, mint, maxt int64, matchers [][]*
 	for _, ms := range matchers {
 		req.MatcherSets = append(req.MatcherSets, &storepb.MatcherSet{Matchers: matchersToPB(ms)})
 	}
-	resp, err := s.client.Exemplars(ctx, req)
+	resp, err := s.client.Exemplars(outgoing(ctx), req)
 	if err != nil {
 		return nil, err
 	}
@@ -421,7 +451,7 @@ func (s *Remote) Exemplars(ctx context.Context, mint, maxt int64, matchers [][]*
 
 // Metadata implements Store.
 func (s *Remote) Metadata(ctx context.Context, req *MetadataRequest) (map[string][]metadata.Metadata, error) {
-	resp, err := s.client.Metadata(ctx, &storepb.MetadataRequest{Metric: req.Metric, Limit: int64(req.Limit), Matchers: matchersToPB(req.Matchers)})
+	resp, err := s.client.Metadata(outgoing(ctx), &storepb.MetadataRequest{Metric: req.Metric, Limit: int64(req.Limit), Matchers: matchersToPB(req.Matchers)})
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"unicode/utf8"
 )
 
 // The headers that carry a request's tenant, read in this order: what
@@ -14,6 +13,10 @@ const (
 	HeaderOrgID  = "X-Scope-OrgID"
 )
 
+// MetadataKey is the gRPC metadata key that scopes a Store API request to
+// one tenant (gRPC lowercases keys; Thanos's querier uses the same one).
+const MetadataKey = "thanos-tenant"
+
 // Label is the external label of a tenant's TSDB and blocks; its value is
 // the tenant id.
 const Label = "tenant_id"
@@ -21,8 +24,9 @@ const Label = "tenant_id"
 // Default receives writes, and answers queries, that name no tenant.
 const Default = "default-tenant"
 
-// maxLength bounds tenant ids; they become directory names and label values.
-const maxLength = 128
+// MaxLength bounds tenant ids; they become directory names and label
+// values. It is Mimir's bound, so ids that Mimir takes are taken here.
+const MaxLength = 150
 
 // ErrInvalid is returned, wrapped, for tenant ids that cannot name a
 // directory or a label value.
@@ -37,22 +41,37 @@ func FromHeader(h http.Header) string {
 	return h.Get(HeaderOrgID)
 }
 
-// Validate reports whether id is safe as a directory name and label value.
+// Validate reports whether id is a tenant id: 1 to MaxLength characters,
+// each an ASCII letter or digit or one of ! - _ . * ' ( ), and neither "."
+// nor "..". This is the set Mimir and Cortex allow. It leaves out
+// everything that can hide in a directory name, a log line or a page:
+// path separators, whitespace, control, bidirectional and zero-width
+// characters, and any non-ASCII look-alike of another tenant's id.
 func Validate(id string) error {
 	switch {
 	case id == "":
 		return fmt.Errorf("%w: empty tenant id", ErrInvalid)
-	case len(id) > maxLength:
-		return fmt.Errorf("%w: tenant id is %d bytes, more than %d", ErrInvalid, len(id), maxLength)
+	case len(id) > MaxLength:
+		return fmt.Errorf("%w: tenant id is %d bytes, more than %d", ErrInvalid, len(id), MaxLength)
 	case id == "." || id == "..":
-		return fmt.Errorf("%w: tenant id %q is a relative path", ErrInvalid, id)
-	case !utf8.ValidString(id):
-		return fmt.Errorf("%w: tenant id is not valid UTF-8", ErrInvalid)
+		return fmt.Errorf("%w: tenant id %q is a path element", ErrInvalid, id)
 	}
-	for _, r := range id {
-		if r == '/' || r == '\\' || r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%w: tenant id %q contains a path separator or control character", ErrInvalid, id)
+	for i := 0; i < len(id); i++ {
+		if !allowed(id[i]) {
+			return fmt.Errorf("%w: tenant id %q has %q at byte %d; allowed are ASCII letters, digits and ! - _ . * ' ( )", ErrInvalid, id, id[i], i)
 		}
 	}
 	return nil
+}
+
+func allowed(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '!', '-', '_', '.', '*', '\'', '(', ')':
+		return true
+	}
+	return false
 }

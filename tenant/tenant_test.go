@@ -14,7 +14,16 @@ func TestValidate(t *testing.T) {
 	}{
 		{"default-tenant", true},
 		{"team_a.prod-1", true},
-		{"ünïcode", true},
+		{"Team_A.prod-1!*'()", true},
+		{"ünïcode", false},
+		{"a b", false},
+		{"a\u200bb", false},      // zero-width space
+		{"evil\u202egnp", false}, // right-to-left override
+		{"a\u00a0b", false},      // no-break space
+		{"a|b", false},
+		{"a:b", false},
+		{"a%2fb", false},
+		{"\x7f", false},
 		{"", false},
 		{".", false},
 		{"..", false},
@@ -22,8 +31,8 @@ func TestValidate(t *testing.T) {
 		{`a\b`, false},
 		{"a\x00b", false},
 		{"tab\there", false},
-		{strings.Repeat("x", maxLength), true},
-		{strings.Repeat("x", maxLength+1), false},
+		{strings.Repeat("x", MaxLength), true},
+		{strings.Repeat("x", MaxLength+1), false},
 		{"\xff\xfe", false},
 	} {
 		err := Validate(c.id)

@@ -72,7 +72,7 @@ func (u *UI) tenants(w http.ResponseWriter, r *http.Request) {
 		out.Receivers = append(out.Receivers, receiverTenants{Name: u.opts.InstanceID, Tenants: nonNil(list)})
 	}
 	if u.opts.Receivers != nil && r.URL.Query().Get("scope") != "local" {
-		out.Receivers = append(out.Receivers, u.gatherTenants(r.Context(), u.opts.Receivers())...)
+		out.Receivers = append(out.Receivers, u.gatherTenants(r.Context(), r.Header.Get("Authorization"), u.opts.Receivers())...)
 	}
 	writeData(w, out)
 }
@@ -86,7 +86,7 @@ func nonNil(list []TenantStatus) []TenantStatus {
 
 // gatherTenants asks every receiver for its tenants at once; a receiver
 // that does not answer is listed with its error.
-func (u *UI) gatherTenants(ctx context.Context, receivers []Receiver) []receiverTenants {
+func (u *UI) gatherTenants(ctx context.Context, auth string, receivers []Receiver) []receiverTenants {
 	out := make([]receiverTenants, len(receivers))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
@@ -95,7 +95,7 @@ func (u *UI) gatherTenants(ctx context.Context, receivers []Receiver) []receiver
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			list, err := u.fetchTenants(ctx, rc.Address)
+			list, err := u.fetchTenants(ctx, auth, rc.Address)
 			if err != nil {
 				out[i].Error = err.Error()
 				return
@@ -108,13 +108,20 @@ func (u *UI) gatherTenants(ctx context.Context, receivers []Receiver) []receiver
 	return out
 }
 
-func (u *UI) fetchTenants(ctx context.Context, addr string) ([]TenantStatus, error) {
+func (u *UI) fetchTenants(ctx context.Context, auth, addr string) ([]TenantStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	target := url.URL{Scheme: "http", Host: addr, Path: "/api/v1/tenants", RawQuery: "scope=local"}
+	scheme := u.opts.ReceiverScheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	target := url.URL{Scheme: scheme, Host: addr, Path: "/api/v1/tenants", RawQuery: "scope=local"}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	resp, err := u.opts.Client.Do(req)
 	if err != nil {

@@ -61,9 +61,12 @@ type Options struct {
 	BuildInfo v1.PrometheusVersion
 	Flags     map[string]string
 
-	// Client reaches other Atoll processes (receivers, for tenants).
-	Client *http.Client
-	Logger *slog.Logger
+	// Client reaches other Atoll processes (receivers, for tenants), over
+	// ReceiverScheme ("http" when empty; "https" where they serve TLS). The
+	// credentials of the request being answered go along.
+	Client         *http.Client
+	ReceiverScheme string
+	Logger         *slog.Logger
 }
 
 // UI serves the pages and their data.

@@ -175,6 +175,7 @@ func startCluster(ctx context.Context, bin, dir string, n, rf int) (*cluster, er
 			// A replica that fails while the write still reaches quorum is
 			// logged at debug level only; the report lists the reasons.
 			"--log.level=debug",
+			"--web.enable-pprof",
 		}
 		p, err := startProcess(id, bin, filepath.Join(dir, id+".log"), args)
 		if err != nil {
@@ -272,6 +273,7 @@ func (c *cluster) startQuerier(ctx context.Context, bin string) error {
 		"--ring.join=" + c.receivers[0].gossip,
 		"--ring.instance-id=querier",
 		"--store.check-interval=1s",
+		"--web.enable-pprof",
 	}
 	p, err := startProcess("querier", bin, filepath.Join(c.dir, "querier.log"), args)
 	if err != nil {
@@ -311,6 +313,7 @@ func startSingle(ctx context.Context, bin, dir string) (*process, error) {
 		"--remote-write.address=" + addr(ports[2]),
 		// Stopping would otherwise cut and ship every head first.
 		"--no-receive.flush-on-shutdown",
+		"--web.enable-pprof",
 	}
 	p, err := startProcess("all", bin, filepath.Join(dir, "all.log"), args)
 	if err != nil {

@@ -182,6 +182,7 @@ func (r *instanceResult) warmup() phase { return r.phase("warmup") }
 func run(ctx context.Context, c config) error {
 	all := map[string]target{
 		"atoll":           atollTarget(c.atoll),
+		"atoll-tls":       atollTLSTarget(c.atoll),
 		"prometheus":      prometheusTarget(c.prometheus),
 		"victoriametrics": victoriaMetricsTarget(c.victoriaMetrics),
 	}
@@ -243,6 +244,9 @@ func run(ctx context.Context, c config) error {
 	for i, t := range order {
 		if c.rssSeries <= 0 {
 			break
+		}
+		if t.noMemoryRun {
+			continue
 		}
 		logf("=== %s: memory, %d series, %d rounds", t.name, c.rssSeries, c.rssRounds)
 		r, err := b.instance(ctx, t, false, func(endpoints) []string {
@@ -332,7 +336,7 @@ func (b *bench) instance(ctx context.Context, t target, check bool, loadArgs fun
 		}
 	}()
 
-	if err := localnet.WaitReady(ctx, ep.ready, 2*time.Minute, exited); err != nil {
+	if err := localnet.WaitReadyWith(ctx, ep.httpClient(), ep.ready, 2*time.Minute, exited); err != nil {
 		if errors.Is(err, localnet.ErrExited) {
 			err = fmt.Errorf("%w: %v", err, waitErr)
 		}
@@ -346,7 +350,7 @@ func (b *bench) instance(ctx context.Context, t target, check bool, loadArgs fun
 		"-batch=" + strconv.Itoa(b.c.batch),
 		"-concurrency=" + strconv.Itoa(b.c.concurrency),
 		"-json",
-	}, loadArgs(ep)...)
+	}, append(ep.loadgen, loadArgs(ep)...)...)
 	lg := exec.CommandContext(ctx, b.c.loadgen, largs...)
 	lg.Stderr = os.Stderr
 	out, err := lg.Output()
@@ -447,7 +451,7 @@ func countSeries(ctx context.Context, ep endpoints, ts int64) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if ep.flush != "" {
-		if err := get(ctx, ep.flush, nil); err != nil {
+		if err := get(ctx, ep.httpClient(), ep.flush, nil); err != nil {
 			return 0, err
 		}
 	}
@@ -463,7 +467,7 @@ func countSeries(ctx context.Context, ep endpoints, ts int64) (int, error) {
 			} `json:"result"`
 		} `json:"data"`
 	}
-	if err := get(ctx, ep.query+"/query?"+q.Encode(), &body); err != nil {
+	if err := get(ctx, ep.httpClient(), ep.query+"/query?"+q.Encode(), &body); err != nil {
 		return 0, err
 	}
 	if body.Status != "success" || len(body.Data.Result) != 1 {
@@ -476,12 +480,12 @@ func countSeries(ctx context.Context, ep endpoints, ts int64) (int, error) {
 	return strconv.Atoi(s)
 }
 
-func get(ctx context.Context, u string, into any) error {
+func get(ctx context.Context, client *http.Client, u string, into any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -491,7 +495,7 @@ func get(ctx context.Context, u string, into any) error {
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("GET %s: %s: %.200s", u, resp.Status, b)
+		return fmt.Errorf("GET %s: %s: %.200s", req.URL.Redacted(), resp.Status, b)
 	}
 	if into == nil {
 		return nil
@@ -576,6 +580,13 @@ func printReport(w io.Writer, c config, results []targetResult) {
 			mib(rss), ratio(float64(rss), float64(baseRSS)), nonOK, p.OtherCPU)
 	}
 	tw.Flush()
+	if cost, ok := tlsCost(results); ok {
+		verdict := "within"
+		if cost > 0.15 {
+			verdict = "OVER"
+		}
+		fmt.Fprintf(w, "\nTLS and basic auth (atoll-tls against atoll, same run): %+.1f%% CPU per sample, %s the 15%% budget.\n", cost*100, verdict)
+	}
 
 	fmt.Fprintf(w, "\nSeries creation: the warm-up round of the median run (%d new series) and of the memory run (%d new series); CPU includes a short pause after it.\n\n", c.series, c.rssSeries)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -616,6 +627,29 @@ func printReport(w io.Writer, c config, results []targetResult) {
 			fmt.Fprintf(w, "%s FAILED: %s\n", r.Target, f)
 		}
 	}
+}
+
+// tlsCost is how much more CPU per steady sample atoll-tls took than
+// atoll, as a fraction: samples per CPU-second of atoll over atoll-tls's,
+// minus one.
+func tlsCost(results []targetResult) (float64, bool) {
+	var plain, secure float64
+	for _, r := range results {
+		med, _, _ := r.median()
+		if med == nil {
+			continue
+		}
+		switch r.Target {
+		case "atoll":
+			plain = med.steady().SamplesPerCPU
+		case "atoll-tls":
+			secure = med.steady().SamplesPerCPU
+		}
+	}
+	if plain <= 0 || secure <= 0 {
+		return 0, false
+	}
+	return plain/secure - 1, true
 }
 
 // count writes n the short way: 1M, 100k.

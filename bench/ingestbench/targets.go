@@ -1,10 +1,20 @@
 package main
 
 import (
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/atoll-metrics/atoll/internal/certgen"
 	"github.com/atoll-metrics/atoll/internal/localnet"
 )
 
@@ -15,6 +25,9 @@ type target struct {
 	// start returns the arguments for a fresh instance with its data in
 	// dir, and the instance's endpoints.
 	start func(dir string) ([]string, endpoints, error)
+	// noMemoryRun skips the memory run: what it would measure is another
+	// target's.
+	noMemoryRun bool
 }
 
 // endpoints are the URLs of one running instance.
@@ -24,6 +37,18 @@ type endpoints struct {
 	query   string // base URL of the Prometheus HTTP API v1
 	flush   string // makes just-written data queryable; empty when there is no need
 	profile string // CPU profile; empty when not served
+	// client reaches ready, query and flush (credentials in their URLs);
+	// nil is http.DefaultClient.
+	client *http.Client
+	// loadgen are the arguments that let loadgen through (TLS, basic auth).
+	loadgen []string
+}
+
+func (e endpoints) httpClient() *http.Client {
+	if e.client != nil {
+		return e.client
+	}
+	return http.DefaultClient
 }
 
 func atollTarget(bin string) target {
@@ -39,6 +64,7 @@ func atollTarget(bin string) target {
 				"--http-address=" + http,
 				"--grpc-address=" + grpc,
 				"--remote-write.address=" + rw,
+				"--web.enable-pprof",
 			}, endpoints{
 				ready:   "http://" + http + "/-/ready",
 				write:   "http://" + rw + "/api/v1/receive",
@@ -46,6 +72,59 @@ func atollTarget(bin string) target {
 				profile: "http://" + http + "/debug/pprof/profile",
 			}, nil
 	}}
+}
+
+// atollTLSTarget is atollTarget behind the web config of a TLS-secured
+// deployment: TLS and basic auth on every listener, the remote-write client
+// (loadgen) verifying the certificate and sending its credentials, as
+// Prometheus does with tls_config and basic_auth. Connections are kept
+// alive, as Prometheus keeps them.
+func atollTLSTarget(bin string) target {
+	return target{name: "atoll-tls", bin: bin, start: func(dir string) ([]string, endpoints, error) {
+		args, ep, err := atollTarget(bin).start(dir)
+		if err != nil {
+			return nil, endpoints{}, err
+		}
+		certs, err := certgen.Write(filepath.Join(dir, "certs"))
+		if err != nil {
+			return nil, endpoints{}, err
+		}
+		pw := make([]byte, 16)
+		_, _ = rand.Read(pw)
+		password := hex.EncodeToString(pw)
+		// bcrypt's cost is paid once per connection and password (the web
+		// config caches the check), not per request.
+		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+		if err != nil {
+			return nil, endpoints{}, err
+		}
+		webConfig := filepath.Join(dir, "web.yml")
+		cfg := fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  bench: %s\n", certs.ServerCert, certs.ServerKey, hash)
+		passwordFile := filepath.Join(dir, "password")
+		if err := os.WriteFile(webConfig, []byte(cfg), 0o600); err != nil {
+			return nil, endpoints{}, err
+		}
+		if err := os.WriteFile(passwordFile, []byte(password), 0o600); err != nil {
+			return nil, endpoints{}, err
+		}
+		pem, err := os.ReadFile(certs.CAFile)
+		if err != nil {
+			return nil, endpoints{}, err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		secure := func(u string) string {
+			pu, _ := url.Parse(strings.Replace(u, "http://", "https://", 1))
+			pu.User = url.UserPassword("bench", password)
+			return pu.String()
+		}
+		ep.ready, ep.query = secure(ep.ready), secure(ep.query)
+		ep.write = strings.Replace(ep.write, "http://", "https://", 1)
+		ep.profile = ""
+		ep.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		ep.loadgen = []string{"-ca-file=" + certs.CAFile, "-basic-auth-user=bench", "-basic-auth-password-file=" + passwordFile}
+		return append(args, "--http.config="+webConfig), ep, nil
+	}, noMemoryRun: true}
 }
 
 // prometheusTarget runs Prometheus as a plain remote-write receiver: no

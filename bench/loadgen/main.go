@@ -20,6 +20,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -27,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -57,6 +61,9 @@ type config struct {
 	profileURL   string
 	profileOut   string
 	jsonOut      bool
+	caFile       string
+	user         string
+	passwordFile string
 }
 
 // Result is what a run reports with -json.
@@ -99,6 +106,9 @@ func main() {
 	flag.StringVar(&c.profileURL, "profile-url", "", "URL of a CPU profile to fetch while the steady rounds run, e.g. http://host/debug/pprof/profile?seconds=30.")
 	flag.StringVar(&c.profileOut, "profile-out", "cpu.pprof", "Where to write the profile fetched from -profile-url.")
 	flag.BoolVar(&c.jsonOut, "json", false, "Print the result as JSON on standard output.")
+	flag.StringVar(&c.caFile, "ca-file", "", "CA that signed the receiver's certificate, for an https -url.")
+	flag.StringVar(&c.user, "basic-auth-user", "", "Basic-auth user to send, with -basic-auth-password-file.")
+	flag.StringVar(&c.passwordFile, "basic-auth-password-file", "", "File holding the basic-auth password.")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -159,7 +169,25 @@ func run(ctx context.Context, c config) error {
 	if c.tenant != "" {
 		header.Set(c.tenantHeader, c.tenant)
 	}
+	if c.user != "" {
+		pw, err := os.ReadFile(c.passwordFile)
+		if err != nil {
+			return fmt.Errorf("-basic-auth-password-file: %w", err)
+		}
+		header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c.user+":"+strings.TrimSpace(string(pw)))))
+	}
 	sender := NewSender(c.url, header, c.concurrency, c.timeout)
+	if c.caFile != "" {
+		pem, err := os.ReadFile(c.caFile)
+		if err != nil {
+			return fmt.Errorf("-ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("-ca-file %s holds no certificate", c.caFile)
+		}
+		sender.UseTLS(&tls.Config{RootCAs: pool})
+	}
 	sender.MaxFailures = c.maxFailures
 	defer sender.Close()
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -16,7 +17,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
-	"google.golang.org/grpc"
 	"gopkg.in/yaml.v3"
 
 	"github.com/atoll-metrics/atoll/bucket"
@@ -25,6 +25,7 @@ import (
 	"github.com/atoll-metrics/atoll/querier"
 	"github.com/atoll-metrics/atoll/storeapi"
 	"github.com/atoll-metrics/atoll/storegateway"
+	"github.com/atoll-metrics/atoll/tenant"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 	"github.com/atoll-metrics/atoll/web"
 )
@@ -48,9 +49,9 @@ type allConfig struct {
 func registerAll(app *kingpin.Application, setups map[string]setupFunc) {
 	cmd := app.Command("all", "Run everything in one process: remote write in, TSDB, PromQL out. Data under --data-dir.")
 	c := &allConfig{}
-	c.server.register(cmd)
+	c.server.register(cmd, "127.0.0.1", true)
 	c.tsdb.register(cmd)
-	c.ingest.register(cmd)
+	c.ingest.register(cmd, "127.0.0.1")
 	c.query.register(cmd)
 	c.bucket.register(cmd, "Default: a filesystem bucket in <data-dir>/bucket.")
 	cmd.Flag("receive.flush-on-shutdown", "On SIGTERM, cut the heads into blocks and ship them to the bucket, so the bucket alone holds everything.").
@@ -102,7 +103,7 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	core := newReceiverCore(storeapi.ComponentAll)
 	apiHandler := &lateHandler{}
 
-	mux := newOpsMux(reg, ready)
+	mux := newOpsMux(reg, ready, &c.server.http)
 	if c.frontendOn {
 		fe, err := addBuiltinFrontend(logger, reg, &c.frontend, apiHandler)
 		if err != nil {
@@ -118,13 +119,18 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	wo.Tenants = receiverTenants(core, limits, reg)
 	wo.Blocks = bucketBlocks(bkt, logger)
 	web.New(wo).Register(mux)
-	if _, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux); err != nil {
+	httpAddr, err := c.server.http.serve(g, logger, reg, "http", c.server.httpAddress, mux)
+	if err != nil {
 		return closeBucket, err
 	}
-	if err := core.listen(g, logger, reg, c.ingest.address); err != nil {
+	writeAddr, err := core.listen(g, logger, reg, c.ingest.address, &c.server.http)
+	if err != nil {
 		return closeBucket, err
 	}
-	grpcServer := grpc.NewServer(grpcServerOptions()...)
+	grpcServer, err := c.server.grpc.server()
+	if err != nil {
+		return closeBucket, err
+	}
 	storeapi.RegisterServer(grpcServer, core.store)
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Add(func() error {
@@ -133,9 +139,11 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		}
 		return gw.Run(ctx)
 	}, func(error) { cancel() })
-	if _, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer); err != nil {
+	grpcAddr, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer, c.server.grpc.describe())
+	if err != nil {
 		return closeBucket, err
 	}
+	tellNewcomer(logger, &c.server.http, httpAddr, writeAddr, grpcAddr)
 
 	if !c.noCompact {
 		if err := addBuiltinCompactor(g, logger, reg, bkt, c); err != nil {
@@ -148,7 +156,13 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 		if err != nil {
 			return err
 		}
-		router := ingest.NewRouter(shards, nil, ingest.RouterOptions{ReplicationFactor: 1, Limits: limits}, logger, reg)
+		router := ingest.NewRouter(shards, nil, ingest.RouterOptions{
+			ReplicationFactor: 1,
+			Limits:            limits,
+			// Atoll's own external labels. Not the querier's replica labels:
+			// those are what Prometheus HA pairs send to be deduplicated.
+			ReservedLabels: []string{tenant.Label, c.ingest.replicaLabel},
+		}, logger, reg)
 		core.serveWrites(router, &c.ingest, limits, ready, logger, reg)
 
 		// The local TSDBs and the bucket they ship to are one store, so
@@ -182,6 +196,23 @@ func setupAll(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *al
 	}, nil
 }
 
+// tellNewcomer says at start-up where `atoll all` can be reached: by
+// default from this host only, which is what trying it on a laptop needs.
+func tellNewcomer(logger *slog.Logger, hc *httpConfig, httpAddr, writeAddr, grpcAddr net.Addr) {
+	scheme := "http"
+	if hc.security.TLS {
+		scheme = "https"
+	}
+	msg := "atoll all is reachable from this host only; to serve other hosts or containers, listen on all interfaces (--http-address=0.0.0.0:10902 --remote-write.address=0.0.0.0:19291) and set --http.config for TLS and authentication"
+	if !loopback(httpAddr) || !loopback(writeAddr) {
+		msg = "atoll all is reachable from other hosts"
+	}
+	logger.Info(msg,
+		"remote_write_url", fmt.Sprintf("%s://%s/api/v1/receive", scheme, writeAddr),
+		"query_api_and_ui", fmt.Sprintf("%s://%s/", scheme, httpAddr),
+		"grpc_store_api", grpcAddr.String())
+}
+
 // tenantsAsTSDBs lists the open tenant TSDBs for the read path.
 func tenantsAsTSDBs(m *tsdbshard.MultiTSDB) []storeapi.TSDB {
 	ts := m.Tenants()
@@ -201,40 +232,6 @@ func buildInfo() v1.PrometheusVersion {
 		BuildDate: buildDate,
 		GoVersion: runtime.Version(),
 	}
-}
-
-// secretFlags may hold credentials inline (an S3 secret key in the bucket
-// YAML): their values are served through a function that masks them.
-var secretFlags = map[string]func(string) string{"objstore.config": maskedBucketYAML}
-
-// flagValues lists a command's flags and their values for
-// /api/v1/status/flags and /api/v1/status/config, secrets masked.
-func flagValues(app *kingpin.Application, cmd *kingpin.CmdClause) map[string]string {
-	out := map[string]string{}
-	for _, fs := range [][]*kingpin.FlagModel{app.Model().Flags, cmd.Model().Flags} {
-		for _, f := range fs {
-			v := f.Value.String()
-			if mask := secretFlags[f.Name]; mask != nil && v != "" {
-				v = mask(v)
-			}
-			out[f.Name] = v
-		}
-	}
-	return out
-}
-
-// maskedBucketYAML is an inline bucket config with its secrets shown as
-// <secret>; one that does not parse is not shown at all.
-func maskedBucketYAML(v string) string {
-	cfg, err := bucket.ParseConfig([]byte(v))
-	if err != nil {
-		return "<secret>"
-	}
-	out, err := yaml.Marshal(cfg)
-	if err != nil {
-		return "<secret>"
-	}
-	return string(out)
 }
 
 // storageRetention says how long `atoll all` keeps data, for

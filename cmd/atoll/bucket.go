@@ -38,6 +38,7 @@ type bucketToolConfig struct {
 	block   string
 	// bucket web
 	httpAddress string
+	http        httpConfig
 	refresh     time.Duration
 }
 
@@ -65,8 +66,9 @@ func registerBucket(app *kingpin.Application, setups map[string]setupFunc) {
 	verify.Flag("deep", "Also read every series entry and chunk, checking checksums and where chunks lie (reads the whole bucket).").BoolVar(&c.deep)
 
 	webCmd := cmd.Command("web", "Serve the web UI over the bucket: a timeline of its blocks per group and resolution, with levels, sizes, marks and each block's meta. Runs until stopped.")
-	webCmd.Flag("http-address", "Listen address for the UI, /metrics, /-/healthy and /-/ready.").
-		Default("0.0.0.0:10902").StringVar(&c.httpAddress)
+	webCmd.Flag("http-address", "Listen address for the UI, /metrics, /-/healthy and /-/ready. This host only by default: the UI shows the bucket's blocks and labels.").
+		Default("127.0.0.1:10902").StringVar(&c.httpAddress)
+	c.http.register(webCmd)
 	webCmd.Flag("refresh", "Longest a block listing is reused before the bucket is listed again; the page can ask for a fresh one.").
 		Default("1m").DurationVar(&c.refresh)
 	setups[webCmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
@@ -109,12 +111,12 @@ func setupBucketWeb(g *run.Group, logger *slog.Logger, reg *prometheus.Registry,
 	cleanup := func() { _ = bkt.Close() }
 	ready := &readiness{}
 	addBucketCheck(g, logger, bkt, ready)
-	mux := newOpsMux(reg, ready)
+	mux := newOpsMux(reg, ready, &c.http)
 	wo := newWebOptions("bucket web", defaultInstanceID(), flags, logger)
 	wo.Blocks = bucketBlocks(bkt, logger)
 	wo.BlocksMaxAge = c.refresh
 	web.New(wo).Register(mux)
-	if _, err := addHTTPServer(g, logger, reg, "http", c.httpAddress, mux); err != nil {
+	if _, err := c.http.serve(g, logger, reg, "http", c.httpAddress, mux); err != nil {
 		return cleanup, err
 	}
 	ready.set(true)

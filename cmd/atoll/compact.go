@@ -22,6 +22,7 @@ import (
 type compactConfig struct {
 	bucket        bucketConfig
 	httpAddress   string
+	http          httpConfig
 	dataDir       string
 	wait          bool
 	waitInterval  model.Duration
@@ -50,6 +51,7 @@ func registerCompact(app *kingpin.Application, setups map[string]setupFunc) {
 	c.bucket.register(cmd, "Required.")
 	cmd.Flag("http-address", "Listen address for the UI (the bucket's blocks), /metrics, /-/healthy and /-/ready (with --wait).").
 		Default("0.0.0.0:10912").StringVar(&c.httpAddress)
+	c.http.register(cmd)
 	cmd.Flag("data-dir", "Scratch space for blocks being compacted; needs room for a group's largest compaction.").
 		Default("./data-compact").StringVar(&c.dataDir)
 	cmd.Flag("wait", "Keep running: make a pass every --wait-interval, serving metrics and probes.").BoolVar(&c.wait)
@@ -128,11 +130,11 @@ func setupCompact(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 	}
 	if c.wait {
 		ready := &readiness{}
-		mux := newOpsMux(reg, ready)
+		mux := newOpsMux(reg, ready, &c.http)
 		wo := newWebOptions("compact", c.leaseHolder, flags, logger)
 		wo.Blocks = bucketBlocks(bkt, logger)
 		web.New(wo).Register(mux)
-		if _, err := addHTTPServer(g, logger, reg, "http", c.httpAddress, mux); err != nil {
+		if _, err := c.http.serve(g, logger, reg, "http", c.httpAddress, mux); err != nil {
 			return cleanup, err
 		}
 		ctx, cancel := context.WithCancel(context.Background())

@@ -264,7 +264,7 @@ func TestStatusEndpointsTellTheTruth(t *testing.T) {
 	if err := os.WriteFile(limitsFile, []byte("default:\n  max_series: 1234\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := startAtoll(t, filepath.Join(dir, "data"), "--objstore.config="+inline, "--receive.limits-config-file="+limitsFile)
+	a := startAtoll(t, filepath.Join(dir, "data"), "--objstore.config="+inline, "--receive.limits-config-file="+limitsFile, "--web.enable-pprof")
 	now := time.Now().UnixMilli()
 	req := &prompb.WriteRequest{}
 	for i := range 7 {
@@ -344,14 +344,29 @@ func TestStatusEndpointsTellTheTruth(t *testing.T) {
 			t.Errorf("GET /api/v1%s shows the S3 secret key", path)
 		}
 	}
-	for _, p := range []string{"/metrics", "/debug/pprof/cmdline", "/-/ready"} {
-		if _, body := getBody(t, a.httpURL+p, nil); strings.Contains(body, secret) {
+	// Nor in the UI's pages, /metrics, the probes or pprof (enabled here).
+	for _, p := range []string{"/metrics", "/debug/pprof/cmdline", "/-/ready", "/-/healthy",
+		"/", "/query", "/graph", "/stores", "/tenants", "/blocks", "/status", "/ring"} {
+		code, body := getBody(t, a.httpURL+p, nil)
+		if strings.Contains(body, secret) {
 			t.Errorf("GET %s shows the S3 secret key", p)
 		}
+		if p == "/debug/pprof/cmdline" && (code != http.StatusOK || !strings.Contains(body, "secret_key: <secret>")) {
+			t.Errorf("GET %s: %d %q, want the command line with the secret masked", p, code, body)
+		}
+	}
+	// Nor in the answers of remote write, refusals included.
+	if _, body := postBody(t, a.writeURL, "team-a", []byte("not snappy")); strings.Contains(body, secret) {
+		t.Error("a remote-write error shows the S3 secret key")
 	}
 	a.Stop(30 * time.Second)
 	if strings.Contains(a.Output().String(), secret) {
 		t.Error("the log shows the S3 secret key")
+	}
+	// atoll all says where it can be reached: here, the test's loopback
+	// addresses only.
+	if !strings.Contains(a.Output().String(), "atoll all is reachable from this host only") {
+		t.Error("atoll all did not say at start-up that it serves this host only")
 	}
 }
 
@@ -372,5 +387,11 @@ func TestQueryStatusEndpoints(t *testing.T) {
 	code, r := promAPI(t, base+"/api/v1", "/status/config", nil, nil)
 	if code != http.StatusOK || !strings.Contains(string(r.Data), "command: query") {
 		t.Errorf("/status/config of atoll query: %d %s", code, r.Data)
+	}
+	// Profiling is off unless --web.enable-pprof turns it on.
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/profile?seconds=1"} {
+		if code, _ := getBody(t, base+p, nil); code != http.StatusNotFound {
+			t.Errorf("GET %s without --web.enable-pprof: %d, want 404", p, code)
+		}
 	}
 }

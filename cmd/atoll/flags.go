@@ -21,17 +21,25 @@ import (
 	"github.com/atoll-metrics/atoll/tsdbshard"
 )
 
-// serverConfig is where a component listens.
+// serverConfig is where and how a component listens.
 type serverConfig struct {
 	httpAddress string
 	grpcAddress string
+	http        httpConfig
+	grpc        grpcServerConfig
 }
 
-func (c *serverConfig) register(cmd *kingpin.CmdClause) {
+// register registers the listeners' flags with the default host: all
+// interfaces for cluster components, loopback for `atoll all`.
+func (c *serverConfig) register(cmd *kingpin.CmdClause, host string, grpcServer bool) {
 	cmd.Flag("http-address", "Listen address for the HTTP API, UI, /metrics, /-/healthy and /-/ready.").
-		Default("0.0.0.0:10902").StringVar(&c.httpAddress)
+		Default(host + ":10902").StringVar(&c.httpAddress)
+	c.http.register(cmd)
 	cmd.Flag("grpc-address", "Listen address for gRPC: the Store API and writes forwarded between receivers.").
-		Default("0.0.0.0:10901").StringVar(&c.grpcAddress)
+		Default(host + ":10901").StringVar(&c.grpcAddress)
+	if grpcServer {
+		c.grpc.register(cmd)
+	}
 }
 
 // tsdbConfig configures the local TSDBs of a receiver.
@@ -145,9 +153,9 @@ type ingestConfig struct {
 	limitsFile    string
 }
 
-func (c *ingestConfig) register(cmd *kingpin.CmdClause) {
+func (c *ingestConfig) register(cmd *kingpin.CmdClause, host string) {
 	cmd.Flag("remote-write.address", "Listen address for Prometheus remote write (POST /api/v1/receive or /api/v1/write).").
-		Default("0.0.0.0:19291").StringVar(&c.address)
+		Default(host + ":19291").StringVar(&c.address)
 	cmd.Flag("receive.default-tenant", "Tenant of writes that carry neither a THANOS-TENANT nor an X-Scope-OrgID header.").
 		Default(tenant.Default).StringVar(&c.defaultTenant)
 	cmd.Flag("remote-write.max-request-size", "Largest snappy-compressed request body accepted; bigger ones get 413.").

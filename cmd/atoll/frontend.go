@@ -13,6 +13,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
+	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
@@ -122,7 +123,9 @@ func (c *frontendConfig) options(logger *slog.Logger, reg prometheus.Registerer)
 // queryFrontendConfig is `atoll query-frontend`.
 type queryFrontendConfig struct {
 	httpAddress string
+	http        httpConfig
 	downstreams []string
+	tripperFile string
 	frontend    frontendConfig
 }
 
@@ -131,8 +134,11 @@ func registerQueryFrontend(app *kingpin.Application, setups map[string]setupFunc
 	c := &queryFrontendConfig{}
 	cmd.Flag("http-address", "Listen address for the HTTP API, UI, /metrics, /-/healthy and /-/ready.").
 		Default("0.0.0.0:10902").StringVar(&c.httpAddress)
+	c.http.register(cmd)
 	cmd.Flag("query-frontend.downstream-url", "Base URL of a querier's Prometheus HTTP API (/api/v1/... is appended), e.g. http://querier:10902. Repeatable: requests go to each in turn, shards are spread over them, and a failed request is retried on the next.").
 		Required().PlaceHolder("<url>").StringsVar(&c.downstreams)
+	cmd.Flag("query-frontend.downstream-tripper-config-file", "YAML of how to reach the queriers, in Prometheus's HTTP client format (tls_config with ca_file, cert_file, key_file; basic_auth with password_file; ...), as Thanos. Without it, plain HTTP(S) with the system's roots; a client's own Authorization header is passed on either way.").
+		PlaceHolder("<file>").StringVar(&c.tripperFile)
 	c.frontend.register(cmd)
 	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
 		return setupQueryFrontend(g, logger, reg, c, flagValues(app, cmd))
@@ -144,12 +150,22 @@ func setupQueryFrontend(g *run.Group, logger *slog.Logger, reg *prometheus.Regis
 	if err != nil {
 		return nil, err
 	}
+	var tripper http.RoundTripper
+	if c.tripperFile != "" {
+		cfg, _, err := promconfig.LoadHTTPConfigFile(c.tripperFile)
+		if err != nil {
+			return nil, fmt.Errorf("--query-frontend.downstream-tripper-config-file: %w", err)
+		}
+		if tripper, err = promconfig.NewRoundTripperFromConfig(*cfg, "atoll-query-frontend"); err != nil {
+			return nil, fmt.Errorf("--query-frontend.downstream-tripper-config-file: %w", err)
+		}
+	}
 	for _, s := range c.downstreams {
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("--query-frontend.downstream-url %q: want http(s)://host:port[/path]", s)
+			return nil, fmt.Errorf("--query-frontend.downstream-url %q: want http(s)://host:port[/path]", maskedURLs(s))
 		}
-		opts.Downstreams = append(opts.Downstreams, frontend.Downstream{URL: u})
+		opts.Downstreams = append(opts.Downstreams, frontend.Downstream{URL: u, Transport: tripper})
 	}
 	fe, err := frontend.New(opts, logger.With("subsystem", "frontend"), reg)
 	if err != nil {
@@ -157,7 +173,7 @@ func setupQueryFrontend(g *run.Group, logger *slog.Logger, reg *prometheus.Regis
 	}
 	ready := &readiness{}
 	ready.block("queriers", "no querier answered yet")
-	mux := newOpsMux(reg, ready)
+	mux := newOpsMux(reg, ready, &c.http)
 	mux.Handle("/api/v1/", fe)
 	running := frontendRunningConfig{Command: "query-frontend", Flags: flags, Cache: c.frontend.cacheConfigUsed, Limits: c.frontend.limitsUsed}
 	mux.HandleFunc("GET /api/v1/status/config", running.serve)
@@ -165,7 +181,7 @@ func setupQueryFrontend(g *run.Group, logger *slog.Logger, reg *prometheus.Regis
 	wo.QueryAPI = true
 	wo.QueryAPIPassedOn = true
 	web.New(wo).Register(mux)
-	if _, err := addHTTPServer(g, logger, reg, "http", c.httpAddress, mux); err != nil {
+	if _, err := c.http.serve(g, logger, reg, "http", c.httpAddress, mux); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())

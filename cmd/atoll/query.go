@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 // knows and every store gateway given or discovered.
 type queryCmdConfig struct {
 	server        serverConfig
+	grpcClient    grpcClientConfig
 	query         queryConfig
 	ring          ring.Config
 	noRing        bool
@@ -32,7 +34,8 @@ type queryCmdConfig struct {
 func registerQuery(app *kingpin.Application, setups map[string]setupFunc) {
 	cmd := app.Command("query", "Run a querier: the Prometheus HTTP API over every receiver and store gateway, with replicas deduplicated.")
 	c := &queryCmdConfig{ring: ring.DefaultConfig()}
-	c.server.register(cmd)
+	c.server.register(cmd, "0.0.0.0", false)
+	c.grpcClient.register(cmd)
 	c.query.register(cmd)
 	c.ring.RegisterFlags(cmd)
 	c.checkInterval = model.Duration(5 * time.Second)
@@ -49,7 +52,11 @@ func registerQuery(app *kingpin.Application, setups map[string]setupFunc) {
 
 func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *queryCmdConfig, flags map[string]string) (func(), error) {
 	ready := &readiness{}
-	endpoints := storeapi.NewEndpoints(logger.With("subsystem", "endpoints"), reg)
+	dial, err := c.grpcClient.dialOption()
+	if err != nil {
+		return nil, err
+	}
+	endpoints := storeapi.NewEndpoints(logger.With("subsystem", "endpoints"), reg, dial)
 	q := querier.New(endpoints.Stores, c.query.options(), logger.With("subsystem", "querier"), reg)
 	apiOpts, err := c.query.apiOptions(flags)
 	if err != nil {
@@ -58,25 +65,40 @@ func setupQuery(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 	apiOpts.Ready = ready.isReady
 	apiOpts.BuildInfo = buildInfo()
 	apiOpts.Config = runningConfig{Command: "query", Flags: flags}.String()
-	mux := newOpsMux(reg, ready)
+	mux := newOpsMux(reg, ready, &c.server.http)
 	mux.Handle("/api/v1/", querier.NewAPI(q, apiOpts, logger.With("subsystem", "api"), reg, reg))
 	ringPage := &lateHandler{}
 	var joined atomic.Pointer[ring.Ring]
 	wo := c.query.webOptions(newWebOptions("query", c.ring.InstanceID, flags, logger))
 	wo.Stores = endpointStores(endpoints)
+	if err := c.server.http.prepare(); err != nil {
+		return nil, err
+	}
+	if c.server.http.security.TLS {
+		// Receivers serve the same web config: reach their tenant pages
+		// over TLS, trusting what their gRPC is trusted with.
+		tlsCfg, err := c.grpcClient.tls.TLSConfig()
+		if err != nil {
+			return nil, err
+		}
+		wo.ReceiverScheme = "https"
+		wo.Client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	}
 	if !c.noRing {
 		wo.Ring = ringPage
 		wo.Receivers = ringReceivers(&joined)
 	}
 	web.New(wo).Register(mux)
-	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
+	httpAddr, err := c.server.http.serve(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return nil, err
 	}
 
 	var rg *ring.Ring
 	if !c.noRing {
-		if rg, err = joinRing(g, logger, reg, c.ring, ring.RoleQuerier, httpAddr, nil, "", ready, ringPage); err != nil {
+		rc := c.ring
+		rc.Probe = memberProbe(dial)
+		if rg, err = joinRing(g, logger, reg, rc, ring.RoleQuerier, httpAddr, nil, "", ready, ringPage); err != nil {
 			return nil, err
 		}
 		joined.Store(rg)

@@ -17,6 +17,7 @@ import (
 	"github.com/atoll-metrics/atoll/ingest"
 	"github.com/atoll-metrics/atoll/ring"
 	"github.com/atoll-metrics/atoll/storeapi"
+	"github.com/atoll-metrics/atoll/tenant"
 	"github.com/atoll-metrics/atoll/tsdbshard"
 	"github.com/atoll-metrics/atoll/web"
 )
@@ -25,6 +26,7 @@ import (
 // stores its share of every series and serves the Store API over its heads.
 type receiveConfig struct {
 	server         serverConfig
+	grpcClient     grpcClientConfig
 	tsdb           tsdbConfig
 	ingest         ingestConfig
 	ring           ring.Config
@@ -34,14 +36,16 @@ type receiveConfig struct {
 	bucket         bucketConfig
 	flushOnStop    bool
 	replicaOOO     model.Duration
+	anyForwarder   bool
 }
 
 func registerReceive(app *kingpin.Application, setups map[string]setupFunc) {
 	cmd := app.Command("receive", "Run a receiver: remote write in, replicated over the ring, TSDB per tenant, Store API out.")
 	c := &receiveConfig{ring: ring.DefaultConfig()}
-	c.server.register(cmd)
+	c.server.register(cmd, "0.0.0.0", true)
+	c.grpcClient.register(cmd)
 	c.tsdb.register(cmd)
-	c.ingest.register(cmd)
+	c.ingest.register(cmd, "0.0.0.0")
 	c.ring.RegisterFlags(cmd)
 	c.forwardTimeout = model.Duration(5 * time.Second)
 	cmd.Flag("receive.replication-factor", "How many receivers store each series. A write succeeds when floor(RF/2)+1 of them stored every series.").
@@ -54,6 +58,8 @@ func registerReceive(app *kingpin.Application, setups map[string]setupFunc) {
 	c.bucket.register(cmd, "Without it, blocks stay on local disk.")
 	cmd.Flag("receive.flush-on-shutdown", "On SIGTERM, cut the heads into blocks and ship them (with a bucket), so a receiver leaving for good strands no data in its WAL.").
 		Default("true").BoolVar(&c.flushOnStop)
+	cmd.Flag("receive.forward.any-address", "Take forwarded writes from any address, not only from the ring's receivers. Only behind a proxy that hides peers' addresses (a service mesh); rely on mutual TLS then.").
+		BoolVar(&c.anyForwarder)
 	cmd.Flag("grpc-advertise-address", "Address (host:port) other members use for this member's gRPC. Derived from --grpc-address and the gossip address if empty.").
 		StringVar(&c.grpcAdvertise)
 	setups[cmd.FullCommand()] = func(g *run.Group, logger *slog.Logger, reg *prometheus.Registry) (func(), error) {
@@ -75,32 +81,41 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 		addBucketCheck(g, logger, bkt, ready)
 	}
 	core := newReceiverCore(storeapi.ComponentReceive)
-	mux := newOpsMux(reg, ready)
+	mux := newOpsMux(reg, ready, &c.server.http)
 	ringPage := &lateHandler{}
 	wo := newWebOptions(storeapi.ComponentReceive, c.ring.InstanceID, flags, logger)
 	wo.Ring = ringPage
 	wo.Tenants = receiverTenants(core, limits, reg)
 	web.New(wo).Register(mux)
-	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
+	httpAddr, err := c.server.http.serve(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return nil, err
 	}
-	if err := core.listen(g, logger, reg, c.ingest.address); err != nil {
+	if _, err := core.listen(g, logger, reg, c.ingest.address, &c.server.http); err != nil {
 		return nil, err
 	}
-	grpcServer := grpc.NewServer(grpcServerOptions()...)
+	grpcServer, err := c.server.grpc.server()
+	if err != nil {
+		return nil, err
+	}
 	storeapi.RegisterServer(grpcServer, core.store)
+	registerMemberHealth(grpcServer, c.ring.InstanceID)
 	// The forwarding service is registered before serving starts and
 	// answers Unavailable until the TSDBs are open.
 	var routerPtr atomic.Pointer[ingest.Router]
 	ingest.RegisterWriteServer(grpcServer, routerPtr.Load, ready.isReady)
-	grpcAddr, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer)
+	grpcAddr, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer, c.server.grpc.describe())
 	if err != nil {
 		return nil, err
 	}
 
+	dial, err := c.grpcClient.dialOption()
+	if err != nil {
+		return nil, err
+	}
 	rc := c.ring
 	rc.ReplicationFactor = c.rf
+	rc.Probe = memberProbe(dial)
 	rg, err := joinRing(g, logger, reg, rc, ring.RoleReceiver, httpAddr, grpcAddr, c.grpcAdvertise, ready, ringPage)
 	if err != nil {
 		return nil, err
@@ -121,6 +136,9 @@ func setupReceive(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c
 			ForwardTimeout:    time.Duration(c.forwardTimeout),
 			Limits:            limits,
 			RejectOutOfOrder:  c.tsdb.oooWindow == 0,
+			ReservedLabels:    []string{tenant.Label, c.ingest.replicaLabel},
+			DialOptions:       []grpc.DialOption{dial},
+			AnyForwarder:      c.anyForwarder,
 		}, logger.With("subsystem", "router"), reg)
 		routerPtr.Store(router)
 		core.serveWrites(router, &c.ingest, limits, ready, logger, reg)

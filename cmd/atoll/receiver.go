@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"net"
 	"net/http"
 	"sync/atomic"
 
@@ -37,12 +38,11 @@ func newReceiverCore(component string) *receiverCore {
 
 // listen serves remote write at both paths Prometheus users know; writes
 // get 503 until serveWrites is called.
-func (c *receiverCore) listen(g *run.Group, logger *slog.Logger, reg prometheus.Registerer, addr string) error {
+func (c *receiverCore) listen(g *run.Group, logger *slog.Logger, reg prometheus.Registerer, addr string, hc *httpConfig) (net.Addr, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/receive", &c.writes)
 	mux.Handle("/api/v1/write", &c.writes)
-	_, err := addHTTPServer(g, logger, reg, "remote-write", addr, mux)
-	return err
+	return hc.serve(g, logger, reg, "remote-write", addr, mux)
 }
 
 // open opens the tenant TSDBs, replaying their WALs. Call it once, from an

@@ -2,11 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/atoll-metrics/atoll/ring"
 )
@@ -36,4 +42,44 @@ func joinRing(g *run.Group, logger *slog.Logger, reg prometheus.Registerer, rc r
 		stop()
 	})
 	return rg, nil
+}
+
+// memberHealthService is the gRPC health service a member answers as
+// itself: the probe asks for the member's own id, so an address that
+// answers for another member (or for nobody) does not count.
+func memberHealthService(id string) string { return "atoll.member/" + id }
+
+// registerMemberHealth lets ring members probe this process's gRPC server
+// as the member id.
+func registerMemberHealth(s *grpc.Server, id string) {
+	h := health.NewServer()
+	h.SetServingStatus(memberHealthService(id), healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(s, h)
+}
+
+// memberProbe asks a member, over the gRPC credentials of this process,
+// whether it serves as itself at its gRPC address: with mutual TLS only a
+// member holding a certificate of the cluster's CA can answer.
+func memberProbe(dial grpc.DialOption) func(ctx context.Context, m ring.Member) error {
+	return func(ctx context.Context, m ring.Member) error {
+		conn, err := grpc.NewClient(m.GRPCAddr, dial)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: memberHealthService(m.ID)})
+		if status.Code(err) == codes.Unimplemented {
+			// A member of a version without the health service: it
+			// answered, past the handshake, which is what matters for a
+			// rolling upgrade.
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("%s answers %s for member %s", m.GRPCAddr, resp.GetStatus(), m.ID)
+		}
+		return nil
+	}
 }

@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -21,13 +16,9 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc"
 
 	"github.com/atoll-metrics/atoll/bucket"
 )
-
-// shutdownGrace bounds how long servers wait for requests in flight.
-const shutdownGrace = 15 * time.Second
 
 // readiness is the process's ready state, served at /-/ready and consulted by
 // handlers that must refuse work while starting or stopping. Besides the
@@ -140,10 +131,14 @@ func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // newOpsMux serves what every component serves: /metrics, /-/healthy,
-// /-/ready and pprof.
-func newOpsMux(reg *prometheus.Registry, ready *readiness) *http.ServeMux {
+// /-/ready, and pprof when enabled.
+func newOpsMux(reg *prometheus.Registry, ready *readiness, hc *httpConfig) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	var gatherer prometheus.Gatherer = reg
+	if !hc.perTenantMetrics {
+		gatherer = tenantsSummed{reg}
+	}
+	mux.Handle("/metrics", promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
 		Registry:          reg,
 		EnableOpenMetrics: true,
 	})))
@@ -157,173 +152,13 @@ func newOpsMux(reg *prometheus.Registry, ready *readiness) *http.ServeMux {
 		}
 		_, _ = io.WriteString(w, "atoll is ready.\n")
 	})
+	if !hc.pprof {
+		return mux
+	}
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", maskedCmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
-}
-
-// maskedCmdline serves the command line as pprof does, with the secrets
-// an inline bucket config holds masked.
-func maskedCmdline(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	args := slices.Clone(os.Args)
-	for i, a := range args {
-		switch {
-		case strings.HasPrefix(a, "--objstore.config="):
-			args[i] = "--objstore.config=" + maskedBucketYAML(strings.TrimPrefix(a, "--objstore.config="))
-		case a == "--objstore.config" && i+1 < len(args):
-			args[i+1] = maskedBucketYAML(args[i+1])
-		}
-	}
-	_, _ = io.WriteString(w, strings.Join(args, "\x00"))
-}
-
-// addHTTPServer listens at once, so a taken port fails the start rather
-// than a later request, and serves h until interrupted. A handler that
-// panics answers 500 (see recoverPanics) instead of dropping the connection.
-func addHTTPServer(g *run.Group, logger *slog.Logger, reg prometheus.Registerer, name, addr string, h http.Handler) (net.Addr, error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen for %s on %s: %w", name, addr, err)
-	}
-	srv := &http.Server{
-		Handler:           recoverPanics(h, name, logger, panicCounter(reg)),
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	logger.Info("listening", "server", name, "address", l.Addr().String())
-	g.Add(func() error {
-		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("%s server: %w", name, err)
-		}
-		return nil
-	}, func(error) {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	return l.Addr(), nil
-}
-
-// panicCounter returns the process's count of handler panics; every
-// server of the process shares it, told apart by the server label.
-func panicCounter(reg prometheus.Registerer) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "atoll_http_panics_total",
-		Help: "HTTP requests whose handler panicked; each was answered 500 and logged with its stack.",
-	}, []string{"server"})
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing
-			}
-		}
-	}
-	return c
-}
-
-// recoverPanics turns a panicking handler into a 500, a count and an error
-// log with the stack. Without it net/http recovers the panic by closing the
-// connection, which a client sees as an empty reply and nobody counts. When
-// the handler had already started its answer, the status can no longer be
-// changed, so the connection is aborted as net/http would have done.
-func recoverPanics(h http.Handler, server string, logger *slog.Logger, panics *prometheus.CounterVec) http.Handler {
-	panics.WithLabelValues(server)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rw := &headerWatcher{ResponseWriter: w}
-		defer func() {
-			p := recover()
-			if p == nil {
-				return
-			}
-			if p == http.ErrAbortHandler {
-				panic(p)
-			}
-			panics.WithLabelValues(server).Inc()
-			outcome := "answered 500"
-			if rw.wroteHeader {
-				outcome = "aborted the response it had started"
-			}
-			logger.Error("HTTP handler panicked; "+outcome, "server", server, "method", r.Method,
-				"path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			if rw.wroteHeader {
-				panic(http.ErrAbortHandler)
-			}
-			// Drop what the handler had set for its own answer (a
-			// Content-Encoding, say), which would garble this one.
-			clear(w.Header())
-			http.Error(w, fmt.Sprintf("internal error: the handler of %s failed; this is a bug, see the server log", r.URL.Path), http.StatusInternalServerError)
-		}()
-		h.ServeHTTP(rw, r)
-	})
-}
-
-// headerWatcher notes whether the answer has started.
-type headerWatcher struct {
-	http.ResponseWriter
-	wroteHeader bool
-}
-
-func (w *headerWatcher) WriteHeader(code int) {
-	w.wroteHeader = true
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *headerWatcher) Write(b []byte) (int, error) {
-	w.wroteHeader = true
-	return w.ResponseWriter.Write(b)
-}
-
-// Flush keeps streaming answers (server-sent events) working through the
-// wrapper.
-func (w *headerWatcher) Flush() {
-	w.wroteHeader = true
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer.
-func (w *headerWatcher) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// addGRPCServer listens at once and serves s until interrupted, letting
-// streams in flight finish within the grace period.
-func addGRPCServer(g *run.Group, logger *slog.Logger, addr string, s *grpc.Server) (net.Addr, error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen for gRPC on %s: %w", addr, err)
-	}
-	logger.Info("listening", "server", "grpc", "address", l.Addr().String())
-	g.Add(func() error {
-		return s.Serve(l)
-	}, func(error) {
-		done := make(chan struct{})
-		go func() {
-			s.GracefulStop()
-			close(done)
-		}()
-		select {
-		case <-done:
-		case <-time.After(shutdownGrace):
-			s.Stop()
-		}
-	})
-	return l.Addr(), nil
-}
-
-// grpcServerOptions size messages for batches of series and chunks.
-func grpcServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(64 << 20),
-		grpc.MaxSendMsgSize(64 << 20),
-	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
-	"google.golang.org/grpc"
 
 	"github.com/atoll-metrics/atoll/ring"
 	"github.com/atoll-metrics/atoll/storeapi"
@@ -39,7 +38,7 @@ type storeConfig struct {
 func registerStore(app *kingpin.Application, setups map[string]setupFunc) {
 	cmd := app.Command("store", "Run a store gateway: serve the blocks of a bucket through the Store API, with bounded memory.")
 	c := &storeConfig{ring: ring.DefaultConfig()}
-	c.server.register(cmd)
+	c.server.register(cmd, "0.0.0.0", true)
 	c.bucket.register(cmd, "Default: a filesystem bucket in <data-dir>/bucket, where `atoll all` ships its blocks.")
 	c.ring.RegisterFlags(cmd)
 	c.syncInterval = model.Duration(3 * time.Minute)
@@ -96,7 +95,7 @@ func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 
 	ready := &readiness{}
 	addBucketCheck(g, logger, bkt, ready)
-	mux := newOpsMux(reg, ready)
+	mux := newOpsMux(reg, ready, &c.server.http)
 	ringPage := &lateHandler{}
 	wo := newWebOptions(storeapi.ComponentStore, c.ring.InstanceID, flags, logger)
 	wo.Blocks = bucketBlocks(bkt, logger)
@@ -104,13 +103,17 @@ func setupStore(g *run.Group, logger *slog.Logger, reg *prometheus.Registry, c *
 		wo.Ring = ringPage
 	}
 	web.New(wo).Register(mux)
-	httpAddr, err := addHTTPServer(g, logger, reg, "http", c.server.httpAddress, mux)
+	httpAddr, err := c.server.http.serve(g, logger, reg, "http", c.server.httpAddress, mux)
 	if err != nil {
 		return cleanup, err
 	}
-	grpcServer := grpc.NewServer(grpcServerOptions()...)
+	grpcServer, err := c.server.grpc.server()
+	if err != nil {
+		return cleanup, err
+	}
 	storeapi.RegisterServer(grpcServer, gw)
-	grpcAddr, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer)
+	registerMemberHealth(grpcServer, c.ring.InstanceID)
+	grpcAddr, err := addGRPCServer(g, logger, c.server.grpcAddress, grpcServer, c.server.grpc.describe())
 	if err != nil {
 		return cleanup, err
 	}

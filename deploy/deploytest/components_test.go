@@ -80,7 +80,10 @@ func runComponents(t *testing.T) (exposedMetrics, error) {
 			"--http-address="+c.http, "--grpc-address="+c.grpc, "--remote-write.address="+write,
 			"--ring.listen-address="+c.gossip, "--ring.join="+recvA.gossip, "--ring.instance-id="+c.name,
 			"--receive.replication-factor=2", "--receive.forward-timeout=2s",
-			blockDuration, "--shipper.interval=1s", bucket)
+			blockDuration, "--shipper.interval=1s", bucket,
+			// The dashboards and alerts show each tenant, as the deploy
+			// files' receivers do.
+			"--metrics.per-tenant")
 	}
 	store := newComponent("store")
 	store.p = startProcess(t, "store", bin, "store",
@@ -101,7 +104,7 @@ func runComponents(t *testing.T) (exposedMetrics, error) {
 	all.write = "http://" + allWrite + "/api/v1/receive"
 	all.p = startProcess(t, "all", bin, "all",
 		"--data-dir="+filepath.Join(dir, "all"), "--http-address="+all.http, "--grpc-address="+all.grpc,
-		"--remote-write.address="+allWrite, blockDuration, "--shipper.interval=1s", "--compact.interval=1s")
+		"--remote-write.address="+allWrite, blockDuration, "--shipper.interval=1s", "--compact.interval=1s", "--metrics.per-tenant")
 	components := []*component{recvA, recvB, store, query, compact, all}
 
 	waitFor := func(timeout time.Duration, what string, f func() error) error {

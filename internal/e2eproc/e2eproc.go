@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"go/build"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,12 +136,19 @@ func (p *Process) Kill() {
 // the process exits first.
 func (p *Process) WaitReady(url string, timeout time.Duration) {
 	p.t.Helper()
-	err := localnet.WaitReady(context.Background(), url, timeout, p.done)
+	p.WaitReadyWith(http.DefaultClient, url, timeout)
+}
+
+// WaitReadyWith is WaitReady through client (one that trusts a test CA,
+// say), credentials in the URL.
+func (p *Process) WaitReadyWith(client *http.Client, url string, timeout time.Duration) {
+	p.t.Helper()
+	err := localnet.WaitReadyWith(context.Background(), client, url, timeout, p.done)
 	switch {
 	case errors.Is(err, localnet.ErrExited):
 		p.t.Fatalf("%s exited before it was ready:\n%s", p.name, p.out.Tail(tailBytes))
 	case err != nil:
-		p.t.Fatalf("%s not ready at %s within %s:\n%s", p.name, url, timeout, p.out.Tail(tailBytes))
+		p.t.Fatalf("%s not ready: %v:\n%s", p.name, err, p.out.Tail(tailBytes))
 	}
 }
 

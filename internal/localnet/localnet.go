@@ -48,6 +48,12 @@ var ErrExited = errors.New("exited before it was ready")
 // exited (which may be nil) is closed: the process that should answer is
 // gone.
 func WaitReady(ctx context.Context, url string, timeout time.Duration, exited <-chan struct{}) error {
+	return WaitReadyWith(ctx, http.DefaultClient, url, timeout, exited)
+}
+
+// WaitReadyWith is WaitReady through client, e.g. one that trusts a test
+// CA; credentials go in the URL (https://user:password@host/-/ready).
+func WaitReadyWith(ctx context.Context, client *http.Client, url string, timeout time.Duration, exited <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
@@ -55,7 +61,7 @@ func WaitReady(ctx context.Context, url string, timeout time.Duration, exited <-
 		if err != nil {
 			return err
 		}
-		if resp, err := http.DefaultClient.Do(req); err == nil {
+		if resp, err := client.Do(req); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -64,9 +70,9 @@ func WaitReady(ctx context.Context, url string, timeout time.Duration, exited <-
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("%s: %w", url, ErrExited)
+			return fmt.Errorf("%s: %w", req.URL.Redacted(), ErrExited)
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready: %w", url, ctx.Err())
+			return fmt.Errorf("%s not ready: %w", req.URL.Redacted(), ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
